@@ -1,0 +1,55 @@
+"""One exception hierarchy for the whole package.
+
+Every error carries what a user needs to fix the problem (the raw line and the reason, the file and
+line of a bad setting, the port that failed), and builds its own message from it, so callers never
+format error text themselves.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "LinkError", "ProtocolError", "S0pcmError"]
+
+
+class S0pcmError(Exception):
+    """Base of every error raised on purpose by s0pcm."""
+
+
+class ProtocolError(S0pcmError):
+    """A line from the module (or a threshold command) that is not valid.
+
+    `raw` is the offending text as received (after 7-bit masking), `reason` says what is wrong in
+    words a user can act on. A reader logs it, counts it and carries on: one bad line never stops
+    the reader and is never taken as a zero.
+    """
+
+    def __init__(self, raw: str, reason: str) -> None:
+        self.raw = raw
+        self.reason = reason
+        super().__init__(f"{reason}: {raw!r}")
+
+
+class ConfigError(S0pcmError):
+    """A setting that cannot be used; names the file, the key and the line where known."""
+
+    def __init__(
+        self, message: str, *, file: str | None = None, key: str | None = None, line: int | None = None
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.key = key
+        self.line = line
+        where = ""
+        if file is not None:
+            where = file if line is None else f"{file}:{line}"
+        if key is not None:
+            where = f"{where} [{key}]" if where else f"[{key}]"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class LinkError(S0pcmError):
+    """The serial port cannot be found or opened."""
+
+    def __init__(self, port: str | None, reason: str) -> None:
+        self.port = port
+        self.reason = reason
+        super().__init__(f"{port or '(auto)'}: {reason}")

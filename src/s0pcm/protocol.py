@@ -1,0 +1,372 @@
+"""The S0PCM wire protocol, sans-io: bytes in, typed records out, and records back to text.
+
+Nothing here touches a port, a clock or a file, so the serial link, the emulator, capture replay
+and the tests all share exactly the same framing and parsing.
+
+The module prints (see the manual in the project's shared seed):
+
+* a header once after start-up: ``/8237:S0 Pulse Counter V0.6 - 30/30/30/30/30ms`` (older
+  firmware has no threshold part; some print a space after the first colon);
+* a data record every interval (10 s): ``ID:8237:I:10:M1:0:24130:M2:0:0`` for the S0PCM-2, up to
+  ``M5`` for the S0PCM-5; per register the pulses in the last interval, then the pulses since
+  the module's last start-up.
+
+The module also listens, for 10 s after power-up, for threshold commands ``Tx=y;``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Final
+
+from .errors import ProtocolError
+
+__all__ = [
+    "MAX_LINE",
+    "THRESHOLD_MS_MAX",
+    "THRESHOLD_MS_MIN",
+    "Decoder",
+    "Header",
+    "Model",
+    "Record",
+    "Register",
+    "Rejected",
+    "Telegram",
+    "Thresholds",
+    "parse_header",
+    "parse_line",
+    "parse_telegram",
+    "parse_thresholds",
+]
+
+#: Longest line the framer keeps. A valid S0PCM-5 record with ten-digit counters is 151 characters;
+#: anything longer is garbage (or lines merged by a lost newline) and must not grow memory.
+MAX_LINE: Final = 256
+#: The range we accept for a threshold, in ms. The S0 standard pulse is at least 30 ms; meters that
+#: do not comply use from a few ms to a few hundred. Outside 1..1000 ms a threshold is a typo.
+THRESHOLD_MS_MIN: Final = 1
+THRESHOLD_MS_MAX: Final = 1000
+#: Counters are printed in decimal; more digits than a 32-bit counter needs is noise, not a count.
+_MAX_DIGITS: Final = 10
+
+
+class Model(IntEnum):
+    """The two modules; the value is the number of registers."""
+
+    S0PCM2 = 2
+    S0PCM5 = 5
+
+    @property
+    def label(self) -> str:
+        return f"S0PCM-{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """One register of a data record."""
+
+    #: Pulses counted in the last interval.
+    interval: int
+    #: Pulses counted since the module's last start-up: the authority for the ledger.
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class Telegram:
+    """A data record: ``ID:a:I:b:M1:c:d:...``."""
+
+    module_id: str
+    #: The interval between records in seconds, as the firmware prints it (10).
+    interval: int
+    registers: tuple[Register, ...]
+
+    @property
+    def model(self) -> Model:
+        return Model(len(self.registers))
+
+    def to_line(self) -> str:
+        """The record as the module prints it (without line ending)."""
+        regs = ":".join(
+            f"M{n}:{r.interval}:{r.total}" for n, r in enumerate(self.registers, start=1)
+        )
+        return f"ID:{self.module_id}:I:{self.interval}:{regs}"
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The start-up header: ``/8237:S0 Pulse Counter V0.6 - 30/30/30/30/30ms``.
+
+    A header whose text we do not recognise is kept (``firmware`` and ``thresholds`` are None)
+    rather than rejected: a future firmware must not make the logger blind to start-ups.
+    """
+
+    module_id: str
+    #: Everything after the colon (and the optional space), as received.
+    text: str
+    #: Firmware version as printed, e.g. ``"V0.6"``; None when the text is not recognised.
+    firmware: str | None = None
+    #: Per-register thresholds in ms; None for firmware before V0.6 or unrecognised text.
+    thresholds: tuple[int, ...] | None = None
+    #: Whether the module printed a space after the first colon (kept so formatting round-trips).
+    space: bool = False
+
+    @classmethod
+    def make(
+        cls,
+        module_id: str,
+        *,
+        firmware: str = "V0.6",
+        thresholds: tuple[int, ...] | None = None,
+        space: bool = False,
+    ) -> Header:
+        """A header as the firmware would print it."""
+        text = f"S0 Pulse Counter {firmware}"
+        if thresholds is not None:
+            text += " - " + "/".join(str(t) for t in thresholds) + "ms"
+        return cls(module_id, text, firmware, thresholds, space)
+
+    @property
+    def recognised(self) -> bool:
+        return self.firmware is not None
+
+    def to_line(self) -> str:
+        return f"/{self.module_id}:{' ' if self.space else ''}{self.text}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A line that was not accepted, with the reason; counted and logged, never a zero."""
+
+    raw: str
+    reason: str
+
+
+Record = Header | Telegram
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """A threshold command ``Tx=y;...``: (register, ms) pairs in the order given."""
+
+    values: tuple[tuple[int, int], ...]
+
+    def to_command(self) -> str:
+        return "".join(f"T{reg}={ms};" for reg, ms in self.values)
+
+    def as_dict(self) -> dict[int, int]:
+        return dict(self.values)
+
+    def confirmed_by(self, header: Header) -> bool:
+        """Whether a start-up header shows every threshold of this command."""
+        shown = header.thresholds
+        if shown is None:
+            return False
+        return all(reg <= len(shown) and shown[reg - 1] == ms for reg, ms in self.values)
+
+
+# --- parsing -------------------------------------------------------------------------------------
+
+_HEADER_RE: Final = re.compile(r"/(\w+):( ?)([\x20-\x7e]*)")
+_HEADER_TEXT_RE: Final = re.compile(
+    r"S0 Pulse Counter (V\d+(?:\.\d+)*)(?: - (\d{1,4}(?:/\d{1,4})*)ms)?"
+)
+_THRESHOLD_RE: Final = re.compile(r"T(\d)=(\d{1,5})")
+# Field positions of a data record: label, interval count, total, for each register.
+_FIELDS_FOR: Final = {4 + 3 * m: Model(m) for m in (2, 5)}
+_LABELS: Final = tuple(f"M{n}" for n in range(1, 6))
+
+
+def _number(line: str, text: str, what: str) -> int:
+    if not (text.isdigit() and len(text) <= _MAX_DIGITS):
+        raise ProtocolError(line, f"{what} is not a non-negative integer: {text!r}")
+    return int(text)
+
+
+def parse_telegram(line: str) -> Telegram:
+    """Parse a data record strictly: field count, labels in order, non-negative integers."""
+    if not line.isascii():
+        raise ProtocolError(line, "non-ASCII characters in data record")
+    parts = line.split(":")
+    model = _FIELDS_FOR.get(len(parts))
+    if parts[0] != "ID" or len(parts) < 2:
+        raise ProtocolError(line, "not a data record (must start with 'ID:')")
+    if model is None:
+        raise ProtocolError(
+            line, f"expected 10 or 19 fields (S0PCM-2 or S0PCM-5), got {len(parts)}"
+        )
+    if parts[2] != "I":
+        raise ProtocolError(line, f"expected 'I' as third field, got {parts[2]!r}")
+    module_id = parts[1]
+    if not (module_id.isdigit() and len(module_id) <= _MAX_DIGITS):
+        raise ProtocolError(line, f"module id is not a number: {module_id!r}")
+    interval = _number(line, parts[3], "interval")
+    if interval == 0:
+        raise ProtocolError(line, "interval is 0 s")
+    registers = []
+    for n in range(model.value):
+        base = 4 + 3 * n
+        if parts[base] != _LABELS[n]:
+            raise ProtocolError(line, f"expected label {_LABELS[n]}, got {parts[base]!r}")
+        registers.append(
+            Register(
+                _number(line, parts[base + 1], f"M{n + 1} interval count"),
+                _number(line, parts[base + 2], f"M{n + 1} total"),
+            )
+        )
+    return Telegram(module_id, interval, tuple(registers))
+
+
+def parse_header(line: str) -> Header:
+    """Parse a start-up header; unrecognised text after the id is kept, not fatal."""
+    m = _HEADER_RE.fullmatch(line)
+    if m is None:
+        raise ProtocolError(line, "malformed header (expected '/<id>:<text>')")
+    module_id, space, text = m.groups()
+    t = _HEADER_TEXT_RE.fullmatch(text)
+    if t is None:
+        return Header(module_id, text, None, None, bool(space))
+    firmware, thresholds = t.groups()
+    values = None if thresholds is None else tuple(int(v) for v in thresholds.split("/"))
+    return Header(module_id, text, firmware, values, bool(space))
+
+
+def parse_line(line: str) -> Record:
+    """Parse one line (without its line ending) into a header or a data record."""
+    if line.startswith("/"):
+        return parse_header(line)
+    return parse_telegram(line)
+
+
+def parse_thresholds(text: str, *, model: Model = Model.S0PCM5) -> Thresholds:
+    """Parse and validate a threshold command such as ``T3=50;T5=90;``.
+
+    The final ``;`` may be missing (the manual's own example omits it); whitespace around the
+    command is ignored. Registers must exist on the model and appear once; values must lie in
+    ``THRESHOLD_MS_MIN..THRESHOLD_MS_MAX`` ms.
+    """
+    body = text.strip()
+    if not body:
+        raise ProtocolError(text, "empty threshold command")
+    items = body.removesuffix(";").split(";")
+    values: list[tuple[int, int]] = []
+    for item in items:
+        m = _THRESHOLD_RE.fullmatch(item)
+        if m is None:
+            raise ProtocolError(text, f"expected 'Tx=y;' (x register, y ms), got {item!r}")
+        reg, ms = int(m.group(1)), int(m.group(2))
+        if not 1 <= reg <= model.value:
+            raise ProtocolError(text, f"register {reg} does not exist on the {model.label}")
+        if not THRESHOLD_MS_MIN <= ms <= THRESHOLD_MS_MAX:
+            raise ProtocolError(
+                text,
+                f"threshold {ms} ms for register {reg} is outside "
+                f"{THRESHOLD_MS_MIN}..{THRESHOLD_MS_MAX} ms",
+            )
+        if any(r == reg for r, _ in values):
+            raise ProtocolError(text, f"register {reg} given twice")
+        values.append((reg, ms))
+    return Thresholds(tuple(values))
+
+
+# --- framing -------------------------------------------------------------------------------------
+
+# The port runs 7E1; on an 8-bit path (a pseudo-terminal, a misconfigured port) the parity bit
+# shows up as the high bit. Masking keeps the text.
+_MASK_7BIT: Final = bytes(b & 0x7F for b in range(256))
+
+
+@dataclass(slots=True)
+class Decoder:
+    """Turns a byte stream into headers, data records and rejected lines.
+
+    Feed it arbitrary chunks. It accepts CR LF, LF and CR endings, masks bytes to 7 bits, drops
+    blank lines, bounds line length, and checks that data records belong to the module that
+    printed the last header and keep its register count (a truncated S0PCM-5 line that happens
+    to parse as an S0PCM-2 must not pass). Call :meth:`reset` after every (re)connect: the first
+    line on a freshly opened port is usually partial, and is then rejected with its own reason.
+    """
+
+    max_line: int = MAX_LINE
+    #: The model the module is known to be (from configuration); fewer registers are rejected.
+    model: Model | None = None
+    #: Id of the last header seen; data records with another id are rejected.
+    module_id: str | None = None
+    _buf: bytes = b""
+    _discarding: bool = False
+    _first: bool = True
+    _registers: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            self._registers = self.model.value
+
+    def reset(self) -> None:
+        """Forget any partial line; the next line may be cut at its start."""
+        self._buf = b""
+        self._discarding = False
+        self._first = True
+
+    def feed(self, data: bytes) -> list[Header | Telegram | Rejected]:
+        """Take a chunk of bytes, return the complete lines' records in order."""
+        pieces = data.translate(_MASK_7BIT).replace(b"\r", b"\n").split(b"\n")
+        out: list[Header | Telegram | Rejected] = []
+        if self._discarding:
+            if len(pieces) == 1:
+                return out
+            pieces[0] = b""  # the tail of the overlong line
+            self._discarding = False
+        else:
+            pieces[0] = self._buf + pieces[0]
+        tail = pieces.pop()
+        for piece in pieces:
+            if piece:
+                out.append(self._line(piece))
+        if len(tail) > self.max_line:
+            out.append(self._too_long(tail))
+            self._buf = b""
+            self._discarding = True
+        else:
+            self._buf = tail
+        return out
+
+    def _too_long(self, piece: bytes) -> Rejected:
+        self._first = False
+        return Rejected(
+            piece[: self.max_line].decode("ascii") + "...",
+            f"line longer than {self.max_line} bytes",
+        )
+
+    def _line(self, piece: bytes) -> Header | Telegram | Rejected:
+        if len(piece) > self.max_line:
+            return self._too_long(piece)
+        return self.feed_line(piece.decode("ascii"))
+
+    def feed_line(self, line: str) -> Header | Telegram | Rejected:
+        """Check one complete line (no line ending) in the context of the stream."""
+        first, self._first = self._first, False
+        try:
+            record = parse_line(line)
+        except ProtocolError as e:
+            if first:
+                return Rejected(line, f"partial line after connect ({e.reason})")
+            return Rejected(line, e.reason)
+        if isinstance(record, Header):
+            if record.module_id != self.module_id and self.module_id is not None:
+                self._registers = self.model.value if self.model is not None else 0
+            self.module_id = record.module_id
+            return record
+        header_id = self.module_id
+        if header_id is not None and header_id.isdigit() and header_id != record.module_id:
+            return Rejected(
+                line, f"module id {record.module_id} differs from the header's {header_id}"
+            )
+        count = len(record.registers)
+        if count < self._registers:
+            return Rejected(
+                line,
+                f"{count} registers where this module has {self._registers} (truncated line?)",
+            )
+        self._registers = count
+        return record
