@@ -32,7 +32,12 @@ class ConfigError(S0pcmError):
     """A setting that cannot be used; names the file, the key and the line where known."""
 
     def __init__(
-        self, message: str, *, file: str | None = None, key: str | None = None, line: int | None = None
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
     ) -> None:
         self.message = message
         self.file = file

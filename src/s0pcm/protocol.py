@@ -168,11 +168,13 @@ class Thresholds:
 
 # --- parsing -------------------------------------------------------------------------------------
 
-_HEADER_RE: Final = re.compile(r"/(\w+):( ?)([\x20-\x7e]*)")
+_HEADER_RE: Final = re.compile(r"/(\d{1,10}):( ?)([\x20-\x7e]*)", re.ASCII)
 _HEADER_TEXT_RE: Final = re.compile(
     r"S0 Pulse Counter (V\d+(?:\.\d+)*)(?: - (\d{1,4}(?:/\d{1,4})*)ms)?"
 )
-_THRESHOLD_RE: Final = re.compile(r"T(\d)=(\d{1,5})")
+_THRESHOLD_RE: Final = re.compile(r"T(\d)=(\d{1,5})", re.ASCII)
+# A data record inside a header's text: the line ending between the two was lost.
+_MERGED_RE: Final = re.compile(r"ID:\d+:", re.ASCII)
 # Field positions of a data record: label, interval count, total, for each register.
 _FIELDS_FOR: Final = {4 + 3 * m: Model(m) for m in (2, 5)}
 _LABELS: Final = tuple(f"M{n}" for n in range(1, 6))
@@ -226,6 +228,8 @@ def parse_header(line: str) -> Header:
     module_id, space, text = m.groups()
     t = _HEADER_TEXT_RE.fullmatch(text)
     if t is None:
+        if _MERGED_RE.search(text):
+            raise ProtocolError(line, "header merged with a data record (line ending lost?)")
         return Header(module_id, text, None, None, bool(space))
     firmware, thresholds = t.groups()
     values = None if thresholds is None else tuple(int(v) for v in thresholds.split("/"))
@@ -297,6 +301,8 @@ class Decoder:
     _discarding: bool = False
     _first: bool = True
     _registers: int = field(default=0)
+    #: The module `_registers` was learned from; another module's records start afresh.
+    _registers_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -353,8 +359,7 @@ class Decoder:
                 return Rejected(line, f"partial line after connect ({e.reason})")
             return Rejected(line, e.reason)
         if isinstance(record, Header):
-            if record.module_id != self.module_id and self.module_id is not None:
-                self._registers = self.model.value if self.model is not None else 0
+            self._learn_module(record.module_id)
             self.module_id = record.module_id
             return record
         header_id = self.module_id
@@ -362,6 +367,7 @@ class Decoder:
             return Rejected(
                 line, f"module id {record.module_id} differs from the header's {header_id}"
             )
+        self._learn_module(record.module_id)
         count = len(record.registers)
         if count < self._registers:
             return Rejected(
@@ -370,3 +376,9 @@ class Decoder:
             )
         self._registers = count
         return record
+
+    def _learn_module(self, module_id: str) -> None:
+        """Forget the register count learned from another module (the module was swapped)."""
+        if module_id != self._registers_id:
+            self._registers = self.model.value if self.model is not None else 0
+            self._registers_id = module_id

@@ -1,0 +1,377 @@
+"""The serial link to a module: open, read, reconnect, watchdog, threshold commands.
+
+A thin I/O shell over :class:`s0pcm.protocol.Decoder`: it owns the port and the clock, nothing
+about the protocol. It yields :data:`Event` values forever (until closed): what was received, and
+what happened to the connection. A failed open, an unplugged cable or a silent module never ends
+the iterator; the link waits (with back-off) and opens the port again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import os
+import termios
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import serial
+import serial_asyncio_fast
+from serial.tools import list_ports
+
+from .errors import ConfigError, LinkError
+from .protocol import Decoder, Header, Model, Rejected, Telegram, Thresholds
+
+__all__ = [
+    "FRAMING_7E1",
+    "FRAMING_8N1",
+    "Connected",
+    "Disconnected",
+    "Event",
+    "Framing",
+    "Link",
+    "LinkStats",
+    "Received",
+    "ThresholdsResult",
+    "ThresholdsSent",
+    "find_ports",
+]
+
+log = logging.getLogger(__name__)
+#: Rejected lines are logged here, so a front end that shows them itself can silence this one.
+rejected_log = logging.getLogger(__name__ + ".rejected")
+
+#: USB vendor ids the module shows up with: Arduino (two ids) or a CH340 bridge.
+USB_VENDOR_IDS: Final = frozenset({0x2341, 0x2A03, 0x1A86})
+#: Seconds the module waits between records, when no record told us yet.
+DEFAULT_INTERVAL: Final = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """Serial framing. The module talks 9600 7E1; a pseudo-terminal only carries 8N1."""
+
+    baudrate: int = 9600
+    bytesize: int = 7
+    parity: str = "E"
+    stopbits: int = 1
+
+    @classmethod
+    def parse(cls, text: str, *, baudrate: int = 9600) -> Framing:
+        """``7E1``, ``8N1``...: data bits, parity (N/E/O/M/S), stop bits."""
+        t = text.strip().upper()
+        if len(t) != 3 or t[0] not in "5678" or t[1] not in "NEOMS" or t[2] not in "12":
+            raise ConfigError(f"framing {text!r} is not like 7E1 or 8N1", key="framing")
+        return cls(baudrate, int(t[0]), t[1], int(t[2]))
+
+    def __str__(self) -> str:
+        return f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
+
+
+FRAMING_7E1: Final = Framing()
+FRAMING_8N1: Final = Framing(bytesize=8, parity="N")
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    at: float
+    port: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    at: float
+    port: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A line from the module: a header, a data record, or a rejected line with its reason."""
+
+    at: float
+    record: Header | Telegram | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdsSent:
+    at: float
+    command: Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdsResult:
+    """The start-up header after a threshold command: whether the module took it."""
+
+    at: float
+    command: Thresholds
+    header: Header
+    taken: bool
+
+
+Event = Connected | Disconnected | Received | ThresholdsSent | ThresholdsResult
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters for health reporting; every rejected line is counted here."""
+
+    connects: int = 0
+    headers: int = 0
+    telegrams: int = 0
+    rejected: int = 0
+    watchdog_resets: int = 0
+    last_telegram_at: float | None = None
+    last_reason: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+# --- finding the port ----------------------------------------------------------------------------
+
+
+def find_ports() -> list[str]:
+    """Ports that look like an S0PCM, best first: stable /dev/serial/by-id names when present."""
+    by_id = {os.path.realpath(p): p for p in sorted(glob.glob("/dev/serial/by-id/*"))}
+    found = []
+    for info in list_ports.comports():
+        if info.vid in USB_VENDOR_IDS:
+            found.append(by_id.get(os.path.realpath(info.device), info.device))
+    return found
+
+
+# --- the link ------------------------------------------------------------------------------------
+
+
+_CSIZE: Final = {5: termios.CS5, 6: termios.CS6, 7: termios.CS7, 8: termios.CS8}
+
+
+class _Watchdog(Exception):
+    pass
+
+
+class Link:
+    """A module on a serial port, as an async stream of :data:`Event`.
+
+    Usage::
+
+        link = Link("/dev/ttyACM0")
+        async for event in link.events():
+            ...
+
+    ``port=None`` finds the module by USB vendor id (see :func:`find_ports`) on every (re)connect.
+    ``watchdog`` reopens the port when no data record arrives for that many intervals.
+    A threshold command set with :meth:`send_thresholds` is written the moment a start-up header
+    arrives (the module only listens for 10 s after power-up); the next start-up header tells
+    whether it took, reported as :class:`ThresholdsResult`.
+    """
+
+    def __init__(
+        self,
+        port: str | None = None,
+        *,
+        framing: Framing = FRAMING_7E1,
+        model: Model | None = None,
+        watchdog: float = 3.0,
+        backoff_min: float = 0.5,
+        backoff_max: float = 30.0,
+        exclusive: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.port = port
+        self.framing = framing
+        self.decoder = Decoder(model=model)
+        self.watchdog = watchdog
+        self.backoff_min = backoff_min
+        self.backoff_max = backoff_max
+        self.exclusive = exclusive
+        self.clock = clock
+        self.stats = LinkStats()
+        self.interval = DEFAULT_INTERVAL
+        self.connected_port: str | None = None
+        self._pending: Thresholds | None = None
+        self._sent: Thresholds | None = None
+        self._closed = asyncio.Event()
+        self._writer: asyncio.StreamWriter | None = None
+
+    def send_thresholds(self, command: Thresholds | None) -> None:
+        """Queue ``command`` for the module's next start-up (None cancels)."""
+        self._pending = command
+        self._sent = None
+
+    @property
+    def thresholds_pending(self) -> Thresholds | None:
+        return self._pending
+
+    def close(self) -> None:
+        """End :meth:`events` (from another task)."""
+        self._closed.set()
+        if self._writer is not None:
+            self._writer.close()
+
+    def _resolve(self) -> str:
+        if self.port is not None:
+            return self.port
+        ports = find_ports()
+        if not ports:
+            raise LinkError(None, "no S0PCM found (USB vendor 2341, 2a03 or 1a86)")
+        return ports[0]
+
+    def _open_port(self, port: str, framing: Framing) -> serial.Serial:
+        """Open the port (blocking; run in an executor). Never leaves a half-open port behind."""
+        ser = serial.Serial(
+            baudrate=framing.baudrate,
+            bytesize=framing.bytesize,
+            parity=framing.parity,
+            stopbits=framing.stopbits,
+            timeout=0,
+            xonxoff=False,
+            rtscts=False,
+            exclusive=self.exclusive,
+        )
+        ser.port = port
+        try:
+            ser.open()
+            # Some ports (pseudo-terminals) accept 7-bit framing once and then refuse it, or
+            # silently keep 8 bits: check what the port really took, and apply it a second time.
+            ser.timeout = 0
+            size = termios.tcgetattr(ser.fileno())[2] & termios.CSIZE
+            if size != _CSIZE[framing.bytesize]:
+                raise termios.error(22, f"port keeps another character size than {framing}")
+        except BaseException:
+            ser.close()
+            raise
+        return ser
+
+    async def _open(self, port: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open ``port`` with our framing, as an asyncio stream pair.
+
+        A pseudo-terminal (the emulator, a serial-over-network bridge) refuses 7-bit framing;
+        then the port is read as 8N1, which loses nothing since the decoder masks every byte
+        to 7 bits anyway.
+        """
+        loop = asyncio.get_running_loop()
+        framing = self.framing
+        while True:
+            try:
+                ser = await loop.run_in_executor(None, self._open_port, port, framing)
+                break
+            except termios.error as e:
+                if framing == FRAMING_8N1:
+                    raise LinkError(port, f"cannot set {framing} framing: {e}") from e
+                log.info("%s refuses %s framing; reading it as 8N1 (7-bit masked)", port, framing)
+                framing = FRAMING_8N1
+            except (serial.SerialException, OSError, ValueError) as e:
+                raise LinkError(port, str(e)) from e
+        reader = asyncio.StreamReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, ser)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), seconds)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until :meth:`close`; reconnects on every failure."""
+        backoff = self.backoff_min
+        last_failure = ""
+        while not self._closed.is_set():
+            try:
+                port = self._resolve()
+                reader, writer = await self._open(port)
+            except LinkError as e:
+                if str(e) != last_failure:
+                    log.warning("cannot open port: %s (retrying)", e)
+                    last_failure = str(e)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+                continue
+            last_failure = ""
+            self._writer = writer
+            self.connected_port = port
+            self.decoder.reset()
+            self.stats.connects += 1
+            log.info("connected to %s (%s)", port, self.framing)
+            yield Connected(self.clock(), port)
+            reason = "closed"
+            try:
+                async for event in self._read(reader, writer):
+                    if isinstance(event, Received) and isinstance(event.record, Telegram):
+                        backoff = self.backoff_min
+                    yield event
+            except _Watchdog:
+                self.stats.watchdog_resets += 1
+                reason = f"watchdog: no data record for {self.watchdog:g} intervals"
+            except (serial.SerialException, OSError, ConnectionError) as e:
+                reason = f"port error: {e}"
+            finally:
+                self._writer = None
+                self.connected_port = None
+                writer.close()
+            log.warning("disconnected from %s: %s", port, reason)
+            yield Disconnected(self.clock(), port, reason)
+            if not self._closed.is_set():
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+
+    async def _read(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> AsyncIterator[Event]:
+        deadline = self.clock() + self.watchdog * self.interval
+        while not self._closed.is_set():
+            timeout = deadline - self.clock()
+            if timeout <= 0:
+                raise _Watchdog
+            try:
+                data = await asyncio.wait_for(reader.read(4096), timeout)
+            except TimeoutError:
+                raise _Watchdog from None
+            if not data:
+                if self._closed.is_set():
+                    return
+                raise ConnectionError("end of stream")
+            now = self.clock()
+            for record in self.decoder.feed(data):
+                if isinstance(record, Telegram):
+                    self.stats.telegrams += 1
+                    self.stats.last_telegram_at = now
+                    self.interval = float(record.interval)
+                    deadline = now + self.watchdog * self.interval
+                elif isinstance(record, Rejected):
+                    self.stats.rejected += 1
+                    self.stats.last_reason = record.reason
+                    key = record.reason.split(" (")[0].split(":")[0]
+                    self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
+                    rejected_log.warning("rejected line: %s: %r", record.reason, record.raw)
+                yield Received(now, record)
+                if isinstance(record, Header):
+                    self.stats.headers += 1
+                    for event in self._on_startup(record, writer, now):
+                        yield event
+
+    def _on_startup(self, header: Header, writer: asyncio.StreamWriter, now: float) -> list[Event]:
+        """A start-up header: confirm the last threshold command, send a pending one."""
+        log.info("module %s started: %s", header.module_id, header.text)
+        events: list[Event] = []
+        wanted = self._pending
+        if wanted is None:
+            return events
+        if self._sent is not None or wanted.confirmed_by(header):
+            taken = wanted.confirmed_by(header)
+            events.append(ThresholdsResult(now, wanted, header, taken))
+            if taken:
+                self._pending = self._sent = None
+                return events
+            log.warning("module did not take thresholds %s; sending again", wanted.to_command())
+        writer.write(wanted.to_command().encode("ascii"))
+        self._sent = wanted
+        log.info("sent thresholds %s", wanted.to_command())
+        events.append(ThresholdsSent(now, wanted))
+        return events
