@@ -229,10 +229,14 @@ class Truth:
     faults: dict[str, int] = field(default_factory=dict)
     #: Module lives so far (start-ups); printed lines carry the life they belong to.
     life: int = 0
+    #: When a list, every delivered line is appended (for tests that compare line by line).
+    transcript: list[Line] | None = None
 
     def deliver(self, line: Line) -> None:
         """A line reached a reader: the totals it carries intact now count for its life."""
         self.lines += 1
+        if self.transcript is not None:
+            self.transcript.append(line)
         for reg, total in zip(self.registers, line.totals, strict=False):
             if total is not None and total > reg.best.get(line.life, 0):
                 reg.best[line.life] = total
@@ -264,6 +268,8 @@ class Line:
     data: bytes
     life: int
     totals: tuple[int | None, ...] = ()
+    #: The bytes are not the record the module meant to print (garbage, cut, merged).
+    corrupt: bool = False
 
 
 # --- the module ----------------------------------------------------------------------------------
@@ -340,7 +346,8 @@ class Module:
             thresholds=tuple(self.thresholds) if self.has_thresholds else None,
             space=self.header_space,
         )
-        return Line(header.to_line().encode("ascii") + b"\r\n", self.truth.life)
+        corrupt, self._merge_next = self._merge_next, False  # runs into an unended record
+        return Line(header.to_line().encode("ascii") + b"\r\n", self.truth.life, (), corrupt)
 
     # -- time
 
@@ -427,7 +434,7 @@ class Module:
         if Fault.NOISE in faults:
             data = bytes(b | 0x80 if self.rng.random() < 0.2 else b for b in data)
         totals = tuple([None] * len(intact) if corrupt else intact)
-        return Line(data + end, self.truth.life, totals)
+        return Line(data + end, self.truth.life, totals, corrupt)
 
     # -- faults
 
@@ -448,10 +455,12 @@ class Module:
             self.port_present = False
             self.truth.restarts += 1
             self._off_until = now + (duration if duration is not None else 2 * self.interval)
+            self._merge_next = False  # the reader starts afresh on the next connection
             self._next_report = math.inf
             return []
         if fault is Fault.DROP:
             self._drop_until = now + (duration if duration is not None else 2 * self.interval)
+            self._merge_next = False
             self.port_present = False
             return []
         if fault is Fault.STALL:
@@ -627,6 +636,8 @@ class PtyEmulator:
 
     def _step(self, now: float, rng: random.Random) -> None:
         module = self.module
+        # What the host wrote arrived before anything that happens at this tick.
+        reader = self._master >= 0 and self._poll(now)
         printed: list[Line] = []
         while self._requests:
             fault, duration = self._requests.pop(0)
@@ -639,11 +650,11 @@ class PtyEmulator:
         self._queue += [(now, line) for line in printed]
         if module.port_present and self._master < 0:
             self._open()
+            reader = False  # a new pty: nobody has it open yet
         elif not module.port_present and self._master >= 0:
             self._close()
             self._queue.clear()  # printed while the port is gone: lost
         if self._master >= 0:
-            reader = self._poll(now)
             if reader and self._reader:
                 # Settled in (pyserial flushes its input on open): hand over the output.
                 self._settle()

@@ -23,7 +23,7 @@ import serial
 import serial_asyncio_fast
 from serial.tools import list_ports
 
-from .errors import ConfigError, LinkError
+from .errors import ConfigError, LinkError, S0pcmError
 from .protocol import Decoder, Header, Model, Rejected, Telegram, Thresholds
 
 __all__ = [
@@ -199,6 +199,7 @@ class Link:
         self._sent: Thresholds | None = None
         self._closed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
+        self._iterating = False
 
     def send_thresholds(self, command: Thresholds | None) -> None:
         """Queue ``command`` for the module's next start-up (None cancels)."""
@@ -279,7 +280,20 @@ class Link:
             await asyncio.wait_for(self._closed.wait(), seconds)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Events until :meth:`close`; reconnects on every failure."""
+        """Events until :meth:`close`; reconnects on every failure.
+
+        One iterator per link: a second one would fight the first for the (exclusive) port.
+        """
+        if self._iterating:
+            raise S0pcmError("Link.events() is already being iterated")
+        self._iterating = True
+        try:
+            async for event in self._events():
+                yield event
+        finally:
+            self._iterating = False
+
+    async def _events(self) -> AsyncIterator[Event]:
         backoff = self.backoff_min
         last_failure = ""
         while not self._closed.is_set():

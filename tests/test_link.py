@@ -1,0 +1,282 @@
+"""The serial link against the emulator on a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
+from s0pcm.errors import ConfigError, LinkError
+from s0pcm.link import (
+    FRAMING_7E1,
+    FRAMING_8N1,
+    Connected,
+    Disconnected,
+    Event,
+    Framing,
+    Link,
+    Received,
+    ThresholdsResult,
+    ThresholdsSent,
+)
+from s0pcm.protocol import Header, Model, Rejected, Telegram, parse_thresholds
+
+from .agreement import assert_agree
+
+INTERVAL = 0.1
+
+
+@contextlib.asynccontextmanager
+async def emulated(module: Module, tmp_path: Path) -> AsyncIterator[PtyEmulator]:
+    """The module on a pty at tmp_path/s0, recording what it delivers."""
+    emulator = PtyEmulator(module, link=tmp_path / "s0", tick=0.02)
+    module.truth.transcript = []
+    task = asyncio.create_task(emulator.run())
+    await emulator.ready.wait()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+        await task
+
+
+def fast_link(path: Path, **kw: object) -> Link:
+    link = Link(str(path), backoff_min=0.05, backoff_max=0.2, **kw)  # type: ignore[arg-type]
+    link.interval = INTERVAL
+    return link
+
+
+async def collect(
+    events_of: AsyncIterator[Event],
+    until: Callable[[list[Event]], bool],
+    *,
+    limit: float = 20.0,
+) -> list[Event]:
+    """Events until ``until(events)`` holds (the timeout only guards against a hang).
+
+    Takes the link's one event iterator, so that calling it again goes on where it stopped.
+    """
+    events: list[Event] = []
+    async with asyncio.timeout(limit):
+        async for event in events_of:
+            events.append(event)
+            if until(events):
+                break
+    return events
+
+
+def received(events: list[Event]) -> list[Header | Telegram | Rejected]:
+    return [e.record for e in events if isinstance(e, Received)]
+
+
+def count(kind: type, events: list[Event]) -> int:
+    return sum(isinstance(r, kind) for r in received(events))
+
+
+def module(model: Model = Model.S0PCM5, **kw: object) -> Module:
+    sources = [Source(steady(3.0 + n)) for n in range(model.value)]
+    return Module(model=model, interval=INTERVAL, sources=sources, **kw)  # type: ignore[arg-type]
+
+
+async def test_reads_header_and_telegrams_through_7e1_fallback(tmp_path: Path) -> None:
+    async with emulated(module(), tmp_path):
+        link = Link(str(tmp_path / "s0"))  # default framing 7E1; the pty only carries 8N1
+        stream = link.events()
+        assert link.framing == FRAMING_7E1
+        events = await collect(stream, lambda ev: count(Telegram, ev) >= 5)
+        link.close()
+    assert isinstance(events[0], Connected)
+    recs = received(events)
+    assert isinstance(recs[0], Header)
+    assert recs[0].thresholds == (30, 30, 30, 30, 30)
+    totals = [r.registers[0].total for r in recs if isinstance(r, Telegram)]
+    assert totals == sorted(totals)
+    assert totals[-1] > 0
+    assert link.stats.telegrams == 5
+    assert link.stats.rejected == 0
+
+
+SCENARIO = [
+    Fault.GARBAGE,
+    Fault.TRUNCATE,
+    Fault.NOISE,
+    Fault.MERGE,
+    Fault.SPIKE,
+    Fault.RESTART,
+    Fault.STALL,
+    Fault.DROP,
+    Fault.UNPLUG,
+    Fault.GARBAGE,
+    Fault.TRUNCATE,
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "firmware", "space"),
+    [
+        (Model.S0PCM5, "V0.6", False),
+        (Model.S0PCM5, "V0.6", True),
+        (Model.S0PCM2, "V0.6", True),
+        (Model.S0PCM2, "V0.4", False),
+    ],
+)
+async def test_every_fault_agrees_with_the_ground_truth(
+    tmp_path: Path, model: Model, firmware: str, space: bool
+) -> None:
+    m = module(model, firmware=firmware, header_space=space, seed=7)
+    events: list[Event] = []
+    changed = asyncio.Condition()
+
+    async def until(pred: Callable[[Event], bool]) -> None:
+        async with asyncio.timeout(10), changed:
+            await changed.wait_for(lambda: pred(events[-1]))
+
+    async with emulated(m, tmp_path) as emulator:
+        link = fast_link(tmp_path / "s0", framing=FRAMING_8N1)
+
+        async def read() -> None:
+            async for event in link.events():
+                async with changed:
+                    events.append(event)
+                    changed.notify_all()
+
+        reader = asyncio.create_task(read())
+        await asyncio.sleep(3 * INTERVAL)
+        for fault in SCENARIO:
+            emulator.request(fault)
+            # Let the fault play out and a few good records follow.
+            await asyncio.sleep(4 * INTERVAL)
+            if fault in (Fault.DROP, Fault.UNPLUG):
+                await until(lambda e: isinstance(e, Received))
+                await asyncio.sleep(4 * INTERVAL)
+        await asyncio.sleep(3 * INTERVAL)
+    # The emulator is gone: the reader drains what it had and sees the port vanish.
+    await until(lambda e: isinstance(e, Disconnected))
+    link.close()
+    await reader
+    assert m.truth.transcript is not None
+    assert_agree(m.truth.transcript, received(events))
+    assert sum(isinstance(e, Connected) for e in events) >= 3  # first, after drop, after unplug
+    headers = [r for r in received(events) if isinstance(r, Header)]
+    assert len(headers) >= 3  # power-on, restart, replug
+    assert all(h.space is space for h in headers)
+    assert all((h.thresholds is None) == (firmware == "V0.4") for h in headers)
+    assert link.stats.rejected == count(Rejected, events) > 0
+    assert m.truth.restarts == 2
+    assert all(r.reported > 0 for r in m.truth.registers)
+
+
+async def test_watchdog_reopens_a_silent_port(tmp_path: Path) -> None:
+    async with emulated(module(), tmp_path) as emulator:
+        link = fast_link(tmp_path / "s0", watchdog=3)
+        stream = link.events()
+        await collect(stream, lambda ev: count(Telegram, ev) >= 2)
+        emulator.request(Fault.STALL, duration=40 * INTERVAL)
+        events = await collect(
+            stream, lambda ev: isinstance(ev[-1], Received) and isinstance(ev[-1].record, Telegram)
+        )
+        link.close()
+    gone = [e for e in events if isinstance(e, Disconnected)]
+    assert gone
+    assert gone[0].reason.startswith("watchdog")
+    assert link.stats.watchdog_resets >= 1
+    assert any(isinstance(e, Connected) for e in events)
+
+
+async def test_thresholds_sent_at_startup_and_confirmed_by_next_header(tmp_path: Path) -> None:
+    command = parse_thresholds("T2=40;T5=90;")
+    m = module()
+    async with emulated(m, tmp_path) as emulator:
+        link = fast_link(tmp_path / "s0")
+        stream = link.events()
+        link.send_thresholds(command)
+        # The first header (power-on) opens the module's window: the link sends at once.
+        events = await collect(stream, lambda ev: isinstance(ev[-1], ThresholdsSent))
+        assert isinstance(received(events)[0], Header)
+        await asyncio.sleep(3 * INTERVAL)
+        assert m.thresholds == [30, 40, 30, 30, 90]
+        emulator.request(Fault.RESTART)
+        events = await collect(stream, lambda ev: isinstance(ev[-1], ThresholdsResult))
+        link.close()
+    result = events[-1]
+    assert isinstance(result, ThresholdsResult)
+    assert result.taken
+    assert result.header.thresholds == (30, 40, 30, 30, 90)
+    assert link.thresholds_pending is None
+
+
+async def test_thresholds_not_taken_are_reported_and_sent_again(tmp_path: Path) -> None:
+    command = parse_thresholds("T1=45;")
+    m = module(listen_window=0.0)  # the window has closed before the command arrives
+    async with emulated(m, tmp_path) as emulator:
+        link = fast_link(tmp_path / "s0")
+        stream = link.events()
+        link.send_thresholds(command)
+        await collect(stream, lambda ev: isinstance(ev[-1], ThresholdsSent))
+        emulator.request(Fault.RESTART)
+        events = await collect(stream, lambda ev: isinstance(ev[-1], ThresholdsSent))
+        link.close()
+    results = [e for e in events if isinstance(e, ThresholdsResult)]
+    assert len(results) == 1
+    assert not results[0].taken
+    assert m.thresholds == [30] * 5
+    assert link.thresholds_pending == command
+
+
+async def test_thresholds_already_in_force_are_confirmed_without_sending(tmp_path: Path) -> None:
+    async with emulated(module(thresholds=[30, 40, 30, 30, 30]), tmp_path):
+        link = fast_link(tmp_path / "s0")
+        stream = link.events()
+        link.send_thresholds(parse_thresholds("T2=40"))
+        events = await collect(stream, lambda ev: isinstance(ev[-1], ThresholdsResult))
+        link.close()
+    assert not any(isinstance(e, ThresholdsSent) for e in events)
+    result = events[-1]
+    assert isinstance(result, ThresholdsResult)
+    assert result.taken
+
+
+async def test_port_is_opened_exclusively(tmp_path: Path) -> None:
+    async with emulated(module(), tmp_path):
+        first = fast_link(tmp_path / "s0")
+        await collect(first.events(), lambda ev: count(Telegram, ev) >= 1)
+        second = fast_link(tmp_path / "s0")
+        with pytest.raises(LinkError, match="lock"):
+            await second._open(str(tmp_path / "s0"))
+        first.close()
+
+
+async def test_missing_port_is_retried_until_it_appears(tmp_path: Path) -> None:
+    link = fast_link(tmp_path / "s0")
+    events: list[Event] = []
+
+    async def read() -> None:
+        async for event in link.events():
+            events.append(event)
+            if isinstance(event, Received) and isinstance(event.record, Telegram):
+                link.close()
+
+    reader = asyncio.create_task(read())
+    await asyncio.sleep(0.5)
+    assert events == []  # no port yet: waiting, not failing
+    async with emulated(module(), tmp_path):
+        async with asyncio.timeout(10):
+            await reader
+    assert isinstance(events[0], Connected)
+
+
+def test_framing_parses_and_rejects() -> None:
+    assert Framing.parse("8n1") == FRAMING_8N1
+    assert Framing.parse("7E1") == FRAMING_7E1
+    assert str(FRAMING_7E1) == "9600 7E1"
+    with pytest.raises(ConfigError, match="framing"):
+        Framing.parse("9X3")
+
+
+def test_auto_detect_without_a_module_says_so() -> None:
+    with pytest.raises(LinkError, match="no S0PCM found"):
+        Link(None)._resolve()
