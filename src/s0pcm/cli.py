@@ -290,8 +290,20 @@ def _pairs(name: str, values: tuple[str, ...], registers: int) -> dict[int, floa
     type=click.Path(path_type=Path),
     help="Stable symlink to the emulated port (kept across unplug/replug).",
 )
-@click.option("--model", type=click.Choice(["2", "5"]), default="5", show_default=True)
-@click.option("--id", "module_id", default="8237", show_default=True, help="Module id.")
+@click.option(
+    "--model",
+    type=click.Choice(["2", "5"]),
+    default="5",
+    show_default=True,
+    help="Emulate an S0PCM-2 or an S0PCM-5.",
+)
+@click.option(
+    "--id",
+    "module_id",
+    default="8237",
+    show_default=True,
+    help="Module id printed in the header and every record.",
+)
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.05),

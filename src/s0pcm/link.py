@@ -329,7 +329,9 @@ class Link:
                 self._writer = None
                 self.connected_port = None
                 writer.close()
-            log.warning("disconnected from %s: %s", port, reason)
+            (log.info if self._closed.is_set() else log.warning)(
+                "disconnected from %s: %s", port, reason
+            )
             yield Disconnected(self.clock(), port, reason)
             if not self._closed.is_set():
                 await self._sleep(backoff)
