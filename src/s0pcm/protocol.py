@@ -185,7 +185,7 @@ def _number(line: str, text: str, what: str) -> int:
     return int(text)
 
 
-_N = r"(\d{1,%d})" % _MAX_DIGITS
+_N = rf"(\d{{1,{_MAX_DIGITS}}})"
 _TELEGRAM_RE: Final = re.compile(
     rf"ID:{_N}:I:{_N}:M1:{_N}:{_N}:M2:{_N}:{_N}(?::M3:{_N}:{_N}:M4:{_N}:{_N}:M5:{_N}:{_N})?",
     re.ASCII,
