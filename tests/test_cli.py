@@ -163,3 +163,21 @@ def test_bad_arguments_get_a_clear_error(args: list[str], message: str) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_emulator_takes_faults_from_its_control_fifo(tmp_path: Path) -> None:
+    port, truth, control = tmp_path / "s0", tmp_path / "truth.json", tmp_path / "ctl"
+    args = ["--link", str(port), "--interval", "0.1", "--truth", str(truth)]
+    with emulator(*args, "--control", str(control)) as proc:
+        wait_for(control)
+        with control.open("w") as fifo:
+            fifo.write("garbage\nmeteor\nrestart\nstall 0.5\n")
+        deadline = time.monotonic() + 10
+        while not truth.exists() or json.loads(truth.read_text())["faults"].get("stall") != 1:
+            assert time.monotonic() < deadline, "faults never arrived"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    doc = json.loads(truth.read_text())
+    assert doc["faults"] == {"garbage": 1, "restart": 1, "stall": 1}
+    assert "not a fault: 'meteor'" in err

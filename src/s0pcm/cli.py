@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -37,6 +38,7 @@ from .link import (
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
 
 T = TypeVar("T")
+log = logging.getLogger("s0pcm.cli")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -361,6 +363,13 @@ def _pairs(name: str, values: tuple[str, ...], registers: int) -> dict[int, floa
     show_default=True,
     help="Kinds of random faults to draw from, comma-separated.",
 )
+@click.option(
+    "--control",
+    "control_path",
+    type=click.Path(path_type=Path),
+    help="Create a FIFO here; write a fault to it to inject it now, e.g. "
+    "'echo \"unplug 5\" > FIFO'.",
+)
 @click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
 @verbose_option
 def emulate(
@@ -378,14 +387,16 @@ def emulate(
     truth_path: Path | None,
     fault_rate: float,
     fault_kinds: str,
+    control_path: Path | None,
     duration: float | None,
     verbose: int,
 ) -> None:
     """Run a virtual S0PCM-2 or S0PCM-5 on a pseudo-terminal.
 
-    Read it with '--framing 8N1' (a pseudo-terminal carries no parity). Signals inject faults on
-    demand: SIGUSR1 restarts the module, SIGUSR2 unplugs and replugs it. Random faults are drawn
-    with --fault-rate from: restart, unplug, drop, garbage, truncate, merge, stall, spike, noise.
+    A pseudo-terminal carries no parity: readers fall back to 8N1 and mask to 7 bits. Faults on
+    demand: SIGUSR1 restarts the module, SIGUSR2 unplugs and replugs it, and with --control any
+    fault written to the FIFO happens at once. Random faults are drawn with --fault-rate from:
+    restart, unplug, drop, garbage, truncate, merge, stall, spike, noise.
 
     \b
     Example:
@@ -442,12 +453,43 @@ def emulate(
         loop.add_signal_handler(signal.SIGUSR2, emulator.request, Fault.UNPLUG)
         if duration is not None:
             loop.call_later(duration, emulator.stop)
+        if control_path is not None:
+            _control_fifo(control_path, emulator)
         task = asyncio.ensure_future(emulator.run())
         await emulator.ready.wait()
         click.echo(f"{m.label} {module_id} on {link_path} (every {interval:g} s)", err=True)
-        await task
+        try:
+            await task
+        finally:
+            if control_path is not None:
+                control_path.unlink(missing_ok=True)
 
     _run(go())
+
+
+def _control_fifo(path: Path, emulator: PtyEmulator) -> None:
+    """Read fault commands, one per line, from a FIFO at ``path``."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    os.mkfifo(path, 0o600)
+    # Opened read-write, so the FIFO never reports end-of-file between writers.
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    pending = b""
+
+    def readable() -> None:
+        nonlocal pending
+        pending += os.read(fd, 4096)
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            text = line.decode("ascii", "replace").strip()
+            if not text:
+                continue
+            try:
+                emulator.command(text)
+            except ValueError:
+                log.warning("control: not a fault: %r (one of %s)", text, ", ".join(Fault))
+
+    asyncio.get_running_loop().add_reader(fd, readable)
 
 
 # --- demo ----------------------------------------------------------------------------------------

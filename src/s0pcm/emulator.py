@@ -547,6 +547,18 @@ class PtyEmulator:
         """Ask for a fault at the next tick (safe from a signal handler)."""
         self._requests.append((fault, duration))
 
+    def command(self, text: str) -> None:
+        """A fault by name, with an optional duration: ``"unplug 5"``, ``"garbage"``.
+
+        Raises ValueError for an unknown fault or a bad duration.
+        """
+        kind, _, rest = text.strip().partition(" ")
+        fault = Fault(kind)
+        duration = float(rest) if rest.strip() else None
+        if duration is not None and not 0 <= duration < math.inf:
+            raise ValueError(f"bad duration {rest!r}")
+        self.request(fault, duration=duration)
+
     def stop(self) -> None:
         self._stop.set()
 
