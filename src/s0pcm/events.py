@@ -1,0 +1,53 @@
+"""Device events: what happened to a module or a meter, kept next to the counts.
+
+Restarts, rejected lines, spikes, gaps, corrections and replacements are facts with a time, never
+edits of history; the store keeps them and the dashboard lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["DeviceEvent", "EventKind"]
+
+
+class EventKind(StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    #: A start-up header: the module (re)started; its totals begin at 0.
+    STARTUP = "startup"
+    #: A restart seen only from the totals going back (its header was lost).
+    RESTART = "restart"
+    #: A line that was not accepted (value: none; detail: reason and raw line).
+    REJECTED = "rejected"
+    #: A delta the meter cannot physically produce in the time elapsed: quarantined, not counted.
+    SPIKE = "spike"
+    #: Totals went back once and then on from where they were: a corrupted record, ignored.
+    GLITCH = "glitch"
+    #: Pulses in the interval field disagree with the difference of totals.
+    MISMATCH = "mismatch"
+    #: Pulses recovered from the module's total after a gap (logger down, port unplugged).
+    GAP = "gap"
+    #: The reading was set again (value: the new reading).
+    CORRECTION = "correction"
+    #: The physical meter was replaced (value: the new meter's reading).
+    REPLACEMENT = "replacement"
+    THRESHOLDS_SENT = "thresholds_sent"
+    THRESHOLDS_CONFIRMED = "thresholds_confirmed"
+    THRESHOLDS_REFUSED = "thresholds_refused"
+    WATCHDOG = "watchdog"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    #: Unix time.
+    at: float
+    kind: EventKind
+    #: Module name.
+    module: str
+    #: Meter key when the event concerns one meter.
+    meter: str | None = None
+    #: A number that goes with the event (pulses recovered, spike size, new reading).
+    value: float | None = None
+    detail: str = ""

@@ -1,0 +1,172 @@
+"""The history store's interface: what the daemon writes and what the API asks.
+
+Two backends implement it: SQLite (the default, one file on the Pi) and PostgreSQL (for scale).
+The store deals in *pulses per meter* at 10-second resolution, plus rollups, device events,
+reading anchors and the ledger's state; units are the meters' business (see ``s0pcm.meters``).
+
+Writing is buffered: ``add``/``add_event``/``add_anchor``/``set_state`` only touch memory and
+``commit`` writes all of it in one transaction. An SD card lives for years when the daemon commits
+every few minutes; what a crash loses in between is recovered from the module's total (and the
+daemon's journal). Queries see buffered data as well as committed data, so a dashboard is live.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from ..events import DeviceEvent, EventKind
+
+__all__ = ["SLOT", "Anchor", "AnchorKind", "Resolution", "Store"]
+
+#: Seconds per slot of the raw history: the module prints a record every 10 s.
+SLOT: Final = 10
+
+
+class Resolution(StrEnum):
+    INTERVAL = "interval"  # 10 s slots
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"  # ISO weeks, Monday 00:00 local time
+    MONTH = "month"
+    YEAR = "year"
+
+
+class AnchorKind(StrEnum):
+    #: The reading from the configuration.
+    INITIAL = "initial"
+    #: The reading was set again (the meter's display says otherwise).
+    CORRECTION = "correction"
+    #: A new physical meter from this moment on.
+    REPLACEMENT = "replacement"
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The meter's display showed ``reading`` at ``at``; pulses count on from there.
+
+    Readings are anchored, never rewritten: a correction or a replacement adds an anchor, and the
+    reading at any instant is the last anchor before it plus the pulses since, divided by the
+    anchor's pulses per unit.
+    """
+
+    meter: str
+    at: float
+    reading: float
+    pulses_per_unit: float
+    kind: AnchorKind = AnchorKind.INITIAL
+
+
+class Store(ABC):
+    """History of pulses per meter, rollups, events, anchors and ledger state."""
+
+    def __init__(self, *, tz: ZoneInfo) -> None:
+        #: The user's time zone: days, weeks, months and years are local.
+        self.tz = tz
+
+    # -- writing (buffered) ------------------------------------------------------------------
+
+    @abstractmethod
+    def add(self, meter: str, at: float, pulses: int) -> None:
+        """``pulses`` counted for ``meter`` in the record received at ``at`` (Unix time).
+
+        They land in the 10-second slot that contains ``at``; more than one record in a slot add
+        up. Pulses recovered after a gap land in one slot too (the gap is an event).
+        """
+
+    @abstractmethod
+    def add_event(self, event: DeviceEvent) -> None: ...
+
+    @abstractmethod
+    def add_anchor(self, anchor: Anchor) -> None:
+        """Add a reading anchor; an anchor equal to one already stored is ignored."""
+
+    @abstractmethod
+    def set_state(self, module: str, state: Mapping[str, Any]) -> None:
+        """The ledger's state for ``module`` (JSON-able), written with the next commit."""
+
+    @abstractmethod
+    def commit(self) -> None:
+        """Write everything buffered in one transaction."""
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def state(self, module: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def meters(self) -> list[str]:
+        """Keys of the meters that have pulses or anchors."""
+
+    @abstractmethod
+    def pulses(self, meter: str, start: float, end: float) -> int:
+        """Pulses added with ``start <= at < end`` (slot resolution)."""
+
+    @abstractmethod
+    def series(
+        self, meter: str, start: float, end: float, resolution: Resolution
+    ) -> list[tuple[float, int]]:
+        """Pulses per bucket: ``(bucket start, pulses)`` for every bucket that overlaps
+        ``[start, end)``, in order, zeros included. Buckets are 10 s slots, local clock hours
+        (23 or 25 on DST days), local days, ISO weeks, local months or local years."""
+
+    @abstractmethod
+    def intervals(self, meter: str, start: float, end: float) -> list[tuple[float, int]]:
+        """The raw 10-second slots with pulses in ``[start, end)``: ``(slot start, pulses)``,
+        non-zero slots only."""
+
+    @abstractmethod
+    def anchors(self, meter: str) -> list[Anchor]:
+        """Anchors of ``meter``, oldest first."""
+
+    @abstractmethod
+    def events(
+        self,
+        start: float = -math.inf,
+        end: float = math.inf,
+        *,
+        module: str | None = None,
+        meter: str | None = None,
+        kinds: Iterable[EventKind] | None = None,
+        limit: int = 1000,
+    ) -> list[DeviceEvent]:
+        """Events with ``start <= at < end``, newest first."""
+
+    def reading_at(self, meter: str, at: float) -> float | None:
+        """The meter's display reading at ``at``; None when the meter has no anchor."""
+        anchors = self.anchors(meter)
+        if not anchors:
+            return None
+        before = [a for a in anchors if a.at <= at]
+        if before:
+            a = before[-1]
+            return a.reading + self.pulses(meter, a.at, at) / a.pulses_per_unit
+        a = anchors[0]
+        return a.reading - self.pulses(meter, at, a.at) / a.pulses_per_unit
+
+    # -- upkeep --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def backup(self, path: Path) -> None:
+        """A consistent copy while the store is in use."""
+
+    @abstractmethod
+    def check(self) -> list[str]:
+        """Integrity problems found (empty: all well)."""
+
+    @abstractmethod
+    def apply_retention(self, *, raw_days: int | None) -> int:
+        """Drop 10-second slots older than ``raw_days`` (rollups stay); returns slots dropped.
+
+        None keeps everything (the default policy: full resolution forever).
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Commit what is buffered and release the database."""
