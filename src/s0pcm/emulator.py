@@ -367,6 +367,8 @@ class Module:
             line = self._report(t)
             if line is not None and t >= self._drop_until:
                 out.append(line)
+            elif line is not None:
+                self._merge_next = False  # an unended record that never left: nothing to run into
         self.port_present = self.powered and now >= self._drop_until
         if self.powered:
             self._account(now)

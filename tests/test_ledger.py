@@ -1,0 +1,219 @@
+"""The ledger against the emulator's ground truth, in-process with explicit time."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from s0pcm.emulator import Fault, Line, Module, Source, steady
+from s0pcm.events import DeviceEvent, EventKind
+from s0pcm.ledger import Count, Ledger
+from s0pcm.protocol import Decoder, Header, Model, Register, Rejected, Telegram
+
+INTERVAL = 10.0
+
+
+class Rig:
+    """A module, a decoder and a ledger wired together as the daemon wires them."""
+
+    def __init__(self, module: Module, *, start: float = 1_000_000.0) -> None:
+        self.module = module
+        self.decoder = Decoder()
+        self.ledger = Ledger("m")
+        self.now = start
+        self.counted = [0] * module.model.value
+        self.events: list[DeviceEvent] = []
+        self.present = True
+        self.feed_lines(module.power_on(start), deliver=True)
+
+    def feed_lines(self, lines: list[Line], *, deliver: bool) -> None:
+        for line in lines:
+            if not deliver:
+                continue
+            self.module.truth.deliver(line)
+            for record in self.decoder.feed(line.data):
+                self.take(self.now, record)
+
+    def take(self, at: float, record: Header | Telegram | Rejected) -> None:
+        for out in self.ledger.feed(at, record):
+            if isinstance(out, Count):
+                self.counted[out.register - 1] += out.pulses
+            else:
+                self.events.append(out)
+
+    def run(self, seconds: float, *, deliver: bool = True, step: float = 1.0) -> None:
+        end = self.now + seconds
+        while self.now < end:
+            self.now = min(end, self.now + step)
+            lines = self.module.advance(self.now)
+            if self.module.port_present != self.present:
+                self.present = self.module.port_present
+                self.decoder.reset()  # a new connection: the link resets its decoder
+            self.feed_lines(list(lines), deliver=deliver)
+
+    def fault(self, fault: Fault, *, duration: float | None = None) -> None:
+        self.feed_lines(list(self.module.inject(fault, self.now, duration=duration)), deliver=True)
+
+    def reported(self) -> list[int]:
+        return [r.reported for r in self.module.truth.registers]
+
+    def kinds(self) -> list[EventKind]:
+        return [e.kind for e in self.events]
+
+
+def module(model: Model = Model.S0PCM5, *, seed: int = 0, rate: float = 1.3) -> Module:
+    sources = [Source(steady(rate * (n + 1) / 3)) for n in range(model.value)]
+    return Module(model=model, interval=INTERVAL, sources=sources, seed=seed)
+
+
+def test_counts_every_pulse_from_startup() -> None:
+    rig = Rig(module())
+    rig.run(3600)
+    assert rig.counted == rig.reported()
+    assert rig.counted[0] == pytest.approx(1.3 / 3 * 3600, abs=1)
+    assert EventKind.STARTUP in rig.kinds()
+    assert rig.ledger.stats.mismatches == 0
+
+
+def test_history_before_the_first_record_is_not_consumption() -> None:
+    m = module()
+    m.power_on(0.0)
+    m.output(5000.0)  # the module counted for a while before the logger started
+    ledger = Ledger("m")
+    decoder = Decoder()
+    counted = 0
+    for record in decoder.feed(m.output(5100.0)):
+        out = ledger.feed(5100.0, record)
+        counted += sum(o.pulses for o in out if isinstance(o, Count) and o.register == 1)
+    assert counted == round(1.3 / 3 * 90)  # the last 90 s, not the 5000 before
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_each_fault_repeated_loses_and_doubles_nothing(fault: Fault) -> None:
+    rig = Rig(module(seed=hash(fault) % 1000))
+    for _ in range(40):
+        rig.run(95)
+        rig.fault(fault)
+    rig.run(300)
+    assert rig.counted == rig.reported()
+    assert all(c > 0 for c in rig.counted)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_faults_match_the_truth_exactly(seed: int) -> None:
+    rnd = random.Random(seed)
+    rig = Rig(module(Model.S0PCM5 if seed % 3 else Model.S0PCM2, seed=seed, rate=2.5))
+    for _ in range(150):
+        rig.run(rnd.uniform(5, 120))
+        rig.fault(rnd.choice(list(Fault)))
+    rig.run(300)
+    assert rig.counted == rig.reported(), rig.module.truth.faults
+
+
+def test_logger_restart_resumes_exactly_from_saved_state() -> None:
+    rig = Rig(module())
+    rig.run(600)
+    saved = json.loads(json.dumps(rig.ledger.state()))
+    rig.run(300, deliver=False)  # the logger is down: records are lost, the module counts on
+    rig.ledger = Ledger("m", state=saved)
+    rig.decoder.reset()
+    rig.run(600)
+    assert rig.counted == rig.reported()
+    assert EventKind.GAP in rig.kinds()
+
+
+def test_module_restart_while_the_logger_is_down() -> None:
+    rig = Rig(module())
+    rig.run(600)
+    rig.run(100, deliver=False)
+    rig.fault(Fault.UNPLUG, duration=30)  # its header arrives while nobody reads
+    rig.module.truth.transcript = None
+    rig.run(200, deliver=False)
+    rig.run(600)
+    assert rig.counted == rig.reported()
+    assert EventKind.RESTART in rig.kinds()  # seen from the totals going back
+
+
+def test_spike_is_quarantined_and_reported() -> None:
+    m = Module(model=Model.S0PCM2, interval=INTERVAL, sources=[Source(steady(1.0))] * 2)
+    rig = Rig(m)
+    rig.run(100)
+    rig.fault(Fault.SPIKE)
+    rig.run(100)
+    assert rig.counted == rig.reported() == [200, 200]
+    spikes = [e for e in rig.events if e.kind is EventKind.SPIKE]
+    assert len(spikes) == 1
+    assert spikes[0].value is not None
+    assert spikes[0].value >= 5000
+
+
+def tg(*totals: int, counts: tuple[int, ...] | None = None) -> Telegram:
+    counts = counts or (0,) * len(totals)
+    return Telegram("1", 10, tuple(Register(c, t) for c, t in zip(counts, totals, strict=True)))
+
+
+def feed(ledger: Ledger, at: float, record: Header | Telegram | Rejected) -> list[int]:
+    out = ledger.feed(at, record)
+    return [sum(o.pulses for o in out if isinstance(o, Count) and o.register == r) for r in (1, 2)]
+
+
+def test_a_cut_record_that_parses_is_a_glitch_not_a_restart() -> None:
+    ledger = Ledger("m")
+    assert feed(ledger, 0, tg(1234, 50)) == [0, 0]
+    assert feed(ledger, 10, tg(1240, 51, counts=(6, 1))) == [6, 1]
+    assert feed(ledger, 20, tg(12, 52)) == [0, 0]  # "1245" cut to "12": held back
+    assert feed(ledger, 30, tg(1250, 53)) == [10, 2]
+    assert ledger.stats.glitches == 1
+    assert ledger.stats.restarts == 0
+
+
+def test_totals_going_back_twice_are_a_restart_with_a_lost_header() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(1234, 50))
+    assert feed(ledger, 10, tg(3, 0)) == [0, 0]
+    assert feed(ledger, 20, tg(7, 1)) == [7, 1]  # counted from 0: the new life's whole total
+    assert ledger.stats.restarts == 1
+
+
+def test_header_then_totals_from_zero() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(1234, 50))
+    feed(ledger, 5, Header.make("1", thresholds=(30, 30)))
+    assert feed(ledger, 15, tg(4, 2)) == [4, 2]
+    assert feed(ledger, 25, tg(9, 2, counts=(5, 0))) == [5, 0]
+
+
+def test_a_header_without_a_restart_does_not_count_twice() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(100_000, 50))
+    feed(ledger, 5, Header.make("1"))  # but the totals did not start again
+    assert feed(ledger, 15, tg(100_003, 50)) == [3, 0]
+    assert ledger.stats.glitches == 1
+
+
+def test_interval_counts_are_cross_checked() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(10, 10))
+    out = ledger.feed(10, tg(13, 10, counts=(2, 0)))
+    assert [o.kind for o in out if isinstance(o, DeviceEvent)] == [EventKind.MISMATCH]
+    assert [o.pulses for o in out if isinstance(o, Count)] == [3]  # the total wins
+
+
+def test_rejected_lines_are_counted_never_zero() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(10, 10))
+    out = ledger.feed(5, Rejected("ID:1:I:10:M1:x", "M1 total is not a non-negative integer"))
+    assert [o.kind for o in out if isinstance(o, DeviceEvent)] == [EventKind.REJECTED]
+    assert feed(ledger, 10, tg(12, 10)) == [2, 0]  # not 12: a bad line is no zero
+    assert ledger.stats.rejected == 1
+
+
+def test_thresholds_from_the_header_bound_spikes() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, Header.make("1", thresholds=(500, 30)))
+    feed(ledger, 10, tg(0, 0))
+    # 500 ms threshold: at most one pulse a second; 40 in 10 s is a spike on register 1 only.
+    assert feed(ledger, 20, tg(40, 40)) == [0, 40]
+    assert ledger.stats.spikes == 1
