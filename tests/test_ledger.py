@@ -161,19 +161,35 @@ def feed(ledger: Ledger, at: float, record: Header | Telegram | Rejected) -> lis
 
 def test_a_cut_record_that_parses_is_a_glitch_not_a_restart() -> None:
     ledger = Ledger("m")
-    assert feed(ledger, 0, tg(1234, 50)) == [0, 0]
-    assert feed(ledger, 10, tg(1240, 51, counts=(6, 1))) == [6, 1]
-    assert feed(ledger, 20, tg(12, 52)) == [0, 0]  # "1245" cut to "12": held back
-    assert feed(ledger, 30, tg(1250, 53)) == [10, 2]
+    assert feed(ledger, 0, tg(1234, 500)) == [0, 0]
+    assert feed(ledger, 10, tg(1240, 510, counts=(6, 10))) == [6, 10]
+    assert feed(ledger, 20, tg(1245, 51)) == [0, 0]  # "515" cut to "51": held back
+    assert feed(ledger, 30, tg(1250, 520, counts=(5, 5))) == [10, 10]
     assert ledger.stats.glitches == 1
     assert ledger.stats.restarts == 0
 
 
-def test_totals_going_back_twice_are_a_restart_with_a_lost_header() -> None:
+def test_totals_going_back_where_no_cut_can_explain_it_are_a_restart() -> None:
     ledger = Ledger("m")
     feed(ledger, 0, tg(1234, 50))
-    assert feed(ledger, 10, tg(3, 0)) == [0, 0]
-    assert feed(ledger, 20, tg(7, 1)) == [7, 1]  # counted from 0: the new life's whole total
+    assert feed(ledger, 10, tg(3, 0)) == [3, 0]  # more than the last number went back
+    assert feed(ledger, 20, tg(7, 1)) == [4, 1]
+    assert ledger.stats.restarts == 1
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(10, 5000))
+    assert feed(ledger, 10, tg(12, 7)) == [12, 7]  # "7" starts no total from 5000 to 5170
+    assert ledger.stats.restarts == 1
+
+
+def test_a_restart_with_lost_header_is_told_from_a_cut_by_the_next_record() -> None:
+    ledger = Ledger("m")
+    feed(ledger, 0, tg(0, 1234))
+    assert feed(ledger, 10, tg(0, 12)) == [0, 0]  # a cut "1234"? or a restart? held back
+    assert feed(ledger, 20, tg(0, 1240, counts=(0, 6))) == [0, 6]
+    assert ledger.stats.glitches == 1
+    feed(ledger, 30, tg(0, 1250, counts=(0, 10)))
+    assert feed(ledger, 40, tg(0, 13)) == [0, 0]  # held back
+    assert feed(ledger, 50, tg(0, 25, counts=(0, 12))) == [0, 25]  # goes on from 13: restart
     assert ledger.stats.restarts == 1
 
 

@@ -414,8 +414,11 @@ class Module:
         text = Telegram(self.module_id, max(1, round(self.interval)), tuple(registers)).to_line()
         data = text.encode("ascii")
         end = b"\r\n"
-        corrupt = self._merge_next
+        # An unended record before this one runs into its start, unless noise on its own line
+        # comes between and ends it.
+        run_into = self._merge_next
         self._merge_next = False
+        corrupt = False
         if Fault.TRUNCATE in faults:
             data = data[: self.rng.randrange(1, len(data))]
             corrupt = True
@@ -430,11 +433,13 @@ class Module:
             )
             if self.rng.random() < 0.5:
                 junk += b"\r\n"  # noise on its own line: the record itself survives
+                run_into = False
             else:
                 corrupt = True
             data = junk + data
         if Fault.NOISE in faults:
             data = bytes(b | 0x80 if self.rng.random() < 0.2 else b for b in data)
+        corrupt = corrupt or run_into
         totals = tuple([None] * len(intact) if corrupt else intact)
         return Line(data + end, self.truth.life, totals, corrupt)
 

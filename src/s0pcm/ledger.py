@@ -217,9 +217,16 @@ class Ledger:
         baseline = s.totals
         went_back = any(d < b for d, b in zip(totals, baseline, strict=False))
         if s.suspect is not None:
+            # Two stories for the record that went back: it was corrupted (then this one goes on
+            # from the old baseline, by at least its own interval counts), or the module restarted
+            # (then this one goes on from the suspect record).
             suspect, suspect_at = s.suspect, s.suspect_at
+            assert suspect_at is not None
             s.suspect = s.suspect_at = None
-            if not went_back:
+            glitch = all(
+                r.total - b >= r.interval for r, b in zip(tg.registers, baseline, strict=False)
+            )
+            if glitch:
                 s.stats.glitches += 1
                 event = self._event(
                     at,
@@ -227,19 +234,64 @@ class Ledger:
                     detail=f"totals {suspect} went back once and then on: a corrupted record",
                 )
                 return [event, *self._count(at, tg, previous)]
-            if all(d >= p for d, p in zip(totals, suspect, strict=False)):
+            since = at - suspect_at + 2 * s.interval
+            if all(d >= p for d, p in zip(totals, suspect, strict=False)) and all(
+                d <= self._bound(i, since) for i, d in enumerate(totals, start=1)
+            ):
                 s.stats.restarts += 1
                 event = self._event(
                     at, EventKind.RESTART, detail="totals went back without a start-up header"
                 )
-                assert suspect_at is not None
                 span = at - (s.last_at or suspect_at)
-                since = at - suspect_at + 2 * s.interval
                 return [event, *self._new_life(at, totals, span=span, since=since)]
         if went_back:
-            s.suspect, s.suspect_at = totals, at
-            return []
+            if self._could_be_cut(tg, baseline, at):
+                s.suspect, s.suspect_at = totals, at
+                return []
+            # No cut line looks like this: the module restarted and its header was lost.
+            s.stats.restarts += 1
+            event = self._event(
+                at, EventKind.RESTART, detail="totals went back without a start-up header"
+            )
+            since = at - (s.last_at if s.last_at is not None else at) + s.interval
+            return [event, *self._new_life(at, totals, span=since - s.interval, since=since)]
+        # The interval count says more pulses than the total grew since our baseline: the total
+        # started again (a restart whose header was lost, with the new total already past the
+        # old one, as happens at low rates). Believed only for totals a fresh start can have.
+        since = at - (s.last_at if s.last_at is not None else at) + s.interval
+        if any(
+            r.interval > r.total - b for r, b in zip(tg.registers, baseline, strict=False)
+        ) and all(d <= self._bound(i, since) for i, d in enumerate(totals, start=1)):
+            s.stats.restarts += 1
+            event = self._event(
+                at, EventKind.RESTART, detail="interval counts show the totals started again"
+            )
+            return [event, *self._new_life(at, totals, span=since - s.interval, since=since)]
         return self._count(at, tg, previous)
+
+    def _could_be_cut(self, tg: Telegram, baseline: list[int], at: float) -> bool:
+        """Whether a record whose totals went back can be a line cut inside its last number.
+
+        A cut line keeps every field but the last intact, and the last total is then the first
+        digits of the true one, which lies between the baseline and what the meter can add.
+        """
+        s = self._s
+        assert s.totals_at is not None
+        *head, last = tg.registers
+        if any(r.total < b for r, b in zip(head, baseline, strict=False)):
+            return False
+        n = len(tg.registers)
+        lo = baseline[n - 1]
+        hi = lo + self._bound(n, at - s.totals_at[n - 1] + s.interval)
+        digits = str(last.total)
+        for width in range(len(str(lo)), len(str(hi)) + 1):
+            scale = 10 ** (width - len(digits))
+            if scale < 10:
+                continue  # not shorter than the true number: not a cut
+            first, final = last.total * scale, (last.total + 1) * scale - 1
+            if first <= hi and final >= lo:
+                return True
+        return False
 
     def _new_life(
         self, at: float, totals: list[int], *, span: float, since: float

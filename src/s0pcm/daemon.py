@@ -1,0 +1,324 @@
+"""The logger: every configured module's link → ledger → store, with the crash journal.
+
+One :class:`ModuleRunner` per module reads its link and applies each record; the
+:class:`Daemon` owns the store and the journal, commits on a timer (and at exit), and replays the
+journal at start-up. The same ``apply`` handles a live record, a journal replay and an imported
+capture, so there is one path from a received line to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ModuleSettings
+from .events import DeviceEvent, EventKind
+from .journal import Entry, Journal
+from .ledger import Count, Ledger
+from .link import (
+    Connected,
+    Disconnected,
+    Event,
+    Link,
+    Received,
+    ThresholdsResult,
+    ThresholdsSent,
+)
+from .meters import Meter
+from .protocol import Header, Rejected, Telegram
+from .rate import RateEstimator
+from .store import Anchor, AnchorKind, Store, open_store
+
+__all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
+
+log = logging.getLogger(__name__)
+
+#: State document key under which the daemon keeps its own bookkeeping.
+DAEMON_STATE = "_daemon"
+
+
+@dataclass(slots=True)
+class Health:
+    """How a module is doing, for ``status``, the API and the dashboard."""
+
+    module: str
+    port: str | None = None
+    connected: bool = False
+    since: float | None = None
+    last_record_at: float | None = None
+    last_telegram_at: float | None = None
+    module_id: str | None = None
+    firmware: str | None = None
+    thresholds: list[int] | None = None
+    thresholds_pending: str | None = None
+    last_problem: str | None = None
+    connects: int = 0
+    disconnects: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What one record changed, for live listeners (dashboard, MQTT)."""
+
+    module: str
+    at: float
+    #: Pulses counted per meter key by this record.
+    pulses: dict[str, int] = field(default_factory=dict)
+    events: tuple[DeviceEvent, ...] = ()
+
+
+class ModuleRunner:
+    """One module: link in, ledger, store out."""
+
+    def __init__(
+        self,
+        settings: ModuleSettings,
+        store: Store,
+        *,
+        journal: Journal | None = None,
+        next_seq: Callable[[], int] | None = None,
+        link: Link | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.store = store
+        self.journal = journal
+        self._next_seq = next_seq or (lambda: 0)
+        self.meters: dict[int, Meter] = {m.register: m for m in settings.meters if m.enabled}
+        saved = store.state(self.name) or {}
+        self.ledger = Ledger(self.name, state=saved.get("ledger"))
+        self.health = Health(self.name, port=settings.port)
+        for key, value in saved.get("health", {}).items():
+            if hasattr(self.health, key) and key not in ("connected", "since"):
+                setattr(self.health, key, value)
+        self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
+        if settings.thresholds is not None:
+            self.link.send_thresholds(settings.thresholds)
+            self.health.thresholds_pending = settings.thresholds.to_command()
+        self.rates: dict[int, RateEstimator] = {reg: RateEstimator() for reg in self.meters}
+        self.listeners: list[Callable[[Update], None]] = []
+
+    # -- applying records
+
+    def apply(self, at: float, record: Header | Telegram | Rejected) -> Update:
+        """Count one record: ledger, store, rates, health. Live, replayed or imported alike."""
+        pulses: dict[str, int] = {}
+        events: list[DeviceEvent] = []
+        for out in self.ledger.feed(at, record):
+            if isinstance(out, Count):
+                meter = self.meters.get(out.register)
+                if meter is None:
+                    continue  # a register nobody wired a meter to
+                self.store.add(meter.key, out.at, out.pulses)
+                pulses[meter.key] = pulses.get(meter.key, 0) + out.pulses
+                self.rates[out.register].update(out.at, out.pulses, span=out.span)
+            else:
+                events.append(self._meter_event(out))
+        if isinstance(record, Telegram):
+            self.health.last_telegram_at = at
+            for reg, estimator in self.rates.items():
+                if reg <= len(record.registers) and self.meters[reg].key not in pulses:
+                    estimator.update(at, 0, span=float(record.interval))
+        elif isinstance(record, Header):
+            self.health.module_id = record.module_id
+            self.health.firmware = record.firmware
+            self.health.thresholds = list(record.thresholds) if record.thresholds else None
+        else:
+            self.health.last_problem = record.reason
+        self.health.last_record_at = at
+        for event in events:
+            self.store.add_event(event)
+        update = Update(self.name, at, pulses, tuple(events))
+        for listener in self.listeners:
+            listener(update)
+        return update
+
+    def _meter_event(self, event: DeviceEvent) -> DeviceEvent:
+        """The ledger names registers ``<module>.<n>``; the store wants meter keys."""
+        if event.meter is None:
+            return event
+        register = int(event.meter.rsplit(".", 1)[1])
+        meter = self.meters.get(register)
+        return dataclasses.replace(event, meter=meter.key if meter else event.meter)
+
+    def rate(self, meter: Meter, now: float) -> float | None:
+        """Live power or flow of ``meter`` in its rate unit (W, L/min, m³/h...)."""
+        estimator = self.rates.get(meter.register)
+        value = estimator.rate(now) if estimator is not None else None
+        return None if value is None else value * meter.rate_factor()
+
+    def state(self) -> dict[str, Any]:
+        return {"ledger": self.ledger.state(), "health": dataclasses.asdict(self.health)}
+
+    # -- the link
+
+    def _on_link(self, event: Event) -> None:
+        if isinstance(event, Received):
+            if self.journal is not None:
+                self.journal.append(Entry(self._next_seq(), self.name, event.at, event.record))
+            self.apply(event.at, event.record)
+            return
+        h = self.health
+        kind: EventKind
+        detail = ""
+        if isinstance(event, Connected):
+            h.connected, h.since, h.port = True, event.at, event.port
+            h.connects += 1
+            kind, detail = EventKind.CONNECTED, event.port
+        elif isinstance(event, Disconnected):
+            h.connected, h.since = False, event.at
+            h.disconnects += 1
+            h.last_problem = event.reason
+            kind = (
+                EventKind.WATCHDOG
+                if event.reason.startswith("watchdog")
+                else EventKind.DISCONNECTED
+            )
+            detail = f"{event.port}: {event.reason}"
+        elif isinstance(event, ThresholdsSent):
+            kind, detail = EventKind.THRESHOLDS_SENT, event.command.to_command()
+        else:
+            assert isinstance(event, ThresholdsResult)
+            kind = EventKind.THRESHOLDS_CONFIRMED if event.taken else EventKind.THRESHOLDS_REFUSED
+            detail = f"{event.command.to_command()} -> {event.header.to_line()}"
+            if event.taken:
+                h.thresholds_pending = None
+        ev = DeviceEvent(event.at, kind, self.name, None, None, detail)
+        self.store.add_event(ev)
+        update = Update(self.name, event.at, {}, (ev,))
+        for listener in self.listeners:
+            listener(update)
+
+    async def run(self) -> None:
+        async for event in self.link.events():
+            self._on_link(event)
+
+    def close(self) -> None:
+        self.link.close()
+
+
+class Daemon:
+    """All modules of a configuration, one store, one journal."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store | None = None,
+        links: dict[str, Link] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        settings = config.logger
+        self.store = store or open_store(settings.database, tz=settings.timezone)
+        self.clock = clock
+        self.journal = Journal(Path(settings.journal))
+        daemon_state = self.store.state(DAEMON_STATE) or {}
+        self.seq = int(daemon_state.get("seq", 0))
+        self.committed_seq = self.seq
+        self.commits = 0
+        self.runners = [
+            ModuleRunner(
+                m,
+                self.store,
+                journal=self.journal,
+                next_seq=self._take_seq,
+                link=(links or {}).get(m.name),
+            )
+            for m in config.modules
+        ]
+        self._anchor_meters(config.meters)
+        self._stop = asyncio.Event()
+
+    def _take_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _anchor_meters(self, meters: Iterable[Meter]) -> None:
+        """The configured readings become anchors (once; a changed reading is a new anchor)."""
+        for meter in meters:
+            if meter.reading is None or meter.reading_at is None:
+                continue
+            anchors = self.store.anchors(meter.key)
+            if any(a.at == meter.reading_at and a.reading == meter.reading for a in anchors):
+                continue
+            kind = AnchorKind.CORRECTION if anchors else AnchorKind.INITIAL
+            self.store.add_anchor(
+                Anchor(meter.key, meter.reading_at, meter.reading, meter.pulses_per_unit, kind)
+            )
+            if anchors:
+                self.store.add_event(
+                    DeviceEvent(
+                        self.clock(),
+                        EventKind.CORRECTION,
+                        meter.module,
+                        meter.key,
+                        meter.reading,
+                        f"reading set to {meter.reading:g} {meter.unit} at {meter.reading_at:.0f}",
+                    )
+                )
+
+    def runner(self, name: str) -> ModuleRunner:
+        for r in self.runners:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def recover(self) -> int:
+        """Replay what the journal holds past the last commit; returns entries replayed."""
+        by_name = {r.name: r for r in self.runners}
+        replayed = 0
+        for entry in self.journal.entries(after=self.committed_seq):
+            runner = by_name.get(entry.module)
+            if runner is None:
+                continue
+            runner.apply(entry.at, entry.record)
+            self.seq = max(self.seq, entry.seq)
+            replayed += 1
+        if replayed:
+            log.info("replayed %d records from the journal %s", replayed, self.journal.path)
+        return replayed
+
+    def commit(self) -> None:
+        """Make everything durable, then empty the journal."""
+        for r in self.runners:
+            self.store.set_state(r.name, r.state())
+        self.store.set_state(DAEMON_STATE, {"seq": self.seq})
+        self.store.commit()
+        self.committed_seq = self.seq
+        self.journal.clear()
+        self.commits += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Until :meth:`stop`: read every module, commit every ``commit_interval`` seconds."""
+        self.recover()
+        self.commit()
+        tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
+        interval = self.config.logger.commit_interval
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), interval)
+                for task in tasks:
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+                self.commit()
+        finally:
+            for r in self.runners:
+                r.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.commit()
+            self.store.close()
+            self.journal.close()

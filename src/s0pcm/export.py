@@ -1,0 +1,43 @@
+"""CSV export of consumption, for spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from .meters import Meter
+from .store import Resolution, Store
+
+__all__ = ["write_csv"]
+
+
+def write_csv(
+    store: Store,
+    meter: Meter,
+    start: float,
+    end: float,
+    resolution: Resolution,
+    out: TextIO,
+    *,
+    tz: ZoneInfo,
+) -> int:
+    """One row per period: local start, pulses, consumption in the meter's unit, reading at the
+    period's end (empty without an anchor). Returns the number of rows."""
+    writer = csv.writer(out)
+    unit = meter.unit
+    writer.writerow(["start", "pulses", f"consumption ({unit})", f"reading at end ({unit})"])
+    rows = store.series(meter.key, start, end, resolution)
+    for n, (bucket, pulses) in enumerate(rows):
+        bucket_end = rows[n + 1][0] if n + 1 < len(rows) else end
+        reading = store.reading_at(meter.key, bucket_end)
+        writer.writerow(
+            [
+                datetime.fromtimestamp(bucket, tz).isoformat(),
+                pulses,
+                f"{pulses / meter.pulses_per_unit:.6g}",
+                "" if reading is None else f"{reading:.6f}",
+            ]
+        )
+    return len(rows)
