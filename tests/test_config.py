@@ -312,10 +312,10 @@ def test_enabled_must_be_a_boolean() -> None:
 
 def test_number_limits() -> None:
     check(
-        error("[logger]\ncommit_interval = 0.5\n" + MINIMAL),
+        error("[logger]\ncommit_interval = 0.01\n" + MINIMAL),
         "logger.commit_interval",
         2,
-        "must be 1..86400 seconds, got 0.5",
+        "must be 0.05..86400 seconds, got 0.01",
     )
     check(
         error("[logger]\nraw_retention_days = -1\n" + MINIMAL),

@@ -16,14 +16,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from . import __version__
+from .capture import read_capture
+from .config import Config, load_config
+from .daemon import Daemon
 from .emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
 from .errors import ProtocolError, S0pcmError
+from .export import write_csv
+from .legacy import read_measurement_yaml
 from .link import (
     FRAMING_7E1,
     Connected,
@@ -36,6 +42,8 @@ from .link import (
     ThresholdsSent,
 )
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
+from .status import collect_status, format_status
+from .store import Anchor, AnchorKind, Resolution, Store, open_store
 
 T = TypeVar("T")
 log = logging.getLogger("s0pcm.cli")
@@ -458,13 +466,13 @@ def emulate(
         task = asyncio.ensure_future(emulator.run())
         await emulator.ready.wait()
         click.echo(f"{m.label} {module_id} on {link_path} (every {interval:g} s)", err=True)
-        try:
-            await task
-        finally:
-            if control_path is not None:
-                control_path.unlink(missing_ok=True)
+        await task
 
-    _run(go())
+    try:
+        _run(go())
+    finally:
+        if control_path is not None:
+            control_path.unlink(missing_ok=True)
 
 
 def _control_fifo(path: Path, emulator: PtyEmulator) -> None:
@@ -490,6 +498,299 @@ def _control_fifo(path: Path, emulator: PtyEmulator) -> None:
                 log.warning("control: not a fault: %r (one of %s)", text, ", ".join(Fault))
 
     asyncio.get_running_loop().add_reader(fd, readable)
+
+
+# --- the logger ----------------------------------------------------------------------------------
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="S0PCM_CONFIG",
+    help="The configuration file (TOML); also from $S0PCM_CONFIG.",
+)
+
+
+def _config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except S0pcmError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command()
+@config_option
+@verbose_option
+def run(config_path: Path, verbose: int) -> None:
+    """Run the logger: read every configured module and keep the history.
+
+    Commits to the database every `commit_interval` seconds and at exit; SIGTERM and Ctrl-C stop
+    it cleanly. Pulses counted between commits are journalled and recovered after a crash.
+
+    \b
+    Example:
+        s0pcm run --config /etc/s0pcm/s0pcm.toml
+    """
+    _logging(verbose)
+    config = _config(config_path)
+
+    async def go() -> None:
+        daemon = Daemon(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, daemon.stop)
+        log.info("logging %d module(s) to %s", len(config.modules), config.logger.database)
+        await daemon.run()
+
+    _run(go())
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+def status(config_path: Path, as_json: bool) -> None:
+    """Per meter the reading, the pulses counted and the live rate; per module its health.
+
+    Reads the database and the journal, so it is exact up to the last record the running logger
+    received.
+
+    \b
+    Example:
+        s0pcm status --config /etc/s0pcm/s0pcm.toml
+    """
+    _logging(0)
+    config = _config(config_path)
+    daemon = Daemon(config)
+    daemon.recover()
+    doc = collect_status(daemon, time.time())
+    click.echo(json.dumps(doc, indent=1) if as_json else format_status(doc))
+
+
+@main.command()
+@config_option
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: Path, destination: Path) -> None:
+    """Copy the database consistently while the logger runs.
+
+    \b
+    Example:
+        s0pcm backup --config /etc/s0pcm/s0pcm.toml /media/usb/s0pcm-backup.sqlite
+    """
+    config = _config(config_path)
+    if destination.exists():
+        raise click.ClickException(f"{destination} exists; not overwriting it")
+    store = _store(config)
+    try:
+        store.backup(destination)
+    finally:
+        store.close()
+    click.echo(f"backed up {config.logger.database} to {destination}")
+
+
+@main.command()
+@config_option
+def check(config_path: Path) -> None:
+    """Check the database's integrity (exit status 1 on problems).
+
+    \b
+    Example:
+        s0pcm check --config /etc/s0pcm/s0pcm.toml
+    """
+    store = _store(_config(config_path))
+    try:
+        problems = store.check()
+    finally:
+        store.close()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        sys.exit(1)
+    click.echo("ok")
+
+
+def _store(config: Config) -> Store:
+    try:
+        return open_store(config.logger.database, tz=config.logger.timezone)
+    except S0pcmError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command("import-capture")
+@config_option
+@click.option(
+    "--module", "module_name", help="The module the capture is of (default: the only one)."
+)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Local time of the first line, for captures without times.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between records, for captures without times.",
+)
+@click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_capture(
+    config_path: Path,
+    module_name: str | None,
+    start: datetime | None,
+    interval: float,
+    capture: Path,
+) -> None:
+    """Replay a capture of what a module printed into the history.
+
+    Lines may start with the time they were received (Unix or ISO 8601); `s0pcm read --json`
+    output works too. The lines go through the same checks and ledger as live ones. Stop the
+    logger first, or import into another database.
+
+    \b
+    Example:
+        s0pcm import-capture --config s0pcm.toml --start '2026-01-01 00:00:00' capture.txt
+    """
+    config = _config(config_path)
+    names = [m.name for m in config.modules]
+    name = module_name or (names[0] if len(names) == 1 else None)
+    if name not in names:
+        raise click.UsageError(f"--module: one of {', '.join(names)}")
+    begin = None if start is None else start.replace(tzinfo=config.logger.timezone).timestamp()
+    daemon = Daemon(config)
+    runner = daemon.runner(name)
+    records = 0
+    try:
+        with click.progressbar(length=capture.stat().st_size, label="importing") as bar:
+            done = 0
+            for position, at, record in read_capture(capture, start=begin, interval=interval):
+                runner.apply(at, record)
+                records += 1
+                bar.update(position - done)
+                done = position
+    except S0pcmError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        daemon.commit()
+        daemon.store.close()
+    stats = runner.ledger.stats
+    click.echo(
+        f"imported {records} lines: {stats.telegrams} records, {stats.rejected} rejected, "
+        f"{stats.restarts + stats.headers} restarts, {stats.spikes} spikes"
+    )
+
+
+@main.command("import-legacy")
+@config_option
+@click.option(
+    "--module", "module_name", help="The module the file belongs to (default: the only one)."
+)
+@click.argument("measurement", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_legacy(config_path: Path, module_name: str | None, measurement: Path) -> None:
+    """Take over the totals of the reader you used before (its measurement.yaml).
+
+    Reads the file of ualex73/docker-s0pcm-reader, darkrain-nl's Home Assistant add-on (YAML or
+    JSON) or hansij66/S0PCM2MQTT. Each meter's reading goes on from the old reader's total; when
+    the file has the module's last counter, the pulses since the old reader stopped are
+    recovered from the module, once the logger runs.
+
+    \b
+    Example:
+        s0pcm import-legacy --config s0pcm.toml /share/s0pcm/measurement.yaml
+    """
+    config = _config(config_path)
+    names = [m.name for m in config.modules]
+    name = module_name or (names[0] if len(names) == 1 else None)
+    if name not in names:
+        raise click.UsageError(f"--module: one of {', '.join(names)}")
+    try:
+        totals = read_measurement_yaml(measurement)
+    except S0pcmError as e:
+        raise click.ClickException(str(e)) from e
+    at = next((t.updated_at for t in totals if t.updated_at), None) or measurement.stat().st_mtime
+    daemon = Daemon(config)
+    runner = daemon.runner(name)
+    try:
+        for t in totals:
+            meter = runner.meters.get(t.register)
+            if meter is None:
+                click.echo(f"register {t.register}: no meter configured, skipped")
+                continue
+            kind = AnchorKind.CORRECTION if daemon.store.anchors(meter.key) else AnchorKind.INITIAL
+            reading = t.total / meter.pulses_per_unit
+            daemon.store.add_anchor(Anchor(meter.key, at, reading, meter.pulses_per_unit, kind))
+            click.echo(f"{meter.name}: {reading:,.3f} {meter.unit} ({t.total:,} pulses)")
+        counters = {t.register: t.pulsecount for t in totals}
+        registers = runner.settings.model.value
+        if all(counters.get(n) is not None for n in range(1, registers + 1)):
+            known = [int(counters[n] or 0) for n in range(1, registers + 1)]
+            if runner.ledger.take_over(known, at):
+                click.echo("module counters taken over: pulses since then will be recovered")
+        daemon.commit()
+    finally:
+        daemon.store.close()
+
+
+_DAY_OR_TIME = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]
+
+
+@main.command()
+@config_option
+@click.option("--meter", "meter_key", required=True, help="Meter key (see `s0pcm status`).")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Local start (inclusive).",
+)
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Local end (exclusive).",
+)
+@click.option(
+    "--resolution",
+    type=click.Choice([r.value for r in Resolution]),
+    default="day",
+    show_default=True,
+    help="Rows per 10 s interval, hour, day, week, month or year.",
+)
+@click.option("--output", type=click.File("w"), default="-", help="CSV file (default: stdout).")
+def export(
+    config_path: Path,
+    meter_key: str,
+    start: datetime,
+    end: datetime,
+    resolution: str,
+    output: TextIO,
+) -> None:
+    """Export consumption as CSV: per period its start, pulses, consumption and reading at end.
+
+    \b
+    Example:
+        s0pcm export --config s0pcm.toml --meter electricity --from 2026-01-01 --to 2027-01-01 \\
+            --resolution month --output 2026.csv
+    """
+    config = _config(config_path)
+    try:
+        meter = config.meter(meter_key)
+    except KeyError:
+        keys = ", ".join(m.key for m in config.meters)
+        raise click.BadParameter(
+            f"no meter {meter_key!r}; one of {keys}", param_hint="--meter"
+        ) from None
+    tz = config.logger.timezone
+    t0, t1 = start.replace(tzinfo=tz).timestamp(), end.replace(tzinfo=tz).timestamp()
+    if t1 <= t0:
+        raise click.BadParameter("must be after --from", param_hint="--to")
+    store = _store(config)
+    try:
+        write_csv(store, meter, t0, t1, Resolution(resolution), output, tz=tz)
+    finally:
+        store.close()
 
 
 # --- demo ----------------------------------------------------------------------------------------

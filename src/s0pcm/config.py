@@ -77,6 +77,8 @@ DEFAULT_POSTGRESQL_JOURNAL: Final = "/var/lib/s0pcm/s0pcm.journal"
 #: Seconds between commits: an SD card lasts for years at one write every five minutes.
 DEFAULT_COMMIT_INTERVAL: Final = 300.0
 COMMIT_INTERVAL_MAX: Final = 86400.0
+#: Tests and PostgreSQL servers may commit often; an SD card wants minutes.
+COMMIT_INTERVAL_MIN: Final = 0.05
 #: Secure by default: only this machine can reach the web interface.
 DEFAULT_LISTEN: Final = "127.0.0.1:8080"
 
@@ -636,14 +638,18 @@ class _Checker:
         timezone = _system_timezone() if zone is None else self.zone(zone, (*path, "timezone"))
 
         interval = self.number(
-            table, path, "commit_interval", f"a number of seconds, 1..{COMMIT_INTERVAL_MAX:.0f}"
+            table,
+            path,
+            "commit_interval",
+            f"a number of seconds, {COMMIT_INTERVAL_MIN:g}..{COMMIT_INTERVAL_MAX:.0f}",
         )
         if interval is None:
             interval = DEFAULT_COMMIT_INTERVAL
-        elif not 1 <= interval <= COMMIT_INTERVAL_MAX:
+        elif not COMMIT_INTERVAL_MIN <= interval <= COMMIT_INTERVAL_MAX:
             raise self.error(
                 (*path, "commit_interval"),
-                f"must be 1..{COMMIT_INTERVAL_MAX:.0f} seconds, got {interval:g}",
+                f"must be {COMMIT_INTERVAL_MIN:g}..{COMMIT_INTERVAL_MAX:.0f} seconds, "
+                f"got {interval:g}",
             )
 
         journal_text = self.string(table, path, "journal")

@@ -118,14 +118,16 @@ class ModuleRunner:
                     continue  # a register nobody wired a meter to
                 self.store.add(meter.key, out.at, out.pulses)
                 pulses[meter.key] = pulses.get(meter.key, 0) + out.pulses
-                self.rates[out.register].update(out.at, out.pulses, span=out.span)
+                # Records that arrive together share a time: no span to spread them over.
+                span = out.span if out.span > 0 else None
+                self.rates[out.register].update(out.at, out.pulses, span=span)
             else:
                 events.append(self._meter_event(out))
         if isinstance(record, Telegram):
-            self.health.last_telegram_at = at
+            last, self.health.last_telegram_at = self.health.last_telegram_at, at
             for reg, estimator in self.rates.items():
                 if reg <= len(record.registers) and self.meters[reg].key not in pulses:
-                    estimator.update(at, 0, span=float(record.interval))
+                    estimator.update(at, 0, span=at - last if last and at > last else None)
         elif isinstance(record, Header):
             self.health.module_id = record.module_id
             self.health.firmware = record.firmware

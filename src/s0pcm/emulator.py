@@ -231,6 +231,8 @@ class Truth:
     life: int = 0
     #: When a list, every delivered line is appended (for tests that compare line by line).
     transcript: list[Line] | None = None
+    #: Start-up time of every life, for telling which pulses belong where.
+    starts: list[float] = field(default_factory=list)
 
     def deliver(self, line: Line) -> None:
         """A line reached a reader: the totals it carries intact now count for its life."""
@@ -241,8 +243,9 @@ class Truth:
             if total is not None and total > reg.best.get(line.life, 0):
                 reg.best[line.life] = total
 
-    def new_life(self) -> None:
+    def new_life(self, at: float) -> None:
         self.life += 1
+        self.starts.append(at)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -257,6 +260,10 @@ class Truth:
             ],
             "restarts": self.restarts,
             "lines": self.lines,
+            "lives": [
+                {"start": t, "reported": [r.best.get(n, 0) for r in self.registers]}
+                for n, t in enumerate(self.starts, start=1)
+            ],
             "faults": dict(sorted(self.faults.items())),
         }
 
@@ -339,7 +346,7 @@ class Module:
         self._next_report = now + self.interval
         self._listen_until = now + self.listen_window
         self._input = ""
-        self.truth.new_life()
+        self.truth.new_life(now)
         header = Header.make(
             self.module_id,
             firmware=self.firmware,

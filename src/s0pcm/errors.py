@@ -7,7 +7,9 @@ format error text themselves.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "LinkError", "ProtocolError", "S0pcmError"]
+from urllib.parse import unquote
+
+__all__ = ["ConfigError", "LinkError", "ProtocolError", "S0pcmError", "StoreError"]
 
 
 class S0pcmError(Exception):
@@ -58,3 +60,42 @@ class LinkError(S0pcmError):
         self.port = port
         self.reason = reason
         super().__init__(f"{port or '(auto)'}: {reason}")
+
+
+class StoreError(S0pcmError):
+    """The history database cannot be opened or used: names the database and the reason.
+
+    ``database`` is a path or a URL; a password in the URL (``user:password@`` or
+    ``?password=``) is replaced by ``***`` in the attribute, in the reason and in the message, so
+    they are safe for logs and for the dashboard.
+    """
+
+    def __init__(self, database: str, reason: str) -> None:
+        self.database, secrets = _redact_url(database)
+        for secret in sorted(secrets, key=len, reverse=True):
+            reason = reason.replace(secret, "***")
+        self.reason = reason
+        super().__init__(f"{self.database}: {self.reason}")
+
+
+def _redact_url(url: str) -> tuple[str, set[str]]:
+    """``url`` with its passwords replaced by ``***``, and the passwords (raw and decoded)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, set()
+    secrets: set[str] = set()
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if at and colon and password:
+        secrets.add(password)
+        authority = f"{user}:***@{host}"
+    parts = []
+    for part in tail.split("&"):
+        key, eq, value = part.partition("=")
+        if eq and value and key.rsplit("?", 1)[-1].lower() == "password":
+            secrets.add(value)
+            part = f"{key}=***"
+        parts.append(part)
+    secrets |= {unquote(s) for s in secrets}
+    return f"{scheme}://{authority}{slash}{'&'.join(parts)}", secrets

@@ -124,6 +124,18 @@ class Ledger:
     def thresholds(self) -> list[int] | None:
         return self._s.thresholds
 
+    def take_over(self, totals: list[int], at: float) -> bool:
+        """Start from another reader's last seen module totals (seen at ``at``), so the pulses
+        since it stopped are recovered from the module's counters. Only on a fresh ledger."""
+        s = self._s
+        if s.totals is not None:
+            return False
+        s.totals = list(totals)
+        s.totals_at = [at] * len(totals)
+        s.counted = [0] * len(totals)
+        s.last_at = s.seen_at = at
+        return True
+
     # -- input
 
     def feed(self, at: float, record: Header | Telegram | Rejected) -> list[Count | DeviceEvent]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from types import TracebackType
+from typing import Any, Final, Self
 from zoneinfo import ZoneInfo
 
 from ..events import DeviceEvent, EventKind
@@ -80,6 +81,15 @@ class Store(ABC):
         up. Pulses recovered after a gap land in one slot too (the gap is an event).
         """
 
+    def add_hour(self, meter: str, hour_start: float, counts: Sequence[int]) -> None:
+        """A whole UTC hour of slot counts at once: ``counts[i]`` pulses in the slot starting
+        ``hour_start + 10 * i`` (``hour_start`` a multiple of 3600; up to 360 counts, missing
+        ones are zeros). Adds to what is there, like :meth:`add`; the fast path for backfills
+        and imports."""
+        for i, pulses in enumerate(counts):
+            if pulses:
+                self.add(meter, hour_start + i * SLOT, pulses)
+
     @abstractmethod
     def add_event(self, event: DeviceEvent) -> None: ...
 
@@ -114,7 +124,9 @@ class Store(ABC):
     ) -> list[tuple[float, int]]:
         """Pulses per bucket: ``(bucket start, pulses)`` for every bucket that overlaps
         ``[start, end)``, in order, zeros included. Buckets are 10 s slots, local clock hours
-        (23 or 25 on DST days), local days, ISO weeks, local months or local years."""
+        (23 or 25 on DST days), local days, ISO weeks, local months or local years. Each value
+        is the whole bucket's total, also for a first or last bucket that sticks out of the
+        range."""
 
     @abstractmethod
     def intervals(self, meter: str, start: float, end: float) -> list[tuple[float, int]]:
@@ -161,12 +173,24 @@ class Store(ABC):
         """Integrity problems found (empty: all well)."""
 
     @abstractmethod
-    def apply_retention(self, *, raw_days: int | None) -> int:
+    def apply_retention(self, *, raw_days: int | None, now: float | None = None) -> int:
         """Drop 10-second slots older than ``raw_days`` (rollups stay); returns slots dropped.
 
-        None keeps everything (the default policy: full resolution forever).
+        None keeps everything (the default policy: full resolution forever). ``now`` (Unix
+        time, default the current time) is what "older" counts from.
         """
 
     @abstractmethod
     def close(self) -> None:
         """Commit what is buffered and release the database."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,237 @@
+"""The rate estimator: precision against the information limit, steps, decay, and invariants.
+
+Everything runs on explicit times. The precision figures are measured here, over many phases of
+a steady load, and asserted as measured, so that a regression fails. For a steady 100 W load at
+1000 imp/kWh (a pulse every 36 s), relative error of the reading, 600 random phases:
+
+    after watching   p95      max
+    2 min            9.5 %    9.5 %
+    3 min            2.9 %    2.9 %
+    5 min            0.6 %    0.6 %
+
+and over loads drawn from 95-105 W (periods not commensurate with the 10 s interval):
+
+    2 min            8.1 %   11.6 %
+    3 min            3.7 %    6.3 %
+    5 min            1.6 %    2.4 %
+
+Within 5 % at 2 minutes for every phase is beyond the information in the counts: for about one
+phase in five, every period in a range as wide as 35-45 s (80-103 W) reproduces each count seen,
+so whatever is read, some load with exactly those counts is more than 5 % off. From 3 minutes on
+every phase of 100 W is within 5 %.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from s0pcm.emulator import Module, RateFn, Source, steady
+from s0pcm.meters import Kind, Meter
+from s0pcm.protocol import Decoder, Model, Telegram
+from s0pcm.rate import RateEstimator
+
+INTERVAL = 10.0
+#: Pulses per second per watt at 1000 imp/kWh.
+PER_WATT = 1 / 3600
+
+
+def electricity() -> Meter:
+    return Meter("m.1", "mains", "m", 1, Kind.ELECTRICITY, "kWh", 1000.0)
+
+
+# --- a steady load, counted exactly ---------------------------------------------------------------
+
+
+def periodic_readings(period: float, phase: float, at: tuple[float, ...]) -> list[float | None]:
+    """Readings at times ``at`` of a logger that starts at 0 and sees pulses phase + n*period."""
+    est = RateEstimator()
+    seen, out, t = 0, [], 0.0
+    for when in sorted(at):
+        while t < when:
+            t += INTERVAL
+            total = math.floor((t - phase) / period) + 1 if t >= phase else 0
+            est.update(t, total - seen)
+            seen = total
+        out.append(est.rate(t))
+    return out
+
+
+def error_table(
+    draws: list[tuple[float, float]], at: tuple[float, ...]
+) -> dict[float, tuple[float, float]]:
+    """Per time: 95th percentile and maximum of the relative error over (period, phase) draws."""
+    errors: dict[float, list[float]] = {h: [] for h in at}
+    for period, phase in draws:
+        for h, r in zip(at, periodic_readings(period, phase, at), strict=True):
+            assert r is not None
+            errors[h].append(abs(r * period - 1))
+    table = {}
+    for h, e in errors.items():
+        e.sort()
+        table[h] = (e[math.ceil(0.95 * len(e)) - 1], e[-1])
+    print("\n".join(f"{h:5.0f} s  p95 {p * 100:5.2f} %  max {m * 100:5.2f} %" for h, (p, m) in table.items()))
+    return table
+
+
+MINUTES = (120.0, 180.0, 300.0)
+
+
+def test_steady_100w_error_over_random_phases() -> None:
+    rng = random.Random(1)
+    period = 36.0  # 100 W at 1000 imp/kWh
+    table = error_table([(period, rng.uniform(0, period)) for _ in range(600)], MINUTES)
+    # Measured: 9.5/9.5 %, 2.9/2.9 %, 0.6/0.6 % (p95/max); see the module docstring.
+    assert table[120.0][0] <= 0.096
+    assert table[120.0][1] <= 0.096
+    assert table[180.0][1] <= 0.03
+    assert table[300.0][1] <= 0.0065
+
+
+def test_loads_near_100w_error_over_random_phases() -> None:
+    rng = random.Random(2)
+    draws = []
+    for _ in range(600):
+        period = 3600 / rng.uniform(95.0, 105.0)
+        draws.append((period, rng.uniform(0, period)))
+    table = error_table(draws, MINUTES)
+    # Measured: 8.1/11.6 %, 3.7/6.3 %, 1.6/2.4 % (p95/max).
+    assert table[120.0][0] <= 0.09
+    assert table[180.0][0] <= 0.04
+    assert table[300.0][0] <= 0.02
+    assert table[300.0][1] <= 0.03
+
+
+def test_fraction_within_5_percent_at_2_minutes() -> None:
+    rng = random.Random(3)
+    ok = 0
+    for _ in range(300):
+        (r,) = periodic_readings(36.0, rng.uniform(0, 36.0), (120.0,))
+        assert r is not None
+        ok += abs(r * 36.0 - 1) <= 0.05
+    assert ok / 300 >= 0.75  # measured 78 %
+
+
+# --- through the emulator and the decoder ---------------------------------------------------------
+
+
+def emulate(
+    rate: RateFn,
+    until: float,
+    *,
+    watch: float = 0.0,
+    tick: float = 1.0,
+    estimator: RateEstimator | None = None,
+) -> list[tuple[float, float | None]]:
+    """Run a module from time 0 to ``until``; a logger reads it from ``watch`` on.
+
+    Returns (record time, reading) per record. The module is advanced every ``tick`` seconds, so
+    a change of rate takes effect to within a tick.
+    """
+    module = Module(model=Model.S0PCM2, interval=INTERVAL, sources=[Source(rate), Source(steady(0))])
+    decoder = Decoder()
+    decoder.feed(b"".join(line.data for line in module.power_on(0.0)))
+    est = estimator or RateEstimator()
+    out: list[tuple[float, float | None]] = []
+    n = 0
+    while n * tick < until:
+        n += 1
+        t = n * tick
+        for rec in decoder.feed(module.output(t)):
+            if isinstance(rec, Telegram) and t > watch:
+                est.update(t, rec.registers[0].interval)
+                out.append((t, est.rate(t)))
+    return out
+
+
+def switched_on(rate: float, at: float) -> RateFn:
+    """``rate`` pulses per second from ``at`` on."""
+    return lambda t: rate if t >= at else 0.0
+
+
+def steps(*changes: tuple[float, float]) -> RateFn:
+    """Watts from each (time, watts) on."""
+
+    def rate(t: float) -> float:
+        watts = 0.0
+        for when, w in changes:
+            if t >= when:
+                watts = w
+        return watts * PER_WATT
+
+    return rate
+
+
+def in_watts(reading: float | None) -> float:
+    assert reading is not None
+    return reading * electricity().rate_factor()
+
+
+@pytest.mark.parametrize("on", [0.0, 7.0, 13.0, 22.0, 31.0])
+def test_emulated_100w_reads_100w(on: float) -> None:
+    rows = emulate(switched_on(100 * PER_WATT, on), 60 + 1800, watch=60.0)
+    for t, r in rows:
+        watched = t - 60
+        if watched >= 120:
+            assert in_watts(r) == pytest.approx(100, rel=0.10)
+        if watched >= 180:
+            assert in_watts(r) == pytest.approx(100, rel=0.03)
+        if watched >= 300:
+            assert in_watts(r) == pytest.approx(100, rel=0.007)
+
+
+@pytest.mark.parametrize("at", [601.0, 604.0, 607.0, 609.0])
+def test_emulated_steps_are_followed(at: float) -> None:
+    up, down = at, at + 300
+    rows = emulate(steps((0, 100.0), (up, 2000.0), (down, 100.0)), down + 600)
+    after_up = [(t - up, in_watts(r)) for t, r in rows if up <= t < down]
+    # The first record after the switch counts part of an interval; the next shows the kettle,
+    # no later than 20 s after the switch.
+    assert all(w == pytest.approx(2000, rel=0.12) for s, w in after_up if s > INTERVAL)
+    assert all(w == pytest.approx(2000, rel=0.05) for s, w in after_up if s > 2 * INTERVAL)
+    after_down = [(t - down, in_watts(r)) for t, r in rows if t >= down]
+    assert all(w <= 400 for s, w in after_down if s >= 30)
+    assert all(w == pytest.approx(100, rel=0.05) for s, w in after_down if s >= 240)
+
+
+@pytest.mark.parametrize(("watts", "stop"), [(100.0, 601.0), (100.0, 607.0), (2000.0, 604.0)])
+def test_emulated_reading_decays_to_zero_when_pulses_stop(watts: float, stop: float) -> None:
+    rows = emulate(steps((0, watts), (stop, 0.0)), stop + 600)
+    after = [(t - stop, in_watts(r)) for t, r in rows if t > stop]
+    # Never above what one pulse per (time since the stop, less the last interval) allows.
+    for since, w in after:
+        if since > INTERVAL + 1:
+            assert w <= 3600 / (since - INTERVAL - 1)
+    assert all(w == 0 for since, w in after if since >= 310)
+    assert any(w > 0 for since, w in after if since >= 240)  # no sooner than the timeout
+
+
+def test_emulated_gas_and_water_flows() -> None:
+    gas = Meter("m.2", "gas", "m", 2, Kind.GAS, "m³", 100.0)
+    rows = emulate(switched_on(0.5 * 100 / 3600, 3.0), 60 + 1800, watch=60.0)
+    for t, r in rows:
+        if t - 60 >= 300:
+            assert r is not None
+            assert r * gas.rate_factor() == pytest.approx(0.5, rel=0.05)
+    water = Meter("m.3", "water", "m", 3, Kind.WATER, "L", 1.0)
+    for lpm in (6.0, 60.0):  # 0.1 and 1 pulse per second
+        rows = emulate(switched_on(lpm / 60, 3.0), 60 + 600, watch=60.0)
+        for t, r in rows:
+            if t - 60 >= 30:
+                assert r is not None
+                assert r * water.rate_factor() == pytest.approx(lpm, rel=0.05)
+
+
+def test_high_rate_steps_within_two_records() -> None:
+    # 1, 2, then 0.5 pulse per second (3600 W = 1 pulse/s).
+    changes = ((0.0, 3600.0), (403.0, 7200.0), (705.0, 1800.0), (1000.0, 0.0))
+    rows = emulate(steps(*changes), 1000)
+    for (start, watts), (end, _) in zip(changes, changes[1:], strict=False):
+        for t, r in rows:
+            if start + 2 * INTERVAL <= t <= end:
+                assert in_watts(r) == pytest.approx(watts, rel=0.05), t
