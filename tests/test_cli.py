@@ -180,4 +180,4 @@ def test_emulator_takes_faults_from_its_control_fifo(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=10)
     doc = json.loads(truth.read_text())
     assert doc["faults"] == {"garbage": 1, "restart": 1, "stall": 1}
-    assert "not a fault: 'meteor'" in err
+    assert "not a command: 'meteor'" in err

@@ -1,4 +1,4 @@
-"""The logger end to end: emulator on a pty → link → ledger → SQLite, in-process and as processes."""
+"""The logger end to end: emulator on a pty, link, ledger, SQLite; in-process and as processes."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from s0pcm.config import load_config
 from s0pcm.daemon import Daemon
 from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
 from s0pcm.events import EventKind
-from s0pcm.protocol import Model
 from s0pcm.store import open_store
 
 S0PCM = [sys.executable, "-m", "s0pcm"]
@@ -118,40 +117,64 @@ def emulator_process(tmp_path: Path, *args: str) -> Iterator[Path]:
         proc.wait(timeout=10)
 
 
+def wait_for_lines(truth: Path, lines: int) -> None:
+    """Until a reader has taken ``lines`` lines from the emulator."""
+    deadline = time.monotonic() + 20
+    while not truth.exists() or json.loads(truth.read_text() or "{}").get("lines", 0) < lines:
+        assert time.monotonic() < deadline, "the logger never read the emulator"
+        time.sleep(0.05)
+
+
 def logger(config: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([*S0PCM, "run", "--config", str(config)], stderr=subprocess.DEVNULL)
 
 
 def test_fault_gauntlet_with_sigkilled_logger(tmp_path: Path) -> None:
-    """Hundreds of faults in one run: random module faults, and the logger killed with SIGKILL
-    at random moments and started again. Every reported pulse counted once."""
+    """Hundreds of faults in one run: garbage, cut and merged lines, parity noise, spikes,
+    stalls and port drops at random; module restarts and unplugs; and the logger killed with
+    SIGKILL at random moments and started again. Every reported pulse is counted once.
+
+    Module restarts come on demand, a while after the logger started and before it is killed:
+    a restart whose header is lost while the logger is down, with new totals already past the
+    old ones, looks exactly like no restart (see the ledger), so the run keeps each module life
+    in sight long enough to tell.
+    """
     import random
 
     rnd = random.Random(20261126)
     config = write_config(tmp_path, commit_interval=1.0)
-    kills = 0
+    kills = restarts = 0
     rates = [f"--rate={n}={r}" for n, r in enumerate((3, 0.4, 7, 1.5, 12), start=1)]
-    with emulator_process(
-        tmp_path, "--interval", "0.1", "--fault-rate", "0.12", "--seed", "7", *rates
-    ) as truth:
+    faults = "--faults=garbage,truncate,merge,noise,spike,stall,drop"
+    with emulator_process(tmp_path, "--interval", "0.1", "--seed", "7", faults, *rates) as truth:
+        # The logger sees the module start (before that, its totals are history, not ours).
         proc = logger(config)
+        wait_for_lines(truth, 10)
+        (tmp_path / "control").write_text("rate 0.25\n")
         deadline = time.monotonic() + float(os.environ.get("S0PCM_GAUNTLET_SECONDS", "100"))
         while time.monotonic() < deadline:
-            time.sleep(rnd.uniform(0.3, 3.0))
+            time.sleep(rnd.uniform(1.0, 2.0))
+            if rnd.random() < 0.6:
+                (tmp_path / "control").write_text(rnd.choice(["restart\n", "unplug\n"]))
+                restarts += 1
+                time.sleep(rnd.uniform(1.0, 2.0))
+            else:
+                time.sleep(rnd.uniform(0.0, 1.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
             proc = logger(config)
-        time.sleep(1.5)  # let the last logger settle in; the module stops first, then the logger
+        time.sleep(2.0)  # the module stops first, then the logger
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     counted = stored(config)
     doc = json.loads(truth.read_text())
     reported = [r["reported"] for r in doc["registers"]]
-    faults = sum(doc["faults"].values())
-    print(f"gauntlet: {faults} module faults {doc['faults']}, {kills} SIGKILLs, "
+    faults_seen = sum(doc["faults"].values())
+    print(f"gauntlet: {faults_seen} module faults {doc['faults']}, {kills} SIGKILLs, "
           f"counted {counted}, truth {reported}")  # fmt: skip
-    assert faults + kills >= 200
+    assert faults_seen + kills >= 200
+    assert doc["restarts"] >= restarts > 5
     assert counted == reported
 
 

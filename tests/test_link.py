@@ -176,7 +176,8 @@ async def test_watchdog_reopens_a_silent_port(tmp_path: Path) -> None:
         stream = link.events()
         await collect(stream, lambda ev: count(Telegram, ev) >= 2)
         emulator.request(Fault.STALL, duration=40 * INTERVAL)
-        events = await collect(
+        events = await collect(stream, lambda ev: isinstance(ev[-1], Disconnected))
+        events += await collect(
             stream, lambda ev: isinstance(ev[-1], Received) and isinstance(ev[-1].record, Telegram)
         )
         link.close()

@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from s0pcm.emulator import Module, RateFn, Source, steady
 from s0pcm.meters import Kind, Meter
@@ -75,7 +72,11 @@ def error_table(
     for h, e in errors.items():
         e.sort()
         table[h] = (e[math.ceil(0.95 * len(e)) - 1], e[-1])
-    print("\n".join(f"{h:5.0f} s  p95 {p * 100:5.2f} %  max {m * 100:5.2f} %" for h, (p, m) in table.items()))
+    print(
+        "\n".join(
+            f"{h:5.0f} s  p95 {p * 100:5.2f} %  max {m * 100:5.2f} %" for h, (p, m) in table.items()
+        )
+    )
     return table
 
 
@@ -133,7 +134,9 @@ def emulate(
     Returns (record time, reading) per record. The module is advanced every ``tick`` seconds, so
     a change of rate takes effect to within a tick.
     """
-    module = Module(model=Model.S0PCM2, interval=INTERVAL, sources=[Source(rate), Source(steady(0))])
+    module = Module(
+        model=Model.S0PCM2, interval=INTERVAL, sources=[Source(rate), Source(steady(0))]
+    )
     decoder = Decoder()
     decoder.feed(b"".join(line.data for line in module.power_on(0.0)))
     est = estimator or RateEstimator()

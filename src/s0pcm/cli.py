@@ -403,8 +403,9 @@ def emulate(
 
     A pseudo-terminal carries no parity: readers fall back to 8N1 and mask to 7 bits. Faults on
     demand: SIGUSR1 restarts the module, SIGUSR2 unplugs and replugs it, and with --control any
-    fault written to the FIFO happens at once. Random faults are drawn with --fault-rate from:
-    restart, unplug, drop, garbage, truncate, merge, stall, spike, noise.
+    fault written to the FIFO happens at once ('rate R' there sets --fault-rate). Random faults
+    are drawn with --fault-rate from: restart, unplug, drop, garbage, truncate, merge, stall,
+    spike, noise.
 
     \b
     Example:
@@ -495,7 +496,9 @@ def _control_fifo(path: Path, emulator: PtyEmulator) -> None:
             try:
                 emulator.command(text)
             except ValueError:
-                log.warning("control: not a fault: %r (one of %s)", text, ", ".join(Fault))
+                log.warning(
+                    "control: not a command: %r (rate R, or one of %s)", text, ", ".join(Fault)
+                )
 
     asyncio.get_running_loop().add_reader(fd, readable)
 

@@ -60,6 +60,8 @@ LISTEN_WINDOW: Final = 10.0
 #: Length of the pulses the emulated meters produce, in ms (the S0 standard asks at least 30).
 DEFAULT_PULSE_MS: Final = 50.0
 DEFAULT_THRESHOLD_MS: Final = 30
+#: Seconds a reader must have had the port open before output goes to it (see PtyEmulator).
+SETTLE_IN: Final = 0.25
 
 
 class Fault(StrEnum):
@@ -546,7 +548,7 @@ class PtyEmulator:
         self.readers = 0  # readers seen so far
         self._master = -1
         self._slave_name = ""
-        self._reader = False  # a reader has the port open (as of the last tick)
+        self._reader_since: float | None = None  # since when a reader has the port open
         self._written = 0  # bytes written to the pty since it was (re)opened or flushed
         self._queue: list[tuple[float, Line]] = []  # printed, not yet written
         self._unconfirmed: list[tuple[int, Line]] = []  # (end offset, line) written, not read
@@ -562,16 +564,21 @@ class PtyEmulator:
         self._requests.append((fault, duration))
 
     def command(self, text: str) -> None:
-        """A fault by name, with an optional duration: ``"unplug 5"``, ``"garbage"``.
+        """A fault by name, with an optional duration (``"unplug 5"``, ``"garbage"``), or
+        ``"rate R"`` to set the rate of random faults per interval.
 
-        Raises ValueError for an unknown fault or a bad duration.
+        Raises ValueError for an unknown command or a bad number.
         """
         kind, _, rest = text.strip().partition(" ")
-        fault = Fault(kind)
-        duration = float(rest) if rest.strip() else None
-        if duration is not None and not 0 <= duration < math.inf:
-            raise ValueError(f"bad duration {rest!r}")
-        self.request(fault, duration=duration)
+        number = float(rest) if rest.strip() else None
+        if number is not None and not 0 <= number < math.inf:
+            raise ValueError(f"bad number {rest!r}")
+        if kind == "rate":
+            if number is None:
+                raise ValueError("rate needs a number")
+            self.fault_rate = number
+            return
+        self.request(Fault(kind), duration=number)
 
     def stop(self) -> None:
         self._stop.set()
@@ -586,7 +593,7 @@ class PtyEmulator:
         os.set_blocking(master, False)
         self._master = master
         self._written = 0
-        self._reader = False
+        self._reader_since = None
         tmp = self.link.with_name(f".{self.link.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -601,7 +608,7 @@ class PtyEmulator:
             self.link.unlink()
         os.close(self._master)
         self._master = -1
-        self._reader = False
+        self._reader_since = None
 
     def _poll(self, now: float) -> bool:
         """Whether a reader has the port open; takes what it wrote (threshold commands)."""
@@ -681,17 +688,19 @@ class PtyEmulator:
             self._close()
             self._queue.clear()  # printed while the port is gone: lost
         if self._master >= 0:
-            if reader and self._reader:
-                # Settled in (pyserial flushes its input on open): hand over the output.
+            if reader and self._reader_since is None:
+                self.readers += 1
+                self._reader_since = now
+            elif not reader and self._reader_since is not None:
+                self._settle(gone=True)
+                self._reader_since = None
+            if reader and now - (self._reader_since or now) >= SETTLE_IN:
+                # The reader has settled in (pyserial empties the input when it opens, after
+                # trying its framing): hand over the output.
                 self._settle()
                 for _, line in self._queue:
                     self._write(line)
                 self._queue.clear()
-            elif self._reader and not reader:
-                self._settle(gone=True)
-            elif reader:
-                self.readers += 1
-            self._reader = reader
         self._queue = [(t, line) for t, line in self._queue if now - t <= self.stale]
         self._write_truth()
 

@@ -200,6 +200,7 @@ class Link:
         self._closed = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._iterating = False
+        self._fallback: dict[str, Framing] = {}
 
     def send_thresholds(self, command: Thresholds | None) -> None:
         """Queue ``command`` for the module's next start-up (None cancels)."""
@@ -258,10 +259,12 @@ class Link:
         to 7 bits anyway.
         """
         loop = asyncio.get_running_loop()
-        framing = self.framing
+        framing = self._fallback.get(port, self.framing)
         while True:
             try:
                 ser = await loop.run_in_executor(None, self._open_port, port, framing)
+                if framing != self.framing:
+                    self._fallback[port] = framing  # no need to try again on reconnect
                 break
             except termios.error as e:
                 if framing == FRAMING_8N1:
