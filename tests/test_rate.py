@@ -23,10 +23,13 @@ every phase of 100 W is within 5 %.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from s0pcm.emulator import Module, RateFn, Source, steady
 from s0pcm.meters import Kind, Meter
@@ -234,7 +237,152 @@ def test_high_rate_steps_within_two_records() -> None:
     # 1, 2, then 0.5 pulse per second (3600 W = 1 pulse/s).
     changes = ((0.0, 3600.0), (403.0, 7200.0), (705.0, 1800.0), (1000.0, 0.0))
     rows = emulate(steps(*changes), 1000)
-    for (start, watts), (end, _) in zip(changes, changes[1:], strict=False):
+    for (start, watts), (end, _) in itertools.pairwise(changes):
         for t, r in rows:
             if start + 2 * INTERVAL <= t <= end:
                 assert in_watts(r) == pytest.approx(watts, rel=0.05), t
+
+
+# --- slow meters, gaps, holes --------------------------------------------------------------------
+
+
+def test_slow_gas_meter_holds_between_pulses() -> None:
+    # 0.02 m³/h at 100 imp/m³: a pulse every 30 minutes; the timeout stretches to 3 periods.
+    est = RateEstimator()
+    period, phase = 1800.0, 1234.5
+    seen = 0
+    for k in range(1, 8 * 360 + 1):
+        t = k * INTERVAL
+        total = math.floor((t - phase) / period) + 1 if t >= phase else 0
+        est.update(t, total - seen)
+        seen = total
+        r = est.rate(t)
+        if t >= 3 * period + phase:
+            assert r is not None
+            assert r * period == pytest.approx(1, rel=0.05)
+    # Silence: 1/(time since the last pulse) once that exceeds the period, 0 at one hour.
+    last = phase + (seen - 1) * period
+    assert est.rate(last + 3599) is not None
+    assert est.rate(last + 3601 + INTERVAL) == 0
+
+
+def test_lost_records_spread_over_their_span() -> None:
+    def total(t: float) -> int:  # pulses at 5 + 36 n in (0, t]
+        return math.floor((t - 5.0) / 36.0) + 1 if t >= 5.0 else 0
+
+    full, gappy = RateEstimator(), RateEstimator()
+    held = 0.0
+    for k in range(1, 61):
+        t = k * INTERVAL
+        full.update(t, total(t) - total(t - INTERVAL))
+        if k % 4 != 2:  # every fourth record is lost: the next one brings its pulses and span
+            gappy.update(t, total(t) - total(held), span=t - held)
+            held = t
+    for est in (full, gappy):
+        r = est.rate(600.0)
+        assert r is not None
+        assert r * 36 == pytest.approx(1, rel=0.01)
+
+
+def test_hole_and_clock_jump_start_afresh() -> None:
+    est = RateEstimator()
+    for k in range(1, 31):
+        est.update(k * INTERVAL, 1 if k % 3 == 0 else 0)  # a pulse every 30 s
+    assert est.rate(300.0) == pytest.approx(1 / 30, rel=0.05)
+    # A hole of unknown pulses (the span starts long after the last record), then the clock
+    # jumps back: each time the window restarts, and the reading stays sane and then recovers.
+    est.update(1000.0, 0, span=INTERVAL)
+    r = est.rate(1000.0)
+    assert r is not None
+    assert 0 < r <= 1 / 30 * 1.05
+    for start in (1000.0, 500.0):
+        for k in range(1, 31):
+            est.update(start + k * INTERVAL, 1 if k % 3 == 0 else 0)
+        assert est.rate(start + 300) == pytest.approx(1 / 30, rel=0.05)
+
+
+def test_none_zero_and_bad_input() -> None:
+    est = RateEstimator()
+    assert est.rate(0.0) is None
+    est.update(10.0, 0)
+    est.update(20.0, 1)
+    assert est.rate(20.0) is None  # one pulse says nothing about the rate
+    assert est.rate(20.0 + 299) is None
+    assert est.rate(20.0 + 300) == 0  # nothing more for the timeout
+    est.update(40.0, 1)
+    assert est.rate(40.0) == pytest.approx(1 / 20, rel=0.5)
+    quiet = RateEstimator()
+    for k in range(1, 31):
+        quiet.update(k * INTERVAL, 0)
+        assert quiet.rate(k * INTERVAL) == (None if k < 30 else 0)
+    with pytest.raises(ValueError, match="bad record"):
+        est.update(50.0, -1)
+    with pytest.raises(ValueError, match="bad record"):
+        est.update(50.0, 1, span=0)
+    with pytest.raises(ValueError, match="bad record"):
+        est.update(math.nan, 1)
+    with pytest.raises(ValueError, match="options"):
+        RateEstimator(interval=0)
+    est.reset()
+    assert est.rate(60.0) is None
+
+
+# --- invariants ----------------------------------------------------------------------------------
+
+TIMEOUT = 300.0
+counts = st.one_of(st.just(0), st.integers(0, 3), st.integers(0, 500))
+steps_ = st.tuples(st.floats(0.5, 400.0), counts, st.floats(0.0, 1000.0))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(steps_, min_size=1, max_size=60), st.floats(-1e9, 2e9))
+def test_readings_are_sane_and_none_or_zero_only_as_documented(
+    records: list[tuple[float, int, float]], t0: float
+) -> None:
+    est = RateEstimator()
+    t, seen = t0, 0
+    quiet = t0 + records[0][0] - INTERVAL  # no pulse known since: a span before the first record
+    timed_out = False  # a timeout was seen at a record
+    since_timeout = 0  # pulses since
+    for dt, pulses, ahead in records:
+        t += dt
+        est.update(t, pulses)
+        seen += pulses
+        since_timeout += pulses
+        if pulses:
+            quiet = t
+        elif t - quiet >= TIMEOUT:
+            timed_out, since_timeout = True, 0
+        for now in (t, t + ahead):
+            r = est.rate(now)
+            expect_none = seen < 2 and not timed_out and now - quiet < TIMEOUT
+            assert (r is None) == expect_none
+            if r is None:
+                continue
+            assert math.isfinite(r)
+            assert r >= 0
+            if r == 0:
+                assert now - quiet >= TIMEOUT or (timed_out and since_timeout <= 1)
+            if not pulses and seen and t - quiet > 2 * est.jitter:
+                # Decays like 1 / (time since the last pulse).
+                assert r <= 1 / (t - quiet - 2 * est.jitter) * (1 + 1e-9)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-50.0, 400.0), counts, st.none() | st.floats(0.001, 1000.0)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_any_input_gives_a_finite_non_negative_reading(
+    records: list[tuple[float, int, float | None]],
+) -> None:
+    est = RateEstimator()
+    t = 1.7e9
+    for dt, pulses, span in records:
+        t += dt
+        est.update(t, pulses, span=span)
+        r = est.rate(t)
+        assert r is None or (math.isfinite(r) and r >= 0)

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 #: State document key under which the daemon keeps its own bookkeeping.
 DAEMON_STATE = "_daemon"
+#: Live rates only learn from records this recent (s): an imported year of history says nothing
+#: about the power now, and skipping it keeps a replay fast.
+RATE_HORIZON = 900.0
 
 
 @dataclass(slots=True)
@@ -111,6 +114,7 @@ class ModuleRunner:
         """Count one record: ledger, store, rates, health. Live, replayed or imported alike."""
         pulses: dict[str, int] = {}
         events: list[DeviceEvent] = []
+        recent = at >= time.time() - RATE_HORIZON
         for out in self.ledger.feed(at, record):
             if isinstance(out, Count):
                 meter = self.meters.get(out.register)
@@ -118,14 +122,15 @@ class ModuleRunner:
                     continue  # a register nobody wired a meter to
                 self.store.add(meter.key, out.at, out.pulses)
                 pulses[meter.key] = pulses.get(meter.key, 0) + out.pulses
-                # Records that arrive together share a time: no span to spread them over.
-                span = out.span if out.span > 0 else None
-                self.rates[out.register].update(out.at, out.pulses, span=span)
+                if recent:
+                    # Records that arrive together share a time: no span to spread them over.
+                    span = out.span if out.span > 0 else None
+                    self.rates[out.register].update(out.at, out.pulses, span=span)
             else:
                 events.append(self._meter_event(out))
         if isinstance(record, Telegram):
             last, self.health.last_telegram_at = self.health.last_telegram_at, at
-            for reg, estimator in self.rates.items():
+            for reg, estimator in self.rates.items() if recent else ():
                 if reg <= len(record.registers) and self.meters[reg].key not in pulses:
                     estimator.update(at, 0, span=at - last if last and at > last else None)
         elif isinstance(record, Header):

@@ -130,7 +130,7 @@ class RateEstimator:
             raise ValueError(f"bad record: t_end={t_end!r} pulses={pulses!r} span={span!r}")
         end = self._end
         start = t_end - (span if span is not None else self.interval)
-        if end is None or t_end <= end or start > end + self.interval / 2:
+        if end is None or t_end <= end or (span is not None and start > end + self.interval / 2):
             self._groups, self._start, self._quiet_since = [], start, start
         else:
             start = end  # contiguous; a small disagreement is timestamp noise
@@ -144,11 +144,11 @@ class RateEstimator:
                 # The dropped pulses were part of the steady run, so the pulse before the new
                 # first one came before the end of its interval: a fact worth keeping.
                 self._start = self._groups.pop(0).b - j
-        if t_end - self._quiet_since >= self._timeout():
-            self._groups, self._start, self._value = [], None, 0.0
-            return
         lo, hi = self._fit()
-        if hi < _INF and lo > 0:
+        if t_end - self._quiet_since >= self._timeout():
+            # Zero, but the last pulse is kept: for a slow meter, the next one gives the rate.
+            self._value = 0.0
+        elif hi < _INF and lo > 0:
             self._value = 1 / self._median(lo, hi)
             self._period = 1 / self._value
         elif hi < _INF:
@@ -233,10 +233,11 @@ class RateEstimator:
     def rate(self, now: float) -> float | None:
         """Pulses per second at ``now``: never negative, NaN or infinite.
 
-        None until the data say something: no record yet, or fewer than two pulses (so no
-        period can be bounded on both sides) and no timeout yet. After the first reading it is
-        never None again. It is 0 once no pulse was seen for the timeout, counted up to ``now``
-        so that a reading does not hang on when records stop.
+        None until the data say something: no record yet, or fewer than two pulses and no
+        timeout yet. After the first reading never None again. 0 once no pulse came for the
+        timeout (counted up to ``now``, so a reading does not hang on when records stop), until
+        pulses bound a rate again: the next pulse does if the last one before the silence still
+        fits the same rate (a slow meter), else the one after.
         """
         if self._end is None:
             return None
