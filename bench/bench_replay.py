@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import tempfile
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
