@@ -23,6 +23,7 @@ every phase of 100 W is within 5 %.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 import random
@@ -119,6 +120,70 @@ def test_fraction_within_5_percent_at_2_minutes() -> None:
         assert r is not None
         ok += abs(r * 36.0 - 1) <= 0.05
     assert ok / 300 >= 0.75  # measured 78 %
+
+
+# --- steps and silence, counted exactly ----------------------------------------------------------
+
+
+def meter_counts(changes: list[tuple[float, float]], until: float, energy: float) -> list[int]:
+    """Counts per interval up to ``until`` of an integrating meter: from each (time, rate) on it
+    runs at that many pulses per second, starting with ``energy`` (a fraction of a pulse) stored.
+    """
+    times: list[float] = []
+    for (t0, rate), (t1, _) in itertools.pairwise([*changes, (until, 0.0)]):
+        n = math.floor(energy + rate * (t1 - t0))
+        times += [t0 + (k - energy) / rate for k in range(1, n + 1)]
+        energy += rate * (t1 - t0) - n
+    ends = [k * INTERVAL for k in range(1, int(until / INTERVAL) + 1)]
+    return [bisect.bisect_right(times, t) - bisect.bisect_right(times, t - INTERVAL) for t in ends]
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    values = sorted(values)
+    return values[math.ceil(0.95 * len(values)) - 1], values[-1]
+
+
+def settled(readings: list[tuple[float, float]], start: float, end: float, watts: float) -> float:
+    """Time from ``start`` to the first record from which all to ``end`` are within 5 %."""
+    bad = [t for t, w in readings if start <= t < end and abs(w / watts - 1) > 0.05]
+    return max(bad, default=start - INTERVAL) + INTERVAL - start
+
+
+def test_step_response_and_silence_over_random_phases() -> None:
+    rng = random.Random(4)
+    shows, settles_up, settles_down, zero = [], [], [], []
+    for _ in range(100):
+        up, down = 600 + rng.uniform(0, 10), 900 + rng.uniform(0, 10)
+        stop = 1500 + rng.uniform(0, 10)
+        watts = [(0.0, 100.0), (up, 2000.0), (down, 100.0), (stop, 0.0)]
+        changes = [(t, w * PER_WATT) for t, w in watts]
+        est = RateEstimator()
+        readings = []
+        for k, n in enumerate(meter_counts(changes, stop + 400, rng.random()), start=1):
+            est.update(k * INTERVAL, n)
+            if k * INTERVAL >= 300:
+                readings.append((k * INTERVAL, in_watts(est.rate(k * INTERVAL))))
+
+        shows.append(min(t for t, w in readings if t > up and w >= 0.75 * 2000) - up)
+        settles_up.append(settled(readings, up, down, 2000))
+        settles_down.append(settled(readings, down, stop, 100))
+        zero.append(min(t for t, w in readings if t > stop and w == 0) - stop)
+        # After the stop, never above one pulse per time since the last pulse could have come
+        # (the end of the interval of the stop, less the jitter allowance on both ends).
+        last = math.ceil(stop / INTERVAL) * INTERVAL + 2 * est.jitter
+        assert all(w <= 3600 / (t - last) for t, w in readings if t > last)
+    table = {
+        "100 -> 2000 W, reads >= 1500 W": percentiles(shows),
+        "100 -> 2000 W, within 5 % for good": percentiles(settles_up),
+        "2000 -> 100 W, within 5 % for good": percentiles(settles_down),
+        "100 W -> 0, reads 0": percentiles(zero),
+    }
+    print("\n".join(f"{k}: p95 {p:.0f} s, max {m:.0f} s" for k, (p, m) in table.items()))
+    # Measured (p95/max, s): 18/26, 38/48, 172/210, 303/308.
+    assert table["100 -> 2000 W, reads >= 1500 W"][1] <= 30
+    assert table["100 -> 2000 W, within 5 % for good"][0] <= 40
+    assert table["2000 -> 100 W, within 5 % for good"][0] <= 180
+    assert table["100 W -> 0, reads 0"][1] <= 310
 
 
 # --- through the emulator and the decoder ---------------------------------------------------------

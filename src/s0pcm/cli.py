@@ -662,6 +662,7 @@ def import_capture(
     begin = None if start is None else start.replace(tzinfo=config.logger.timezone).timestamp()
     daemon = Daemon(config)
     runner = daemon.runner(name)
+    before = dataclasses.replace(runner.ledger.stats)
     records = 0
     try:
         with click.progressbar(length=capture.stat().st_size, label="importing") as bar:
@@ -676,10 +677,12 @@ def import_capture(
     finally:
         daemon.commit()
         daemon.store.close()
-    stats = runner.ledger.stats
+    now, was = runner.ledger.stats, before
     click.echo(
-        f"imported {records} lines: {stats.telegrams} records, {stats.rejected} rejected, "
-        f"{stats.restarts + stats.headers} restarts, {stats.spikes} spikes"
+        f"imported {records} lines: {now.telegrams - was.telegrams} records, "
+        f"{now.rejected - was.rejected} rejected, "
+        f"{now.restarts + now.headers - was.restarts - was.headers} restarts, "
+        f"{now.spikes - was.spikes} spikes"
     )
 
 
