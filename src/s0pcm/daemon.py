@@ -99,7 +99,7 @@ class ModuleRunner:
         self.ledger = Ledger(self.name, state=saved.get("ledger"))
         self.health = Health(self.name, port=settings.port)
         for key, value in saved.get("health", {}).items():
-            if hasattr(self.health, key) and key not in ("connected", "since"):
+            if hasattr(self.health, key):
                 setattr(self.health, key, value)
         self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
         if settings.thresholds is not None:
@@ -167,11 +167,16 @@ class ModuleRunner:
     # -- the link
 
     def _on_link(self, event: Event) -> None:
+        if isinstance(event, Received | Connected | Disconnected) and self.journal is not None:
+            record = event.record if isinstance(event, Received) else event
+            self.journal.append(Entry(self._next_seq(), self.name, event.at, record))
         if isinstance(event, Received):
-            if self.journal is not None:
-                self.journal.append(Entry(self._next_seq(), self.name, event.at, event.record))
             self.apply(event.at, event.record)
-            return
+        else:
+            self.note(event)
+
+    def note(self, event: Connected | Disconnected | ThresholdsSent | ThresholdsResult) -> None:
+        """What happened to the port or the thresholds: health and an event."""
         h = self.health
         kind: EventKind
         detail = ""
@@ -183,16 +188,12 @@ class ModuleRunner:
             h.connected, h.since = False, event.at
             h.disconnects += 1
             h.last_problem = event.reason
-            kind = (
-                EventKind.WATCHDOG
-                if event.reason.startswith("watchdog")
-                else EventKind.DISCONNECTED
-            )
+            watchdog = event.reason.startswith("watchdog")
+            kind = EventKind.WATCHDOG if watchdog else EventKind.DISCONNECTED
             detail = f"{event.port}: {event.reason}"
         elif isinstance(event, ThresholdsSent):
             kind, detail = EventKind.THRESHOLDS_SENT, event.command.to_command()
         else:
-            assert isinstance(event, ThresholdsResult)
             kind = EventKind.THRESHOLDS_CONFIRMED if event.taken else EventKind.THRESHOLDS_REFUSED
             detail = f"{event.command.to_command()} -> {event.header.to_line()}"
             if event.taken:
@@ -204,6 +205,7 @@ class ModuleRunner:
             listener(update)
 
     async def run(self) -> None:
+        self.health.connected = False  # whatever was saved: this process has no port yet
         async for event in self.link.events():
             self._on_link(event)
 
@@ -286,7 +288,10 @@ class Daemon:
             runner = by_name.get(entry.module)
             if runner is None:
                 continue
-            runner.apply(entry.at, entry.record)
+            if isinstance(entry.record, Connected | Disconnected):
+                runner.note(entry.record)
+            else:
+                runner.apply(entry.at, entry.record)
             self.seq = max(self.seq, entry.seq)
             replayed += 1
         if replayed:
@@ -309,6 +314,8 @@ class Daemon:
     async def run(self) -> None:
         """Until :meth:`stop`: read every module, commit every ``commit_interval`` seconds."""
         self.recover()
+        for r in self.runners:
+            r.health.connected = False  # this process has not opened a port yet
         self.commit()
         tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
         interval = self.config.logger.commit_interval

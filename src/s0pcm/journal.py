@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ProtocolError
+from .link import Connected, Disconnected
 from .protocol import Header, Rejected, Telegram, parse_line
 
 __all__ = ["Entry", "Journal"]
@@ -31,7 +32,8 @@ class Entry:
     seq: int
     module: str
     at: float
-    record: Header | Telegram | Rejected
+    #: A line received, or the port coming and going (for health after a crash).
+    record: Header | Telegram | Rejected | Connected | Disconnected
 
 
 class Journal:
@@ -47,6 +49,11 @@ class Journal:
         doc: dict[str, object] = {"s": entry.seq, "m": entry.module, "t": entry.at}
         if isinstance(record, Rejected):
             doc["r"] = record.raw
+            doc["why"] = record.reason
+        elif isinstance(record, Connected):
+            doc["up"] = record.port
+        elif isinstance(record, Disconnected):
+            doc["down"] = record.port
             doc["why"] = record.reason
         else:
             doc["l"] = record.to_line()
@@ -65,12 +72,17 @@ class Journal:
                 seq = int(doc["s"])
                 if seq <= after:
                     continue
-                record: Header | Telegram | Rejected
+                at = float(doc["t"])
+                record: Header | Telegram | Rejected | Connected | Disconnected
                 if "r" in doc:
                     record = Rejected(str(doc["r"]), str(doc["why"]))
+                elif "up" in doc:
+                    record = Connected(at, str(doc["up"]))
+                elif "down" in doc:
+                    record = Disconnected(at, str(doc["down"]), str(doc["why"]))
                 else:
                     record = parse_line(str(doc["l"]))
-                yield Entry(seq, str(doc["m"]), float(doc["t"]), record)
+                yield Entry(seq, str(doc["m"]), at, record)
             except (ValueError, KeyError, TypeError, ProtocolError) as e:
                 log.warning("%s:%d: skipping unreadable journal entry (%s)", self.path, n, e)
 

@@ -16,12 +16,13 @@ Silence adds two censored pseudo-pulses: the pulse after the last one came after
 before the first one came before that. Only the extreme pulses of an interval matter in a pair, so
 a window of G pulse-bearing intervals costs O(G^2) per record, whatever the rate.
 
-The window is the longest run of recent pulses that one steady rate fits. A record that no period
-fits means the rate changed: the oldest pulses are dropped until one fits again. So the window
-grows while the rate holds (the feasible range shrinks roughly like 1/pulses) and collapses to the
-newest pulses on a step, which at high rates are many: steps show within one or two records.
-Silence shrinks it too: once no period fits the time since the last pulse, that pulse is all that
-is left and the reading is bounded by 1/(time since it), decaying to zero at a timeout.
+The window is the longest run of recent intervals that one steady rate fits. A record that no
+period fits means the rate changed: the oldest intervals are dropped until one fits again. So the
+window grows while the rate holds (the feasible range shrinks roughly like 1/pulses) and collapses
+to the newest pulses on a step, which at high rates are many: steps show within one or two
+records. Silence shrinks it too: once no period fits it, too few pulses are left to bound a rate,
+and the reading is bounded by 1/(time since the last pulse) instead, falling to zero at a
+timeout that is longer for slow meters.
 
 Within the feasible range the reading is the posterior median of the period for a uniformly
 random phase (the likelihood of T is the fraction of phases that reproduce every count) and a
@@ -72,6 +73,9 @@ def _bounds(g: _Group, later: list[_Group]) -> tuple[float, float]:
 class RateEstimator:
     """Pulse rate of one register from its interval counts; see the module docstring.
 
+    Feed every record to :meth:`update`, ask :meth:`rate` when a reading is wanted. Rates are in
+    pulses per second; ``Meter.rate_factor()`` turns them into W, m³/h, L/min, ...
+
     Options (keyword-only):
 
     * ``interval``: the module's interval in seconds; the span of a first record given no span.
@@ -108,6 +112,7 @@ class RateEstimator:
         self._groups: list[_Group] = []
         self._next = 0  # index of the next pulse
         self._end: float | None = None  # end of the last record
+        self._span_start = 0.0  # and the start of its span
         #: While set, every pulse since this time is in the window (the pulse before came before).
         self._start: float | None = None
         #: No pulse is known since this time.
@@ -122,22 +127,33 @@ class RateEstimator:
         """Take a record: ``pulses`` counted in (t_end - span, t_end].
 
         ``span`` defaults to the time since the previous record (the first record: ``interval``);
-        after lost records pass the whole gap and the pulses in it. A span that starts well after
-        the previous record leaves a hole of unknown pulses, and a record at or before the
-        previous one means the clock jumped: either way the window starts afresh.
+        after lost records pass the whole gap and the pulses in it. A span that starts more than
+        half an interval after the previous record leaves a hole of unknown pulses, and a record
+        before the previous one means the clock jumped: either way the window starts afresh (the
+        reading carries on from what it was). A record at the same time as the previous one adds
+        to its span.
+        Raises ValueError for a negative count, a time that is not finite or a span not > 0.
         """
         if pulses < 0 or not math.isfinite(t_end) or (span is not None and not 0 < span < _INF):
             raise ValueError(f"bad record: t_end={t_end!r} pulses={pulses!r} span={span!r}")
         end = self._end
         start = t_end - (span if span is not None else self.interval)
-        if end is None or t_end <= end or (span is not None and start > end + self.interval / 2):
+        if end is not None and t_end == end:
+            # Records that arrive together (read in one go) share a time: they share a span.
+            start = self._span_start
+        elif end is None or t_end < end or (span is not None and start > end + self.interval / 2):
             self._groups, self._start, self._quiet_since = [], start, start
         else:
             start = end  # contiguous; a small disagreement is timestamp noise
-        self._end = t_end
+        self._end, self._span_start = t_end, start
         if pulses:
             j = self.jitter
-            self._groups.append(_Group(start - j, t_end + j, self._next, self._next + pulses - 1))
+            if self._groups and self._groups[-1].b == t_end + j:
+                self._groups[-1].last += pulses
+            else:
+                self._groups.append(
+                    _Group(start - j, t_end + j, self._next, self._next - 1 + pulses)
+                )
             self._next += pulses
             self._quiet_since = t_end
             if len(self._groups) > self.window:
@@ -162,6 +178,7 @@ class RateEstimator:
             self._value = min(self._value, 1 / (t_end - self._quiet_since))
 
     def _timeout(self) -> float:
+        """Silence that means zero: a few periods of a slow meter are not yet a stop."""
         periods = self.timeout_periods * self._period if self._period is not None else 0.0
         return min(self.max_timeout, max(self.timeout, periods))
 

@@ -74,7 +74,7 @@ def format_status(doc: dict[str, Any]) -> str:
         lines.append(f"  last record: {_age(m['last_telegram_age'])}")
         c = m["counters"]
         lines.append(
-            f"  records {c['telegrams']}, rejected {c['rejected']}, restarts "
+            f"  records {c['telegrams']}, rejected {c['rejected']}, start-ups "
             f"{c['restarts'] + c['headers']}, spikes {c['spikes']}, glitches {c['glitches']}, "
             f"gaps {c['gaps']}, mismatches {c['mismatches']}"
         )
