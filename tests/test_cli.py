@@ -117,7 +117,8 @@ def test_set_thresholds_times_out_without_a_startup(tmp_path: Path) -> None:
     port = tmp_path / "s0"
     with emulator("--link", str(port), "--interval", "0.2"):
         wait_for(port)
-        time.sleep(2.5)  # the start-up header has been dropped unread by now
+        # Another reader takes the start-up header: no start-up left to send thresholds in.
+        subprocess.run([*S0PCM, "read", str(port), "--count", "2"], timeout=30, check=True)
         result = subprocess.run(
             [*S0PCM, "set-thresholds", str(port), "T1=40", "--timeout", "1.5"],
             capture_output=True,

@@ -234,3 +234,18 @@ def test_status_and_check_on_a_live_database(tmp_path: Path, command: str) -> No
     assert meter["pulses"] >= 10
     assert module["counters"]["telegrams"] >= 10
     assert meter["rate"] == pytest.approx(10 * 3600, rel=0.2)  # 10 pulses/s at 1000 imp/kWh in W
+
+
+def test_run_logs_structured_json(tmp_path: Path) -> None:
+    config = write_config(tmp_path, commit_interval=60)
+    with emulator_process(tmp_path, "--interval", "0.1"):
+        proc = subprocess.Popen(
+            [*S0PCM, "run", "--config", str(config), "--log-json"], stderr=subprocess.PIPE
+        )
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    logs = [json.loads(line) for line in err.decode().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(logs[0])
+    assert any(doc["message"].startswith("connected to ") for doc in logs)

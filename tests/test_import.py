@@ -139,3 +139,37 @@ def test_import_legacy_takes_over_readings_and_counters(tmp_path: Path) -> None:
     store = open_store(cfg.logger.database, tz=TZ)
     assert store.reading_at("kast.1", later.timestamp() + 10) == 12054.321 + 70 / 1000
     store.close()
+
+
+def test_set_reading_corrects_and_replaces_without_rewriting_history(tmp_path: Path) -> None:
+    config = write_config(tmp_path, model=2)
+    capture = tmp_path / "c.txt"
+    capture_over(capture, datetime(2026, 11, 1, tzinfo=TZ), 1)  # 8640 pulses on M1 that day
+    assert CliRunner().invoke(main, ["import-capture", "--config", str(config), str(capture)])
+    base = ["set-reading", "--config", str(config), "--meter", "kast.1"]
+    result = CliRunner().invoke(main, [*base, "--reading", "100", "--at", "2026-11-01 00:00:00"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, [*base, "--reading", "110", "--at", "2026-11-01 12:00:00"])
+    assert result.exit_code == 0, result.output
+    assert "(was 104.320)" in result.output  # 100 kWh + 4320 pulses at 1000 imp/kWh
+    result = CliRunner().invoke(
+        main,
+        [*base, "--reading", "0", "--at", "2026-11-01 18:00:00", "--replaced",
+         "--pulses-per-unit", "500"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = load_config(config)
+    store = open_store(cfg.logger.database, tz=TZ)
+
+    def reading(hour: int) -> float | None:
+        return store.reading_at("kast.1", datetime(2026, 11, 1, hour, tzinfo=TZ).timestamp())
+
+    assert reading(6) == 100 + 2160 / 1000  # before the correction: history as it was
+    assert reading(15) == 110 + 1080 / 1000
+    assert reading(20) == 0 + 720 / 500  # the new meter counts 500 pulses a unit
+    kinds = [e.kind.value for e in store.events(meter="kast.1")]
+    store.close()
+    assert kinds[:2] == ["replacement", "correction"]
+    result = CliRunner().invoke(main, [*base, "--reading", "1", "--pulses-per-unit", "5"])
+    assert result.exit_code == 2
+    assert "--pulses-per-unit goes with --replaced" in result.output

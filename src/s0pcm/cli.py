@@ -28,6 +28,7 @@ from .config import Config, load_config
 from .daemon import Daemon
 from .emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
 from .errors import ProtocolError, S0pcmError
+from .events import DeviceEvent, EventKind
 from .export import write_csv
 from .legacy import read_measurement_yaml
 from .link import (
@@ -75,10 +76,31 @@ def _framing(ctx: click.Context, param: click.Parameter, value: str) -> Framing:
         raise click.BadParameter(str(e)) from e
 
 
-def _logging(verbose: int, *, shows_rejected: bool = False) -> None:
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for journald, Loki and friends."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def _logging(verbose: int, *, shows_rejected: bool = False, as_json: bool = False) -> None:
     """Log to stderr; commands that print rejected lines themselves silence their log."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        _JsonFormatter()
+        if as_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=level, handlers=[handler])
     if shows_rejected and verbose == 0:
         logging.getLogger("s0pcm.link.rejected").setLevel(logging.ERROR)
 
@@ -524,8 +546,9 @@ def _config(path: Path) -> Config:
 
 @main.command()
 @config_option
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line (structured).")
 @verbose_option
-def run(config_path: Path, verbose: int) -> None:
+def run(config_path: Path, log_json: bool, verbose: int) -> None:
     """Run the logger: read every configured module and keep the history.
 
     Commits to the database every `commit_interval` seconds and at exit; SIGTERM and Ctrl-C stop
@@ -535,7 +558,7 @@ def run(config_path: Path, verbose: int) -> None:
     Example:
         s0pcm run --config /etc/s0pcm/s0pcm.toml
     """
-    _logging(verbose)
+    _logging(max(verbose, 1), as_json=log_json)
     config = _config(config_path)
 
     async def go() -> None:
@@ -735,6 +758,69 @@ def import_legacy(config_path: Path, module_name: str | None, measurement: Path)
         daemon.commit()
     finally:
         daemon.store.close()
+
+
+@main.command("set-reading")
+@config_option
+@click.option("--meter", "meter_key", required=True, help="Meter key (see `s0pcm status`).")
+@click.option("--reading", type=float, required=True, help="What the meter's display shows.")
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Local time the display showed it (default: now).",
+)
+@click.option("--replaced", is_flag=True, help="A new physical meter from this moment on.")
+@click.option(
+    "--pulses-per-unit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The new meter's constant, when it differs (with --replaced).",
+)
+def set_reading(
+    config_path: Path,
+    meter_key: str,
+    reading: float,
+    at: datetime | None,
+    replaced: bool,
+    pulses_per_unit: float | None,
+) -> None:
+    """Set a meter's reading again, or record that the meter was replaced.
+
+    History is never rewritten: the new reading is an anchor from its moment on, and the change
+    is an event. Works while the logger runs.
+
+    \b
+    Example:
+        s0pcm set-reading --config s0pcm.toml --meter electricity --reading 12350.2
+        s0pcm set-reading --config s0pcm.toml --meter water --reading 0 --replaced
+    """
+    config = _config(config_path)
+    try:
+        meter = config.meter(meter_key)
+    except KeyError:
+        keys = ", ".join(m.key for m in config.meters)
+        raise click.BadParameter(
+            f"no meter {meter_key!r}; one of {keys}", param_hint="--meter"
+        ) from None
+    if pulses_per_unit is not None and not replaced:
+        raise click.UsageError("--pulses-per-unit goes with --replaced")
+    when = time.time() if at is None else at.replace(tzinfo=config.logger.timezone).timestamp()
+    ppu = pulses_per_unit or meter.pulses_per_unit
+    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
+    store = _store(config)
+    try:
+        before = store.reading_at(meter.key, when)
+        store.add_anchor(Anchor(meter.key, when, reading, ppu, kind))
+        event = EventKind.REPLACEMENT if replaced else EventKind.CORRECTION
+        was = "" if before is None else f" (was {before:,.3f})"
+        store.add_event(
+            DeviceEvent(when, event, meter.module, meter.key, reading,
+                        f"reading set to {reading:g} {meter.unit}{was}")
+        )  # fmt: skip
+        store.commit()
+    finally:
+        store.close()
+    click.echo(f"{meter.name}: {reading:,.3f} {meter.unit} from {time.ctime(when)}{was}")
 
 
 _DAY_OR_TIME = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]

@@ -233,6 +233,7 @@ class Daemon:
         self.seq = int(daemon_state.get("seq", 0))
         self.committed_seq = self.seq
         self.commits = 0
+        self._retention_at = 0.0
         self.runners = [
             ModuleRunner(
                 m,
@@ -307,6 +308,13 @@ class Daemon:
         self.committed_seq = self.seq
         self.journal.clear()
         self.commits += 1
+        days = self.config.logger.raw_retention_days
+        if days and self.clock() - self._retention_at > 86400:
+            # The retention policy, once a day: old 10-second slots go, totals stay.
+            self._retention_at = self.clock()
+            dropped = self.store.apply_retention(raw_days=days)
+            if dropped:
+                log.info("retention: dropped %d ten-second slots older than %d days", dropped, days)
 
     def stop(self) -> None:
         self._stop.set()

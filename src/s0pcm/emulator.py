@@ -521,9 +521,9 @@ class PtyEmulator:
 
     Like a USB serial device, it only delivers while a reader has the port open: it sees a
     reader come and go (the pty master reads EIO while nobody has the other side open), holds
-    its output for at most ``stale`` seconds while nobody reads (so a reader started right after
-    the emulator still gets the start-up header), and asks the kernel how many bytes a reader
-    left unread, so the ground truth counts exactly the lines a reader consumed.
+    its output for at most ``stale`` seconds while nobody reads (until the first reader came, it
+    holds all of it: the first reader gets the start-up header), and asks the kernel how many
+    bytes a reader left unread, so the ground truth counts exactly the lines a reader consumed.
     """
 
     def __init__(
@@ -701,7 +701,10 @@ class PtyEmulator:
                 for _, line in self._queue:
                     self._write(line)
                 self._queue.clear()
-        self._queue = [(t, line) for t, line in self._queue if now - t <= self.stale]
+        if self.readers:
+            # Before the first reader the output waits (the module was plugged in for it); after
+            # that, what nobody reads is lost, as a USB device's output is.
+            self._queue = [(t, line) for t, line in self._queue if now - t <= self.stale]
         self._write_truth()
 
     async def run(self) -> None:

@@ -17,12 +17,12 @@ before the first one came before that. Only the extreme pulses of an interval ma
 a window of G pulse-bearing intervals costs O(G^2) per record, whatever the rate.
 
 The window is the longest run of recent intervals that one steady rate fits. A record that no
-period fits means the rate changed: the oldest intervals are dropped until one fits again. So the
-window grows while the rate holds (the feasible range shrinks roughly like 1/pulses) and collapses
-to the newest pulses on a step, which at high rates are many: steps show within one or two
-records. Silence shrinks it too: once no period fits it, too few pulses are left to bound a rate,
-and the reading is bounded by 1/(time since the last pulse) instead, falling to zero at a
-timeout that is longer for slow meters.
+period fits means the rate changed: the run then starts after the newest interval that does not
+fit. So the window grows while the rate holds (the feasible range shrinks roughly like 1/pulses)
+and collapses to the newest pulses on a step, which at high rates are many: steps show within one
+or two records. Silence shrinks it too: once no period fits it, too few pulses are left to bound
+a rate, and the reading is bounded by 1/(time since the last pulse) instead, falling to zero at
+a timeout that is longer for slow meters.
 
 Within the feasible range the reading is the posterior median of the period for a uniformly
 random phase (the likelihood of T is the fraction of phases that reproduce every count) and a
@@ -41,7 +41,7 @@ __all__ = ["RateEstimator"]
 
 _INF: Final = math.inf
 #: Points at which the posterior of the period is evaluated.
-_SAMPLES: Final = 32
+_SAMPLES: Final = 16
 
 
 @dataclass(slots=True)
@@ -115,6 +115,7 @@ class RateEstimator:
         self._span_start = 0.0  # and the start of its span
         #: While set, every pulse since this time is in the window (the pulse before came before).
         self._start: float | None = None
+        self._whole = True  # the last fit took every interval kept
         #: No pulse is known since this time.
         self._quiet_since = 0.0
         #: The last period bounded on both sides: how long silence must last to mean zero.
@@ -157,15 +158,16 @@ class RateEstimator:
             self._next += pulses
             self._quiet_since = t_end
             if len(self._groups) > self.window:
-                # The dropped pulses were part of the steady run, so the pulse before the new
-                # first one came before the end of its interval: a fact worth keeping.
-                self._start = self._groups.pop(0).b - j
-        lo, hi = self._fit()
+                # When the evicted pulses were part of the steady run, the pulse before the new
+                # first one came before the end of their interval: a fact worth keeping.
+                evicted = self._groups.pop(0)
+                self._start = evicted.b - j if self._whole else None
+        lo, hi, items = self._fit()
         if t_end - self._quiet_since >= self._timeout():
-            # Zero, but the last pulse is kept: for a slow meter, the next one gives the rate.
+            # Zero, but the pulses are kept: for a slow meter, the next one gives the rate.
             self._value = 0.0
         elif hi < _INF and lo > 0:
-            self._value = 1 / self._median(lo, hi)
+            self._value = 1 / self._median(lo, hi, items)
             self._period = 1 / self._value
         elif hi < _INF:
             newest = self._groups[-1]
@@ -182,52 +184,46 @@ class RateEstimator:
         periods = self.timeout_periods * self._period if self._period is not None else 0.0
         return min(self.max_timeout, max(self.timeout, periods))
 
-    def _censors(self) -> tuple[_Group, _Group | None]:
-        """The pulse not counted yet, and the pulse before the window (when known to be)."""
+    def _fit(self) -> tuple[float, float, list[_Group]]:
+        """The longest run of recent intervals one period fits: its (lo, hi) and constraints.
+
+        Older intervals are kept, not dropped: records read together arrive one by one, and
+        the first alone may not fit until the next one joins its span. Behind a change of rate
+        they stay out of the run (the scan stops at the first interval that does not fit) until
+        they are evicted.
+        """
         assert self._end is not None
-        right = _Group(self._end - self.jitter, _INF, self._next, self._next)
-        if self._start is None:
-            return right, None
-        before = (self._groups[0].first if self._groups else self._next) - 1
-        return right, _Group(-_INF, self._start + self.jitter, before, before)
-
-    def _fit(self) -> tuple[float, float]:
-        """Shrink the window to the longest run of recent pulses one period fits; its (lo, hi)."""
-        right, left = self._censors()
+        j = self.jitter
+        kept = [_Group(self._end - j, _INF, self._next, self._next)]  # the pulse not yet seen
         lo, hi = 0.0, _INF
-        kept = [right]
-        groups = self._groups
-        for k in range(len(groups) - 1, -1, -1):
-            g_lo, g_hi = _bounds(groups[k], kept)
-            if max(lo, g_lo) <= min(hi, g_hi):
-                lo, hi = max(lo, g_lo), min(hi, g_hi)
-                kept.append(groups[k])
-                continue
-            # The rate changed in or after this interval: it and everything older go. (Keeping
-            # the last of its pulses that fit would keep pulses of the old rate that happen to
-            # fit the new one, and bias the reading until they are evicted.)
-            del groups[: k + 1]
-            self._start = None
-            return lo, hi
-        if left is not None:
+        for g in reversed(self._groups):
+            g_lo, g_hi = _bounds(g, kept)
+            if max(lo, g_lo) > min(hi, g_hi):
+                self._whole = False
+                return lo, hi, kept
+            lo, hi = max(lo, g_lo), min(hi, g_hi)
+            kept.append(g)
+        self._whole = True
+        if self._start is not None:
+            before = (self._groups[0].first if self._groups else self._next) - 1
+            left = _Group(-_INF, self._start + j, before, before)
             l_lo, _ = _bounds(left, kept)
-            if l_lo <= hi:
+            if l_lo <= hi:  # else the rate changed before the first pulse
                 lo = max(lo, l_lo)
-            else:
-                self._start = None  # the rate changed before the first pulse
-        return lo, hi
+                kept.append(left)
+        return lo, hi, kept
 
-    def _median(self, lo: float, hi: float) -> float:
-        """Posterior median of the period in (lo, hi); see the module docstring.
+    def _median(self, lo: float, hi: float, items: list[_Group]) -> float:
+        """Posterior median of the period in (lo, hi) given the ``items`` of a fit.
 
         For a period T the first pulse p0 is confined to an interval of length room(T) (every
         group (a, b] asks a - first*T < p0 <= b - last*T); the fraction of phases that fit is
         room(T)/T, and with the prior 1/T the posterior density is room(T)/T^2.
         """
-        right, left = self._censors()
-        items = [*self._groups, right] + ([left] if left is not None else [])
+        if hi - lo < 1e-3 * (hi + lo):
+            return (lo + hi) / 2  # within 0.1 % whatever the posterior: spare the work
         # Times relative to the last record and indices to the next pulse keep the products small.
-        t0, n0 = right.a, right.first
+        t0, n0 = items[0].a, items[0].first
         lows = [(g.a - t0, g.first - n0) for g in items if g.a > -_INF]
         highs = [(g.b - t0, g.last - n0) for g in items if g.b < _INF]
         step = (hi - lo) / _SAMPLES
