@@ -42,6 +42,7 @@ from .link import (
     ThresholdsResult,
     ThresholdsSent,
 )
+from .meters import Meter
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
 from .status import collect_status, format_status
 from .store import Anchor, AnchorKind, Resolution, Store, open_store
@@ -635,6 +636,23 @@ def check(config_path: Path) -> None:
     click.echo("ok")
 
 
+def _module_name(config: Config, given: str | None) -> str:
+    """The module a command is about: as given, or the only one."""
+    names = [m.name for m in config.modules]
+    name = given or (names[0] if len(names) == 1 else None)
+    if name is None or name not in names:
+        raise click.UsageError(f"--module: one of {', '.join(names)}")
+    return name
+
+
+def _meter(config: Config, key: str) -> Meter:
+    try:
+        return config.meter(key)
+    except KeyError:
+        keys = ", ".join(m.key for m in config.meters)
+        raise click.BadParameter(f"no meter {key!r}; one of {keys}", param_hint="--meter") from None
+
+
 def _store(config: Config) -> Store:
     try:
         return open_store(config.logger.database, tz=config.logger.timezone)
@@ -678,10 +696,7 @@ def import_capture(
         s0pcm import-capture --config s0pcm.toml --start '2026-01-01 00:00:00' capture.txt
     """
     config = _config(config_path)
-    names = [m.name for m in config.modules]
-    name = module_name or (names[0] if len(names) == 1 else None)
-    if name not in names:
-        raise click.UsageError(f"--module: one of {', '.join(names)}")
+    name = _module_name(config, module_name)
     begin = None if start is None else start.replace(tzinfo=config.logger.timezone).timestamp()
     daemon = Daemon(config)
     runner = daemon.runner(name)
@@ -728,10 +743,7 @@ def import_legacy(config_path: Path, module_name: str | None, measurement: Path)
         s0pcm import-legacy --config s0pcm.toml /share/s0pcm/measurement.yaml
     """
     config = _config(config_path)
-    names = [m.name for m in config.modules]
-    name = module_name or (names[0] if len(names) == 1 else None)
-    if name not in names:
-        raise click.UsageError(f"--module: one of {', '.join(names)}")
+    name = _module_name(config, module_name)
     try:
         totals = read_measurement_yaml(measurement)
     except S0pcmError as e:
@@ -795,13 +807,7 @@ def set_reading(
         s0pcm set-reading --config s0pcm.toml --meter water --reading 0 --replaced
     """
     config = _config(config_path)
-    try:
-        meter = config.meter(meter_key)
-    except KeyError:
-        keys = ", ".join(m.key for m in config.meters)
-        raise click.BadParameter(
-            f"no meter {meter_key!r}; one of {keys}", param_hint="--meter"
-        ) from None
+    meter = _meter(config, meter_key)
     if pulses_per_unit is not None and not replaced:
         raise click.UsageError("--pulses-per-unit goes with --replaced")
     when = time.time() if at is None else at.replace(tzinfo=config.logger.timezone).timestamp()
@@ -867,13 +873,7 @@ def export(
             --resolution month --output 2026.csv
     """
     config = _config(config_path)
-    try:
-        meter = config.meter(meter_key)
-    except KeyError:
-        keys = ", ".join(m.key for m in config.meters)
-        raise click.BadParameter(
-            f"no meter {meter_key!r}; one of {keys}", param_hint="--meter"
-        ) from None
+    meter = _meter(config, meter_key)
     tz = config.logger.timezone
     t0, t1 = start.replace(tzinfo=tz).timestamp(), end.replace(tzinfo=tz).timestamp()
     if t1 <= t0:
