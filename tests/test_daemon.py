@@ -22,6 +22,7 @@ from s0pcm.config import load_config
 from s0pcm.daemon import Daemon
 from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
 from s0pcm.events import EventKind
+from s0pcm.protocol import Model
 from s0pcm.store import open_store
 
 S0PCM = [sys.executable, "-m", "s0pcm"]
@@ -249,3 +250,62 @@ def test_run_logs_structured_json(tmp_path: Path) -> None:
     logs = [json.loads(line) for line in err.decode().splitlines()]
     assert {"time", "level", "logger", "message"} <= set(logs[0])
     assert any(doc["message"].startswith("connected to ") for doc in logs)
+
+
+async def test_two_modules_one_store(tmp_path: Path) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text(
+        f"""
+[logger]
+database = "{tmp_path / "two.sqlite"}"
+timezone = "Europe/Amsterdam"
+commit_interval = 0.3
+
+[modules.house]
+port = "{tmp_path / "a"}"
+model = 5
+[modules.house.meters.1]
+kind = "electricity"
+pulses_per_unit = 1000
+
+[modules.shed]
+port = "{tmp_path / "b"}"
+model = 2
+[modules.shed.meters.2]
+kind = "water"
+unit = "L"
+pulses_per_unit = 1
+"""
+    )
+    config = load_config(path)
+    house = Module(interval=0.1, module_id="1", sources=[Source(steady(4.0))] * 5)
+    shed = Module(
+        model=Model.S0PCM2,
+        interval=0.1,
+        module_id="2",
+        sources=[Source(steady(2.0)) for _ in range(2)],
+    )
+    emulators = [
+        PtyEmulator(house, link=tmp_path / "a", tick=0.02),
+        PtyEmulator(shed, link=tmp_path / "b", tick=0.02),
+    ]
+    tasks = [asyncio.create_task(e.run()) for e in emulators]
+    daemon = Daemon(config)
+    run = asyncio.create_task(daemon.run())
+    await asyncio.sleep(1.5)
+    emulators[1].request(Fault.RESTART)
+    await asyncio.sleep(1.0)
+    for e in emulators:
+        e.stop()
+    await asyncio.gather(*tasks)
+    await asyncio.sleep(0.3)
+    daemon.stop()
+    await run
+    store = open_store(config.logger.database, tz=TZ)
+    try:
+        assert store.pulses("house.1", -math.inf, math.inf) == house.truth.registers[0].reported
+        assert store.pulses("shed.2", -math.inf, math.inf) == shed.truth.registers[1].reported
+        assert shed.truth.restarts == 1
+        assert sorted(store.meters()) == ["house.1", "shed.2"]
+    finally:
+        store.close()
