@@ -278,13 +278,9 @@ pulses_per_unit = 1
 """
     )
     config = load_config(path)
-    house = Module(interval=0.1, module_id="1", sources=[Source(steady(4.0))] * 5)
-    shed = Module(
-        model=Model.S0PCM2,
-        interval=0.1,
-        module_id="2",
-        sources=[Source(steady(2.0)) for _ in range(2)],
-    )
+    house = Module(interval=0.1, module_id="1", sources=[Source(steady(4.0)) for _ in range(5)])
+    shed_sources = [Source(steady(2.0)) for _ in range(2)]
+    shed = Module(model=Model.S0PCM2, interval=0.1, module_id="2", sources=shed_sources)
     emulators = [
         PtyEmulator(house, link=tmp_path / "a", tick=0.02),
         PtyEmulator(shed, link=tmp_path / "b", tick=0.02),
