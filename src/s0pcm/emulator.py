@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import os
@@ -98,10 +99,12 @@ def steady(rate: float) -> RateFn:
     return lambda t: rate
 
 
-def _slot_random(seed: int, kind: str, slot: int) -> random.Random:
-    # A pure function of (seed, kind, time slot): the same history whenever it is asked for, so
-    # a backfill and a live run agree and tests are reproducible.
-    return random.Random(f"{seed}:{kind}:{slot}")
+@functools.lru_cache(maxsize=256)
+def _slot_draws(seed: int, kind: str, slot: int) -> tuple[float, float, float, float]:
+    """Four uniform draws for a 5-minute slot: a pure function of (seed, kind, slot), so a
+    backfill and a live run agree and tests are reproducible (cached: a slot is asked often)."""
+    r = random.Random(f"{seed}:{kind}:{slot}")
+    return r.random(), r.random(), r.random(), r.random()
 
 
 def _local_hour(t: float) -> float:
@@ -125,9 +128,9 @@ def household(kind: str, *, pulses_per_unit: float, seed: int = 0) -> RateFn:
         if 17 <= h < 22.5:
             watts += 700 * math.sin(math.pi * (h - 17) / 5.5)
         slot = int(t // 300)
-        r = _slot_random(seed, "el", slot)
-        if r.random() < 0.06:
-            watts += r.choice((2000.0, 1200.0, 2200.0, 800.0))  # kettle, oven, washer, dryer
+        on, which, _, _ = _slot_draws(seed, "el", slot)
+        if on < 0.06:
+            watts += (2000.0, 1200.0, 2200.0, 800.0)[int(which * 4)]  # kettle, oven, washer, dryer
         return watts / 1000 / 3600 * pulses_per_unit
 
     def gas(t: float) -> float:
@@ -139,20 +142,20 @@ def household(kind: str, *, pulses_per_unit: float, seed: int = 0) -> RateFn:
             m3h += 1.1 * winter
         elif 0 <= h < 6:
             m3h += 0.15 * winter
-        r = _slot_random(seed, "gas", int(t // 300))
-        if 6.5 <= h < 8 and r.random() < 0.3:
+        shower, _, _, _ = _slot_draws(seed, "gas", int(t // 300))
+        if 6.5 <= h < 8 and shower < 0.3:
             m3h += 1.5  # shower on a combi boiler
         return m3h / 3600 * pulses_per_unit
 
     def water(t: float) -> float:
         h = _local_hour(t)
-        r = _slot_random(seed, "water", int(t // 300))
+        shower, taps, machines, _ = _slot_draws(seed, "water", int(t // 300))
         lpm = 0.0
-        if 6.5 <= h < 8 and r.random() < 0.35:
+        if 6.5 <= h < 8 and shower < 0.35:
             lpm += 8.0  # shower
-        if 7 <= h < 23 and r.random() < 0.12:
+        if 7 <= h < 23 and taps < 0.12:
             lpm += 1.5  # toilet, taps
-        if 18 <= h < 20 and r.random() < 0.1:
+        if 18 <= h < 20 and machines < 0.1:
             lpm += 4.0  # dishwasher, washing machine
         return lpm / 60 * pulses_per_unit
 
@@ -192,6 +195,23 @@ class Source:
     rate: RateFn
     pulse_ms: float = DEFAULT_PULSE_MS
     _carry: float = 0.0
+
+    def slots(self, start: float, count: int, *, width: float = 10.0) -> list[int]:
+        """Whole pulses in ``count`` consecutive slots from ``start``, the rate taken once a
+        minute (the profiles change by the 5 minutes): fast enough to write months of history."""
+        out = []
+        carry = self._carry
+        per_minute = max(1, round(60 / width))
+        rate = 0.0
+        for i in range(count):
+            if i % per_minute == 0:
+                rate = max(0.0, self.rate(start + (i + per_minute / 2) * width)) * width
+            carry += rate
+            whole = int(carry)
+            carry -= whole
+            out.append(whole)
+        self._carry = carry
+        return out
 
     def pulses(self, t0: float, t1: float) -> int:
         """Whole pulses generated in [t0, t1); fractions carry over, so none are lost."""
