@@ -201,6 +201,6 @@ def test_household_profile_is_plausible_and_deterministic() -> None:
         assert again == per_day[kind] * ppu
     assert 3 <= per_day["electricity"] <= 20  # kWh
     assert 2 <= per_day["gas"] <= 20  # m³ on a winter day
-    assert 20 <= per_day["water"] <= 600  # litres
+    assert 20 <= per_day["water"] <= 800  # litres
     with pytest.raises(ValueError, match="unknown profile"):
         household("steam", pulses_per_unit=1)

@@ -1,0 +1,99 @@
+"""``s0pcm demo``: the whole system on one machine without a module.
+
+An emulated S0PCM-5 of a household (electricity, gas, water) on a pseudo-terminal, the logger on
+a fresh SQLite file with months of history already in it (the same household profiles, so the
+history and the live module tell one story), and the dashboard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .backfill import backfill
+from .config import Config, load_config
+from .emulator import HOUSEHOLD, Module, PtyEmulator, Source, household
+from .meters import Meter
+from .protocol import Model
+from .store import Anchor, AnchorKind, Store, open_store
+
+__all__ = ["DEMO_METERS", "prepare_demo"]
+
+#: Register, name, kind, unit, pulses per unit, reading at the start of the history.
+DEMO_METERS = (
+    (1, "Electricity", "electricity", "kWh", 1000, 23456.789),
+    (2, "Gas", "gas", "m³", 100, 7654.321),
+    (3, "Water", "water", "m³", 1000, 1234.567),
+)
+
+
+def write_demo_config(directory: Path, *, port: int, interval: float) -> Path:
+    meters = "\n".join(
+        f"""[modules.demo.meters.{reg}]
+name = "{name}"
+kind = "{kind}"
+unit = "{unit}"
+pulses_per_unit = {ppu}
+key = "{kind}"
+"""
+        for reg, name, kind, unit, ppu, _ in DEMO_METERS
+    )
+    path = directory / "s0pcm.toml"
+    path.write_text(
+        f"""# Written by `s0pcm demo`: an emulated S0PCM-5 of a household.
+[logger]
+database = "{directory / "s0pcm.sqlite"}"
+commit_interval = {max(1.0, min(300.0, 30 * interval)):g}
+
+[web]
+listen = "127.0.0.1:{port}"
+public_read = true
+
+[modules.demo]
+port = "{directory / "s0pcm"}"
+model = 5
+{meters}"""
+    )
+    return path
+
+
+def _sources() -> list[Source]:
+    """The household of the demo: the same profiles for history and live pulses."""
+    sources = []
+    for n, (kind, ppu) in enumerate(HOUSEHOLD, start=1):
+        spec = next((m for m in DEMO_METERS if m[0] == n), None)
+        per_unit = float(spec[4]) if spec else ppu
+        sources.append(Source(household(kind, pulses_per_unit=per_unit, seed=n)))
+    return sources
+
+
+def prepare_demo(
+    directory: Path,
+    *,
+    port: int,
+    interval: float,
+    days: int,
+    progress: Callable[[int], None] | None = None,
+    now: float | None = None,
+) -> tuple[Config, Store, PtyEmulator]:
+    """Configuration, a store with ``days`` of history, and the emulated module (not started)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = load_config(write_demo_config(directory, port=port, interval=interval))
+    store = open_store(config.logger.database, tz=config.logger.timezone)
+    start = (now or time.time()) - days * 86400
+    sources = _sources()
+    meters: dict[int, Meter] = {m.register: m for m in config.meters}
+    if not store.meters():
+        for reg, _, _, _, ppu, reading in DEMO_METERS:
+            store.add_anchor(Anchor(meters[reg].key, start, reading, ppu, AnchorKind.INITIAL))
+        backfill(
+            store,
+            [(meters[reg], sources[reg - 1]) for reg in meters],
+            start=start,
+            end=now or time.time(),
+            progress=progress,
+        )
+    module = Module(model=Model.S0PCM5, module_id="8237", interval=interval, sources=sources)
+    emulator = PtyEmulator(module, link=directory / "s0pcm")
+    return config, store, emulator
