@@ -63,7 +63,7 @@ def run_logger(seconds: float, commit_interval: float) -> tuple[int, int, int]:
         try:
             while not (work / "s0").exists():
                 time.sleep(0.02)
-            logger = subprocess.Popen([*S0PCM, "run", "--config", str(config)])
+            logger = subprocess.Popen([*S0PCM, "run", "--config", str(config), "--no-web"])
             time.sleep(seconds)
             rss = _proc(logger.pid, "status")["VmHWM"]
             io = _proc(logger.pid, "io")

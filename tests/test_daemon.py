@@ -127,7 +127,9 @@ def wait_for_lines(truth: Path, lines: int) -> None:
 
 
 def logger(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([*S0PCM, "run", "--config", str(config)], stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [*S0PCM, "run", "--config", str(config), "--no-web"], stderr=subprocess.DEVNULL
+    )
 
 
 def test_fault_gauntlet_with_sigkilled_logger(tmp_path: Path) -> None:
@@ -241,7 +243,8 @@ def test_run_logs_structured_json(tmp_path: Path) -> None:
     config = write_config(tmp_path, commit_interval=60)
     with emulator_process(tmp_path, "--interval", "0.1"):
         proc = subprocess.Popen(
-            [*S0PCM, "run", "--config", str(config), "--log-json"], stderr=subprocess.PIPE
+            [*S0PCM, "run", "--config", str(config), "--log-json", "--no-web"],
+            stderr=subprocess.PIPE,
         )
         time.sleep(2.0)
         proc.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from . import __version__
 from .capture import read_capture
 from .config import Config, load_config
 from .daemon import Daemon
+from .demo import prepare_demo
 from .emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
 from .errors import ProtocolError, S0pcmError
 from .events import DeviceEvent, EventKind
@@ -46,6 +48,7 @@ from .meters import Meter
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
 from .status import collect_status, format_status
 from .store import Anchor, AnchorKind, Resolution, Store, open_store
+from .web import create_app, new_token, serve, set_password
 
 T = TypeVar("T")
 log = logging.getLogger("s0pcm.cli")
@@ -548,12 +551,14 @@ def _config(path: Path) -> Config:
 @main.command()
 @config_option
 @click.option("--log-json", is_flag=True, help="Log one JSON object per line (structured).")
+@click.option("--no-web", is_flag=True, help="Log only; do not serve the dashboard.")
 @verbose_option
-def run(config_path: Path, log_json: bool, verbose: int) -> None:
-    """Run the logger: read every configured module and keep the history.
+def run(config_path: Path, log_json: bool, no_web: bool, verbose: int) -> None:
+    """Run the logger and the dashboard: read every module, keep the history, serve the web.
 
     Commits to the database every `commit_interval` seconds and at exit; SIGTERM and Ctrl-C stop
-    it cleanly. Pulses counted between commits are journalled and recovered after a crash.
+    it cleanly. Pulses counted between commits are journalled and recovered after a crash. The
+    dashboard listens on [web] listen (127.0.0.1:8080 unless configured).
 
     \b
     Example:
@@ -564,13 +569,109 @@ def run(config_path: Path, log_json: bool, verbose: int) -> None:
 
     async def go() -> None:
         daemon = Daemon(config)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, daemon.stop)
         log.info("logging %d module(s) to %s", len(config.modules), config.logger.database)
-        await daemon.run()
+        await _with_web(daemon, config, web=not no_web)
 
     _run(go())
+
+
+async def _with_web(daemon: Daemon, config: Config, *, web: bool) -> None:
+    """Run ``daemon`` (and the dashboard over its store) until SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(daemon.run())
+    server = None
+    if web:
+        app = create_app(config=config, store=daemon.store, daemon=daemon)
+
+        async def web_server() -> None:
+            try:
+                await serve(app, host=config.web.host, port=config.web.port, stop=stop)
+            except OSError as e:
+                # The logger goes on counting without its dashboard.
+                log.error("dashboard not started on %s: %s", config.web.listen, e)
+
+        server = asyncio.create_task(web_server())
+        log.info("dashboard on http://%s/", config.web.listen)
+    stopped = asyncio.create_task(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stop.set()
+    if server is not None:
+        await server  # the web stops before the store closes
+    daemon.stop()
+    await task
+
+
+@main.command("serve")
+@config_option
+@verbose_option
+def serve_command(config_path: Path, verbose: int) -> None:
+    """Serve the dashboard and API over the history, without reading a module.
+
+    For a second machine, or while the logger runs elsewhere on a shared database.
+
+    \b
+    Example:
+        s0pcm serve --config /etc/s0pcm/s0pcm.toml
+    """
+    _logging(max(verbose, 1))
+    config = _config(config_path)
+
+    async def go() -> None:
+        store = _store(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        app = create_app(config=config, store=store)
+        log.info("dashboard on http://%s/", config.web.listen)
+        try:
+            await serve(app, host=config.web.host, port=config.web.port, stop=stop)
+        finally:
+            store.close()
+
+    _run(go())
+
+
+@main.command()
+@config_option
+@click.password_option("--password", help="The new password (asked for when not given).")
+def passwd(config_path: Path, password: str) -> None:
+    """Set the password that settings and every change in the dashboard need.
+
+    Stored scrypt-hashed in the database.
+
+    \b
+    Example:
+        s0pcm passwd --config /etc/s0pcm/s0pcm.toml
+    """
+    if len(password) < 8:
+        raise click.BadParameter("use at least 8 characters", param_hint="--password")
+    store = _store(_config(config_path))
+    try:
+        set_password(store, password)
+    finally:
+        store.close()
+    click.echo("password set")
+
+
+@main.command()
+@config_option
+@click.option("--name", required=True, help="What the token is for, e.g. home-assistant.")
+def token(config_path: Path, name: str) -> None:
+    """Make an API token for scripts and Home Assistant (printed once, stored hashed).
+
+    \b
+    Example:
+        s0pcm token --config /etc/s0pcm/s0pcm.toml --name home-assistant
+    """
+    store = _store(_config(config_path))
+    try:
+        click.echo(new_token(store, name))
+    finally:
+        store.close()
 
 
 @main.command()
@@ -890,46 +991,66 @@ def export(
 
 @main.command()
 @click.option(
-    "--interval",
-    type=click.FloatRange(min=0.05),
-    default=2.0,
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
     show_default=True,
-    help="Seconds between data records of the emulated module.",
+    help="Port of the dashboard (on 127.0.0.1).",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds between the emulated module's records (the real one: 10).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(0, 3650),
+    default=90,
+    show_default=True,
+    help="Days of history written before the live module starts.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's files here (default: a temporary directory).",
 )
 @click.option("--duration", type=click.FloatRange(min=0), help="Stop after this many seconds.")
-def demo(interval: float, duration: float | None) -> None:
-    """Try s0pcm without a module: an emulated S0PCM-5 of a household, read live.
+def demo(
+    port: int, interval: float, days: int, data_dir: Path | None, duration: float | None
+) -> None:
+    """Try s0pcm without a module: an emulated S0PCM-5 of a household, the logger and the
+    dashboard, with months of history.
 
     \b
     Example:
-        s0pcm demo --interval 1
+        s0pcm demo
+        s0pcm demo --port 8081 --interval 2 --days 30
     """
-    _logging(0, shows_rejected=True)
-    module = Module(
-        model=Model.S0PCM5,
-        interval=interval,
-        sources=[
-            Source(household(kind, pulses_per_unit=ppu, seed=n))
-            for n, (kind, ppu) in enumerate(HOUSEHOLD, start=1)
-        ],
-    )
+    _logging(0)
+    with contextlib.ExitStack() as stack:
+        directory = data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        with click.progressbar(length=days * 24 + 1, label="writing history") as bar:
+            config, store, emulator = prepare_demo(
+                directory, port=port, interval=interval, days=days, progress=bar.update
+            )
+        password = secrets.token_urlsafe(9)
+        set_password(store, password)
 
-    async def go() -> None:
-        with tempfile.TemporaryDirectory(prefix="s0pcm-demo-") as tmp:
-            port = Path(tmp) / "s0pcm"
-            emulator = PtyEmulator(module, link=port)
-            task = asyncio.ensure_future(emulator.run())
+        async def go() -> None:
+            task = asyncio.create_task(emulator.run())
             await emulator.ready.wait()
-            click.echo(f"Emulated S0PCM-5 on {port}; reading it (Ctrl-C to stop):")
-            link = Link(str(port), framing=Framing.parse("8N1"))
+            daemon = Daemon(config, store=store)
+            click.echo(f"Dashboard: http://127.0.0.1:{port}/   (settings password: {password})")
+            click.echo(f"Emulated S0PCM-5 on {directory / 's0pcm'}; Ctrl-C to stop.")
             if duration is not None:
-                asyncio.get_running_loop().call_later(duration, link.close)
+                asyncio.get_running_loop().call_later(duration, os.kill, os.getpid(), signal.SIGINT)
             try:
-                async for event in link.events():
-                    click.echo(event_text(event))
+                await _with_web(daemon, config, web=True)
             finally:
                 emulator.stop()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await task
 
-    _run(go())
+        _run(go())

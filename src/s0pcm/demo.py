@@ -59,13 +59,15 @@ model = 5
 
 
 def _sources() -> list[Source]:
-    """The household of the demo: the same profiles for history and live pulses."""
-    sources = []
-    for n, (kind, ppu) in enumerate(HOUSEHOLD, start=1):
-        spec = next((m for m in DEMO_METERS if m[0] == n), None)
-        per_unit = float(spec[4]) if spec else ppu
-        sources.append(Source(household(kind, pulses_per_unit=per_unit, seed=n)))
-    return sources
+    """The household of the demo: the same profiles for history and live pulses.
+
+    The profiles count electricity per kWh, gas per m³ and water per litre, which matches the
+    meters above (1000 pulses per m³ of water is one per litre).
+    """
+    return [
+        Source(household(kind, pulses_per_unit=ppu, seed=n))
+        for n, (kind, ppu) in enumerate(HOUSEHOLD, start=1)
+    ]
 
 
 def prepare_demo(

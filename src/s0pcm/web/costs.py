@@ -1,0 +1,207 @@
+"""Costs over the store: energy per meter and bucket, and the ``/api/costs`` document.
+
+Pricing needs each hour's consumption (a time-of-use tariff changes price by the hour), and the
+store's hourly series costs some 20 µs an hour: a decade of one meter is seconds. So energy is
+priced per local day and kept: a day's price-weighted pulses stay valid as long as the day's total
+does (the store only ever adds pulses, so an unchanged total is an unchanged day). Days whose
+tariff has one price all day need no hours at all. Buckets of whole days (day, week, month,
+year) add up their days; hour and interval buckets are priced from their own series.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any, Final
+
+from ..meters import KINDS, Kind, Meter
+from ..store import Resolution, Store
+from ..store.buckets import Calendar
+from ..tariffs import BucketCost, Tariffs, bucket_costs, covered_span, priced_by_day
+
+__all__ = ["DayPricing", "costs_document", "meter_energy", "unit_factor"]
+
+#: Entries kept before the cache starts again (a decade of five meters is 18,000).
+MAX_DAYS: Final = 500_000
+_DAY: Final = timedelta(days=1)
+#: Days priced per hourly query.
+RUN_DAYS: Final = 31
+
+
+def unit_factor(meter: Meter) -> float:
+    """The kind's default unit per pulse of ``meter`` (Wh at 1 imp/Wh -> 0.001 kWh)."""
+    return dict(meter.spec.units).get(meter.unit, 1.0) / meter.pulses_per_unit
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+class DayPricing:
+    """Price-weighted pulses per meter and local day (pulses x price), cached."""
+
+    def __init__(self) -> None:
+        self._tariffs: Tariffs | None = None
+        self._days: dict[tuple[str, Kind, date], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+        #: Days priced from their hours, and days answered from the cache (for benchmarks).
+        self.computed = 0
+        self.reused = 0
+
+    def _check(self, tariffs: Tariffs) -> None:
+        with self._lock:
+            if tariffs != self._tariffs or len(self._days) > MAX_DAYS:
+                self._days = {}
+                self._tariffs = tariffs
+
+    def by_day(
+        self,
+        store: Store,
+        calendar: Calendar,
+        tariffs: Tariffs,
+        meter: Meter,
+        start: float,
+        end: float,
+    ) -> dict[date, float]:
+        """Per local date in ``[start, end)`` (whole days), pulses x price of ``meter``."""
+        self._check(tariffs)
+        kind = meter.kind
+        span = covered_span(tariffs, kind, calendar)
+        if span is None:
+            return {}
+        lo, hi = max(start, span[0]), min(end, span[1])
+        if hi <= lo:
+            return {}
+        out: dict[date, float] = {}
+        missing: list[tuple[float, date, int]] = []
+        for day_start, total in store.series(meter.key, lo, hi, Resolution.DAY):
+            d = calendar.local_date(day_start)
+            tariff = tariffs.at(kind, d)
+            if tariff is None or not total:
+                continue
+            flat = tariff.flat_price(d.weekday())
+            if flat is not None:
+                out[d] = total * flat
+                continue
+            hit = self._days.get((meter.key, kind, d))
+            if hit is not None and hit[0] == total:
+                out[d] = hit[1]
+                self.reused += 1
+                continue
+            missing.append((day_start, d, total))
+        for run in _runs(missing):
+            first, last = run[0][0], calendar.day_start(run[-1][1] + _DAY)
+            hours = store.series(meter.key, first, last, Resolution.HOUR)
+            priced = priced_by_day(tariffs, kind, hours, calendar)
+            for _, d, total in run:
+                out[d] = priced.get(d, 0.0)
+                self._days[(meter.key, kind, d)] = (total, out[d])
+            self.computed += len(run)
+        return out
+
+
+def _runs(days: list[tuple[float, date, int]]) -> list[list[tuple[float, date, int]]]:
+    """Consecutive dates together, so each run is one hourly query; at most a month each, so no
+    query holds the store (and the logger waiting for it) for long."""
+    runs: list[list[tuple[float, date, int]]] = []
+    for item in days:
+        if runs and runs[-1][-1][1] + _DAY == item[1] and len(runs[-1]) < RUN_DAYS:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def meter_energy(
+    store: Store,
+    calendar: Calendar,
+    pricing: DayPricing,
+    tariffs: Tariffs,
+    meter: Meter,
+    resolution: Resolution,
+    bounds: Sequence[float],
+    series: Sequence[tuple[float, int]],
+) -> list[BucketCost | None]:
+    """The energy cost of ``meter`` per bucket (``series``: the meter's pulses per bucket)."""
+    factor = unit_factor(meter)
+    if resolution in (Resolution.INTERVAL, Resolution.HOUR):
+        fine = [(t, pulses * factor) for t, pulses in series if pulses]
+        return bucket_costs(
+            tariffs, meter.kind, bounds=bounds, consumption=fine, tz=calendar, fixed=False
+        )
+    days = pricing.by_day(store, calendar, tariffs, meter, bounds[0], bounds[-1])
+    return bucket_costs(
+        tariffs,
+        meter.kind,
+        bounds=bounds,
+        consumption=(),
+        tz=calendar,
+        fixed=False,
+        energy_by_day={d: v * factor for d, v in days.items()},
+    )
+
+
+def costs_document(
+    store: Store,
+    calendar: Calendar,
+    pricing: DayPricing,
+    tariffs: Tariffs,
+    meters: Sequence[Meter],
+    start: float,
+    end: float,
+    resolution: Resolution,
+) -> dict[str, Any]:
+    """Per bucket and kind (of the enabled meters): consumption in the kind's unit, energy and
+    fixed costs; the fixed costs once per kind, however many meters it has."""
+    bounds = [float(b) for b in calendar.buckets(resolution, start, end)]
+    count = len(bounds) - 1
+    kinds: dict[Kind, list[Meter]] = {}
+    for meter in meters:
+        if meter.enabled:
+            kinds.setdefault(meter.kind, []).append(meter)
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for kind, of_kind in kinds.items():
+        values = [0.0] * count
+        energy = [0.0] * count
+        for meter in of_kind:
+            series = store.series(meter.key, start, end, resolution)
+            factor = unit_factor(meter)
+            for i, (_, pulses) in enumerate(series):
+                values[i] += pulses * factor
+            if not tariffs.of(kind):
+                continue
+            priced = meter_energy(
+                store, calendar, pricing, tariffs, meter, resolution, bounds, series
+            )
+            for i, cost in enumerate(priced):
+                energy[i] += cost.energy if cost is not None else 0.0
+        fixed = bucket_costs(tariffs, kind, bounds=bounds, consumption=(), tz=calendar)
+        units = {m.unit for m in of_kind}
+        unit = KINDS[kind].unit
+        if kind is Kind.OTHER:
+            unit = units.pop() if len(units) == 1 else ""
+        by_kind[kind.value] = [
+            {
+                "value": round(values[i], 6),
+                "unit": unit,
+                "energy_cost": None if fixed[i] is None else _round(energy[i]),
+                "fixed_cost": None if (f := fixed[i]) is None else _round(f.fixed),
+                "cost": None if (f := fixed[i]) is None else _round(energy[i] + f.fixed),
+            }
+            for i in range(count)
+        ]
+    buckets = []
+    for i in range(count):
+        parts = {kind: docs[i] for kind, docs in by_kind.items()}
+        known = [p["cost"] for p in parts.values() if p["cost"] is not None]
+        buckets.append(
+            {
+                "start": bounds[i],
+                "end": bounds[i + 1],
+                "by_kind": parts,
+                "total": _round(math.fsum(known)) if known else None,
+            }
+        )
+    return {"currency": tariffs.currency, "resolution": resolution.value, "buckets": buckets}

@@ -1,0 +1,220 @@
+"""``GET /api/live``: Server-Sent Events, one ``update`` per record and ``health`` every 10 s.
+
+The logger calls its runners' listeners synchronously for every record; the hub's listener only
+queues the :class:`~s0pcm.daemon.Update`. One task turns each update into its event once (the
+readings need the store) and hands the encoded bytes to every client's queue, so a hundred
+dashboards cost one computation per record. A client that stops reading is dropped when its
+queue fills, never slowing the others or the logger. Without a logger in the process (``s0pcm
+serve``) only ``health`` events are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..daemon import Update
+from .context import Context
+from .errors import ApiError
+from .read import context, event_document, off_loop
+
+__all__ = ["LiveHub", "live"]
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL: Final = 10.0
+KEEPALIVE: Final = 15.0
+QUEUE_SIZE: Final = 256
+MAX_CLIENTS: Final = 2000
+
+
+def encode(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@dataclass(eq=False)
+class Client:
+    queue: asyncio.Queue[bytes | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE)
+    )
+    dropped: bool = False
+
+
+class LiveHub:
+    """Fans live events out to the connected ``/api/live`` clients."""
+
+    def __init__(self, ctx: Context, *, health_interval: float = HEALTH_INTERVAL) -> None:
+        self.ctx = ctx
+        self.health_interval = health_interval
+        self.clients: set[Client] = set()
+        #: Events sent, for tests and benchmarks.
+        self.sent = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._updates: asyncio.Queue[Update] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    # -- life cycle (the app's lifespan)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._updates = asyncio.Queue()
+        self._closed = False
+        if self.ctx.daemon is not None:
+            for runner in self.ctx.daemon.runners:
+                runner.listeners.append(self._on_update)
+        self._tasks = [
+            asyncio.create_task(self._fan_out(), name="live updates"),
+            asyncio.create_task(self._tick(), name="live health"),
+        ]
+
+    def close(self) -> None:
+        """End every stream (so the server can shut down) and stop listening."""
+        self._closed = True
+        if self.ctx.daemon is not None:
+            for runner in self.ctx.daemon.runners:
+                with contextlib.suppress(ValueError):
+                    runner.listeners.remove(self._on_update)
+        for client in list(self.clients):
+            self._drop(client)
+
+    async def stop(self) -> None:
+        self.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    # -- producing
+
+    def _on_update(self, update: Update) -> None:
+        """Called by the logger for every record: queue it, nothing more."""
+        loop, updates = self._loop, self._updates
+        if loop is None or updates is None or loop.is_closed() or not self.clients:
+            return
+        loop.call_soon_threadsafe(updates.put_nowait, update)
+
+    def update_document(self, update: Update, rates: dict[str, float | None]) -> dict[str, Any]:
+        """The ``update`` event of one record (reads the store: run it off the loop)."""
+        ctx = self.ctx
+        meters = {}
+        for meter in ctx.meters():
+            if meter.module != update.module:
+                continue
+            midnight = ctx.day_start(update.at)
+            today = ctx.store.pulses(meter.key, midnight, math.inf) / meter.pulses_per_unit
+            meters[meter.key] = {
+                "reading": ctx.reading(meter, math.inf),
+                "rate": rates.get(meter.key),
+                "today": round(today, 6),
+            }
+        return {
+            "at": update.at,
+            "module": update.module,
+            "meters": meters,
+            "events": [event_document(e) for e in update.events],
+        }
+
+    async def _fan_out(self) -> None:
+        assert self._updates is not None
+        while True:
+            update = await self._updates.get()
+            if not self.clients:
+                continue
+            try:
+                now = self.ctx.clock()
+                rates = {
+                    m.key: self.ctx.rate(m, now)
+                    for m in self.ctx.meters()
+                    if m.module == update.module
+                }
+                doc = await off_loop(functools.partial(self.update_document, update, rates))
+            except Exception:
+                log.exception("live update for module %s failed", update.module)
+                continue
+            self.broadcast(encode("update", doc))
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.health_interval)
+            if self.clients:
+                try:
+                    self.broadcast(await self.health_event())
+                except Exception:
+                    log.exception("live health failed")
+
+    async def health_event(self) -> bytes:
+        ctx = self.ctx
+        now, meters = ctx.clock(), ctx.meters()
+        rates = ctx.rates(meters, now)
+        return encode("health", await off_loop(lambda: ctx.health(now, rates, meters)))
+
+    def broadcast(self, data: bytes) -> None:
+        for client in list(self.clients):
+            try:
+                client.queue.put_nowait(data)
+                self.sent += 1
+            except asyncio.QueueFull:
+                log.info("dropping a live client that does not keep up")
+                self._drop(client)
+
+    def _drop(self, client: Client) -> None:
+        client.dropped = True
+        self.clients.discard(client)
+        while True:  # make room for the end marker
+            try:
+                client.queue.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                client.queue.get_nowait()
+
+    # -- consuming
+
+    async def stream(self, client: Client) -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 3000\n\n"
+            yield await self.health_event()
+            while not client.dropped or not client.queue.empty():
+                try:
+                    item = await asyncio.wait_for(client.queue.get(), KEEPALIVE)
+                except TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                if item is None:
+                    return
+                yield item
+        finally:
+            self.clients.discard(client)
+
+    def connect(self) -> Client:
+        if self._closed:
+            raise ApiError(409, "shutting down")
+        if len(self.clients) >= MAX_CLIENTS:
+            raise ApiError(429, "too many live clients", f"at most {MAX_CLIENTS}")
+        client = Client()
+        self.clients.add(client)
+        return client
+
+
+async def live(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    hub = ctx.live
+    if hub is None:
+        raise ApiError(409, "live updates are not running")
+    client = hub.connect()
+    return StreamingResponse(
+        hub.stream(client),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"},
+    )

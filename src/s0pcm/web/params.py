@@ -1,0 +1,245 @@
+"""Reading what a request asks for: times, ranges, resolutions, limits and JSON bodies.
+
+Every parser raises :class:`~.errors.ApiError` (400) naming the parameter, so bad input is a 4xx
+answer whatever it is; handlers get plain, checked values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from starlette.requests import Request
+
+from ..store import Resolution
+from .errors import ApiError
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_SPAN",
+    "bad",
+    "json_body",
+    "parse_time",
+    "query_limit",
+    "query_range",
+    "query_resolution",
+    "query_time",
+]
+
+#: Earliest and latest instants accepted (1970-01-01 to 9999-12-31 UTC).
+TIME_MIN: Final = 0.0
+TIME_MAX: Final = 253402300799.0
+#: Longest range per resolution (seconds): a bucket list stays small and a query quick.
+MAX_SPAN: Final[Mapping[Resolution, float]] = {
+    Resolution.INTERVAL: 86400.0,
+    Resolution.HOUR: 93 * 86400.0,
+    Resolution.DAY: 3700 * 86400.0,
+    Resolution.WEEK: 1100 * 7 * 86400.0,
+    Resolution.MONTH: 1200 * 31 * 86400.0,
+    Resolution.YEAR: 100 * 366 * 86400.0,
+}
+#: Request bodies are small documents; anything bigger is refused before parsing.
+MAX_BODY: Final = 256 * 1024
+_NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_ISO: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+    r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})"
+)
+
+
+def bad(parameter: str, message: str, status: int = 400) -> ApiError:
+    return ApiError(status, f"bad {parameter}", message)
+
+
+def parse_time(text: str, parameter: str) -> float:
+    """Unix seconds, or ISO 8601 with an offset (``2026-03-29T02:30:00+02:00``, ``...Z``).
+
+    A ``+`` that a URL turned into a space is taken back.
+    """
+    text = text.strip()
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+    else:
+        candidate = text
+        if not _ISO.fullmatch(candidate) and re.fullmatch(r".*[0-9] [0-9]{2}:?[0-9]{2}", text):
+            candidate = text[::-1].replace(" ", "+", 1)[::-1]
+        if not _ISO.fullmatch(candidate):
+            raise bad(
+                parameter,
+                "a time is Unix seconds or ISO 8601 with an offset, "
+                f"e.g. 2026-11-01T12:00:00+01:00; got {text[:64]!r}",
+            )
+        iso = candidate.replace("z", "Z").replace("t", "T")
+        iso = re.sub(r"\.([0-9]{6})[0-9]+", r".\1", iso)  # datetime keeps microseconds
+        try:
+            value = datetime.fromisoformat(iso).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise bad(parameter, f"not a valid date and time: {text[:64]!r}") from None
+    if not (math.isfinite(value) and TIME_MIN <= value <= TIME_MAX):
+        raise bad(parameter, "a time must lie between 1970 and 9999")
+    return value
+
+
+def query_time(request: Request, name: str, default: float | None = None) -> float:
+    raw = request.query_params.get(name)
+    if raw is None:
+        if default is None:
+            raise bad(name, "missing")
+        return default
+    return parse_time(raw, name)
+
+
+def query_resolution(request: Request, default: Resolution | None = None) -> Resolution:
+    raw = request.query_params.get("resolution")
+    if raw is None:
+        if default is None:
+            raise bad("resolution", f"missing: one of {', '.join(r.value for r in Resolution)}")
+        return default
+    try:
+        return Resolution(raw)
+    except ValueError:
+        raise bad(
+            "resolution", f"one of {', '.join(r.value for r in Resolution)}, got {raw[:32]!r}"
+        ) from None
+
+
+def query_range(
+    request: Request, *, resolution: Resolution | None = None, required: bool = True
+) -> tuple[float, float]:
+    """``start`` and ``end``: ``end`` after ``start``, and within the longest range allowed for
+    ``resolution`` (the interval limit when None)."""
+    if required:
+        start, end = query_time(request, "start"), query_time(request, "end")
+    else:
+        start = query_time(request, "start", TIME_MIN)
+        end = query_time(request, "end", TIME_MAX)
+    if end <= start:
+        raise bad("end", "must be after start")
+    if resolution is not None:
+        span = MAX_SPAN[resolution]
+        if end - start > span:
+            raise bad(
+                "end",
+                f"a range at resolution {resolution.value} covers at most {span / 86400:g} days",
+            )
+    return start, end
+
+
+def query_limit(request: Request, *, default: int = 100, most: int = 1000) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,7}", raw) or not 1 <= int(raw) <= most:
+        raise bad("limit", f"a whole number 1..{most}, got {raw[:32]!r}")
+    return int(raw)
+
+
+def query_choice(request: Request, name: str, choices: Sequence[str]) -> list[str] | None:
+    """A comma-separated list (or repeated parameter) of values from ``choices``; None if
+    absent."""
+    if name not in request.query_params:
+        return None
+    raw = [part for value in request.query_params.getlist(name) for part in value.split(",")]
+    for value in raw:
+        if value not in choices:
+            raise bad(name, f"one of {', '.join(choices)}, got {value[:32]!r}")
+    return raw
+
+
+def query_text(request: Request, name: str, *, most: int = 64) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > most:
+        raise bad(name, f"at most {most} characters")
+    return raw
+
+
+async def json_body(request: Request) -> Any:
+    """The request's JSON document; 400 when it is not one, 413 when it is too big, 415 when
+    it is not sent as ``application/json`` (which a cross-site form cannot do)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, "unsupported media type", "send the body as application/json")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, "malformed JSON", str(e)[:200]) from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def body_object(doc: Any, known: Sequence[str]) -> dict[str, Any]:
+    """``doc`` as an object with only ``known`` fields."""
+    if not isinstance(doc, dict):
+        raise ApiError(400, "bad body", "must be a JSON object")
+    for key in doc:
+        if key not in known:
+            raise ApiError(
+                400, f"bad {str(key)[:32]}", f"unknown field (known: {', '.join(known)})"
+            )
+    return doc
+
+
+def body_number(
+    doc: Mapping[str, Any], name: str, *, positive: bool = False, most: float = 1e15
+) -> float | None:
+    """An optional number field, 0..``most`` (``positive``: at least 1e-6, so that dividing by
+    it stays finite); null is not a number."""
+    if name not in doc:
+        return None
+    value = doc[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad(name, "must be a number")
+    number = float(value)
+    least = 1e-6 if positive else 0.0
+    if not (math.isfinite(number) and least <= number <= most):
+        raise bad(name, f"must be a number from {least:g} to {most:g}")
+    return number
+
+
+def body_bool(doc: Mapping[str, Any], name: str) -> bool | None:
+    if name not in doc:
+        return None
+    value = doc[name]
+    if not isinstance(value, bool):
+        raise bad(name, "must be true or false")
+    return value
+
+
+def body_string(doc: Mapping[str, Any], name: str, *, most: int = 100) -> str | None:
+    if name not in doc:
+        return None
+    value = doc[name]
+    if not isinstance(value, str) or not value.strip() or len(value) > most:
+        raise bad(name, f"must be a string of 1..{most} characters")
+    return value.strip()
+
+
+def body_time(doc: Mapping[str, Any], name: str) -> float | None:
+    """Unix seconds (a number) or ISO 8601 with an offset (a string)."""
+    if name not in doc:
+        return None
+    value = doc[name]
+    if isinstance(value, str):
+        return parse_time(value, name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad(name, "must be Unix seconds or an ISO 8601 time with offset")
+    number = float(value)
+    if not (math.isfinite(number) and TIME_MIN <= number <= TIME_MAX):
+        raise bad(name, "a time must lie between 1970 and 9999")
+    return number

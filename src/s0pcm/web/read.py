@@ -1,0 +1,241 @@
+"""The reading half of the API: meters, readings, consumption, costs, events, health, tariffs.
+
+Store queries run in a worker thread (a year of hourly costs takes a while and must not stall the
+logger or the live stream); live rates and health are read on the event loop, where the logger's
+estimators live.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..events import DeviceEvent, EventKind
+from ..meters import Meter
+from ..store import Anchor, Resolution
+from ..tariffs import BucketCost
+from .context import Context
+from .costs import costs_document, meter_energy
+from .params import (
+    query_choice,
+    query_limit,
+    query_range,
+    query_resolution,
+    query_text,
+    query_time,
+)
+
+__all__ = ["ROUTES", "context", "event_document"]
+
+T = TypeVar("T")
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
+
+
+async def off_loop(func: Callable[[], T]) -> T:
+    return await anyio.to_thread.run_sync(func)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def event_document(e: DeviceEvent) -> dict[str, Any]:
+    return {
+        "at": e.at,
+        "kind": e.kind.value,
+        "module": e.module,
+        "meter": e.meter,
+        "value": e.value,
+        "detail": e.detail,
+    }
+
+
+# -- computations (worker thread) ----------------------------------------------------------------
+
+
+def readings_at(
+    ctx: Context, meter: Meter, ends: Sequence[float], cumulative: Sequence[int]
+) -> list[float]:
+    """The display reading at each of ``ends``, given the pulses counted before each.
+
+    Same arithmetic as ``Store.reading_at`` (last anchor before, else back from the first), with
+    one pulse query per anchor instead of one per bucket.
+    """
+    anchors: list[Anchor] = ctx.store.anchors(meter.key)
+    if not anchors:
+        return [round(c / meter.pulses_per_unit, 6) for c in cumulative]
+    known: dict[float, int] = {}
+
+    def before(a: Anchor) -> int:
+        if a.at not in known:
+            known[a.at] = ctx.store.pulses(meter.key, -math.inf, a.at)
+        return known[a.at]
+
+    out = []
+    k = -1
+    for end, count in zip(ends, cumulative, strict=True):
+        while k + 1 < len(anchors) and anchors[k + 1].at <= end:
+            k += 1
+        a = anchors[max(k, 0)]
+        out.append(round(a.reading + (count - before(a)) / a.pulses_per_unit, 6))
+    return out
+
+
+def consumption_document(
+    ctx: Context, meter: Meter, start: float, end: float, resolution: Resolution
+) -> dict[str, Any]:
+    store = ctx.store
+    bounds = [float(b) for b in ctx.calendar.buckets(resolution, start, end)]
+    series = store.series(meter.key, start, end, resolution)
+    cumulative = []
+    total = store.pulses(meter.key, -math.inf, bounds[0])
+    for _, pulses in series:
+        total += pulses
+        cumulative.append(total)
+    readings = readings_at(ctx, meter, bounds[1:], cumulative)
+    tariffs = ctx.tariffs()
+    costs: list[BucketCost | None] = [None] * len(series)
+    if tariffs.of(meter.kind):
+        costs = meter_energy(
+            store, ctx.calendar, ctx.pricing, tariffs, meter, resolution, bounds, series
+        )
+    ppu = meter.pulses_per_unit
+    return {
+        "key": meter.key,
+        "unit": meter.unit,
+        "resolution": resolution.value,
+        "buckets": [
+            {
+                "start": bounds[i],
+                "end": bounds[i + 1],
+                "pulses": pulses,
+                "value": round(pulses / ppu, 6),
+                "reading_end": readings[i],
+                "cost": None if (c := costs[i]) is None else _round(c.energy),
+            }
+            for i, (_, pulses) in enumerate(series)
+        ],
+    }
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+
+async def list_meters(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    now = ctx.clock()
+    meters = ctx.meters()
+    rates = {m.key: ctx.rate(m, now) for m in meters}
+    body = await off_loop(lambda: [ctx.meter_view(m, now, rates[m.key]) for m in meters])
+    return JSONResponse(body)
+
+
+async def get_meter(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    meter = ctx.meter(request.path_params["key"])
+    now = ctx.clock()
+    rate = ctx.rate(meter, now)
+    return JSONResponse(await off_loop(lambda: ctx.meter_view(meter, now, rate)))
+
+
+async def get_reading(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    meter = ctx.meter(request.path_params["key"])
+    at = query_time(request, "at", ctx.clock())
+    reading = await off_loop(lambda: ctx.reading(meter, at))
+    return JSONResponse({"key": meter.key, "at": at, "reading": reading, "unit": meter.unit})
+
+
+async def get_consumption(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    meter = ctx.meter(request.path_params["key"])
+    resolution = query_resolution(request)
+    start, end = query_range(request, resolution=resolution)
+    return JSONResponse(
+        await off_loop(lambda: consumption_document(ctx, meter, start, end, resolution))
+    )
+
+
+async def get_intervals(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    meter = ctx.meter(request.path_params["key"])
+    start, end = query_range(request, resolution=Resolution.INTERVAL)
+    found = await off_loop(lambda: ctx.store.intervals(meter.key, start, end))
+    return JSONResponse({"key": meter.key, "intervals": [[t, n] for t, n in found]})
+
+
+async def get_costs(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    resolution = query_resolution(request)
+    start, end = query_range(request, resolution=resolution)
+    meters, tariffs = ctx.meters(), ctx.tariffs()
+    return JSONResponse(
+        await off_loop(
+            lambda: costs_document(
+                ctx.store, ctx.calendar, ctx.pricing, tariffs, meters, start, end, resolution
+            )
+        )
+    )
+
+
+async def get_health(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    now, meters = ctx.clock(), ctx.meters()
+    rates = ctx.rates(meters, now)
+    return JSONResponse(await off_loop(lambda: ctx.health(now, rates, meters)))
+
+
+async def get_events(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    start, end = query_range(request, required=False)
+    kinds = query_choice(request, "kind", [k.value for k in EventKind])
+    module = query_text(request, "module")
+    meter = query_text(request, "meter", most=128)
+    limit = query_limit(request)
+    found = await off_loop(
+        lambda: ctx.store.events(
+            start,
+            end,
+            module=module,
+            meter=meter,
+            kinds=None if kinds is None else [EventKind(k) for k in kinds],
+            limit=limit,
+        )
+    )
+    return JSONResponse([event_document(e) for e in found])
+
+
+async def get_tariffs(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    return JSONResponse(ctx.tariffs().to_document())
+
+
+ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
+    ("/api/meters", list_meters, ["GET"]),
+    ("/api/meters/{key}", get_meter, ["GET"]),
+    ("/api/meters/{key}/reading", get_reading, ["GET"]),
+    ("/api/meters/{key}/consumption", get_consumption, ["GET"]),
+    ("/api/meters/{key}/intervals", get_intervals, ["GET"]),
+    ("/api/costs", get_costs, ["GET"]),
+    ("/api/health", get_health, ["GET"]),
+    ("/api/events", get_events, ["GET"]),
+    ("/api/tariffs", get_tariffs, ["GET"]),
+]

@@ -1,0 +1,58 @@
+// Bar charts with the vendored uPlot (loaded on first use). x is the bucket index; series are
+// drawn side by side (compare) or stacked (costs per kind).
+import { h, num } from './lib.js';
+
+let loading = null;
+function uPlotLib() {
+  loading ||= new Promise((ok, fail) => {
+    document.head.append(h('link', { rel: 'stylesheet', href: 'static/vendor/uPlot.min.css' }));
+    document.head.append(h('script', { src: 'static/vendor/uPlot.iife.min.js', onload: () => ok(window.uPlot), onerror: fail }));
+  });
+  return loading;
+}
+
+/**
+ * el: container; labels/titles: axis and legend label per bucket; series: [{label, values,
+ * color (CSS variable name), fmt}]; stack: values are stacked (each series drawn on top of the
+ * ones before it).
+ */
+export async function bars(el, { labels, titles, series, stack = false, xLabel = '', fmtAxis = (v) => num(v, 2, 0) }) {
+  const uPlot = await uPlotLib();
+  const css = getComputedStyle(document.documentElement);
+  const c = (v) => css.getPropertyValue(v).trim();
+  const n = labels.length;
+  const side = !stack && series.length > 1;
+  let data = series.map((s) => s.values);
+  if (stack) {
+    data = data.map((_, j) => labels.map((_, i) => data.slice(0, j + 1).reduce((a, v) => (v[i] == null ? a : (a ?? 0) + v[i]), null)));
+  }
+  const order = stack ? data.map((_, j) => data.length - 1 - j) : data.map((_, j) => j);
+  const axis = { stroke: c('--muted'), grid: { stroke: c('--line'), width: 1 }, ticks: { show: false } };
+  const height = () => (el.clientWidth < 500 ? 220 : 280);
+  const u = new uPlot({
+    width: el.clientWidth || 300,
+    height: height(),
+    scales: { x: { time: false, range: [-0.5, n - 0.5] }, y: { range: (_, lo, hi) => [0, hi > 0 ? hi * 1.08 : 1] } },
+    axes: [
+      { ...axis, grid: { show: false }, incrs: [1, 2, 3, 4, 6, 12], space: 12 + 7 * Math.max(2, ...labels.map((l) => l.length)), values: (_, v) => v.map((i) => labels[i] ?? '') },
+      { ...axis, size: 56, values: (_, v) => v.map(fmtAxis) },
+    ],
+    legend: { live: true },
+    cursor: { points: { show: false }, drag: { x: false, y: false } },
+    series: [
+      { label: xLabel, value: (_, i) => (i == null ? '' : titles[i] ?? '') },
+      ...order.map((j) => ({
+        label: series[j].label,
+        fill: c(series[j].color),
+        stroke: c(series[j].color),
+        width: 0,
+        points: { show: false },
+        value: (u, _v, _s, i) => (i == null ? '–' : series[j].fmt(series[j].values[i])),
+        paths: uPlot.paths.bars({ size: [side ? 0.42 : 0.7, 80], align: side ? (j === 0 ? 1 : -1) : 0 }),
+      })),
+    ],
+  }, [labels.map((_, i) => i), ...order.map((j) => data[j])], el);
+  const ro = new ResizeObserver(() => u.setSize({ width: el.clientWidth, height: height() }));
+  ro.observe(el);
+  return () => { ro.disconnect(); u.destroy(); };
+}

@@ -1,0 +1,68 @@
+// Device: per module its connection, firmware, thresholds, last record and counters (from
+// /api/health, refreshed by the live stream), and the event log (/api/events).
+import { h, t, api, qs, listen, num, age, when, field } from './lib.js';
+
+const EVENTS = ['connected', 'disconnected', 'startup', 'restart', 'rejected', 'spike', 'glitch', 'mismatch', 'gap', 'correction', 'replacement', 'thresholds_sent', 'thresholds_confirmed', 'thresholds_refused', 'watchdog'];
+
+function moduleCard(m) {
+  const c = m.counters || {};
+  const row = (k, v, attr) => h('div', attr, h('dt', null, t(k)), h('dd', null, v ?? '–'));
+  return h('article', { class: 'card module', 'data-module': m.name },
+    h('header', null, h('h2', null, m.name),
+      h('span', { class: `badge ${m.connected ? 'ok' : 'bad'}`, 'data-connected': String(!!m.connected) }, t(m.connected ? 'connected' : 'disconnected'))),
+    h('dl', { class: 'facts' },
+      row('port', m.port),
+      row('moduleid', m.module_id),
+      row('firmware', m.firmware),
+      row('thresholds', m.thresholds ? `${m.thresholds.join('/')} ms` : null),
+      m.thresholds_pending && row('pending', m.thresholds_pending, { class: 'warn', 'data-pending': m.thresholds_pending }),
+      row('lastrecord', age(m.last_telegram_age)),
+      m.since && row('since', when(m.since)),
+      row('records', num(c.telegrams)),
+      row('rejected', num(c.rejected)),
+      row('startups', num((c.restarts || 0) + (c.headers || 0))),
+      row('spikes', num(c.spikes)),
+      row('glitches', num(c.glitches)),
+      row('gaps', num(c.gaps)),
+      row('mismatches', num(c.mismatches)),
+      m.last_problem && row('problem', m.last_problem, { class: 'wide' })));
+}
+
+const eventRow = (e) => h('tr', { class: `ev-${e.kind}` },
+  h('td', { class: 'nw' }, when(e.at)),
+  h('td', null, t(`e_${e.kind}`)),
+  h('td', null, [e.module, e.meter].filter(Boolean).join(' · ')),
+  h('td', { class: 'n' }, e.value == null ? '' : num(e.value, 3)),
+  h('td', { class: 'detail' }, e.detail || ''));
+
+export async function mount(main) {
+  const [health, initial] = await Promise.all([api('health'), api('events?limit=100')]);
+  const mods = h('div', { class: 'grid modules' });
+  const paint = (doc) => mods.replaceChildren(...(doc.modules || []).map(moduleCard));
+  paint(health);
+  const f = { kind: '', module: '' };
+  const body = h('tbody');
+  const showEvents = (list) => body.replaceChildren(...(list.length ? list.map(eventRow) : [h('tr', null, h('td', { colspan: 5, class: 'muted' }, t('noevents')))]));
+  showEvents(initial);
+  const reload = async () => showEvents(await api(`events?${qs(Object.fromEntries(Object.entries({ ...f, limit: 100 }).filter(([, v]) => v)))}`));
+  const kind = h('select', { onchange: (e) => { f.kind = e.target.value; reload(); } },
+    h('option', { value: '' }, t('allkinds')), EVENTS.map((k) => h('option', { value: k }, t(`e_${k}`))));
+  const mod = h('select', { onchange: (e) => { f.module = e.target.value; reload(); } },
+    h('option', { value: '' }, t('allmodules')), (health.modules || []).map((m) => h('option', { value: m.name }, m.name)));
+  main.replaceChildren(h('h1', { class: 'sr-only' }, t('device')), mods,
+    h('section', { class: 'card events' }, h('h2', null, t('events')),
+      h('div', { class: 'ctl' }, field(t('kind'), kind), field(t('module'), mod)),
+      h('div', { class: 'scroll' }, h('table', null,
+        h('thead', null, h('tr', null, [t('time'), t('kind'), t('module'), t('value'), t('detail')].map((x) => h('th', { scope: 'col' }, x)))),
+        body))));
+  return listen((type, d) => {
+    if (type === 'health' && d) paint(d);
+    if (type === 'update' && d?.events?.length) {
+      const fresh = d.events.filter((e) => (!f.kind || e.kind === f.kind) && (!f.module || e.module === f.module));
+      if (fresh.length) {
+        body.querySelector('td[colspan]')?.parentElement.remove();
+        body.prepend(...fresh.map(eventRow));
+      }
+    }
+  });
+}

@@ -1,0 +1,138 @@
+// History: bars per hour (of a day), day (of a month), month (of a year) or year (ten years) for
+// one meter or all meters of a kind, the previous period beside it, cost and readings in a table.
+import { h, t, api, qs, field, id, qty, num, money, sum, state, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
+import { bars } from './chart.js';
+
+/** The period controls shared with Costs: resolution radios, previous / next / latest. */
+export function toolbar(p, resolutions, go) {
+  const name = id('r');
+  const radios = h('fieldset', { class: 'seg' }, h('legend', { class: 'sr-only' }, t('bars')),
+    resolutions.map((r) => h('label', null,
+      h('input', { type: 'radio', name, value: r, checked: p.r === r, onchange: () => go({ r }) }),
+      h('span', null, t(r === 'month' ? 'monthr' : r === 'year' ? 'yearr' : r)))));
+  const d = parseDay(p.d);
+  const title = h('h2', { class: 'ptitle', 'aria-live': 'polite' }, periodTitle(p.r, period(p.r, d)));
+  const later = period(p.r, d)[1] > new Date();
+  const nav = h('div', { class: 'pnav' },
+    h('button', { type: 'button', 'aria-label': t('prev'), title: t('prev'), onclick: () => go({ d: ymd(shift(p.r, d, -1)) }) }, '‹'),
+    title,
+    h('button', { type: 'button', 'aria-label': t('next'), title: t('next'), disabled: later, onclick: () => go({ d: ymd(shift(p.r, d, 1)) }) }, '›'),
+    h('button', { type: 'button', disabled: later, onclick: () => go({ d: ymd(new Date()) }) }, t('latest')));
+  return { radios, nav };
+}
+
+/** Keeps the page's state in the hash (back and forward work) without re-mounting the page. */
+export function keeper(page, p, load, out) {
+  return (change) => {
+    Object.assign(p, change);
+    history.pushState(null, '', `#/${page}?${qs(p)}`);
+    load().catch((e) => out.replaceChildren(h('p', { class: 'bad', role: 'alert' }, t('failed', { e: e.message }))));
+  };
+}
+
+async function series(sel, r) {
+  if (sel.startsWith('kind:')) {
+    const kind = sel.slice(5);
+    const doc = await api(`costs?${qs(r)}`);
+    state.currency = doc.currency || state.currency;
+    const unit = doc.buckets.map((b) => b.by_kind?.[kind]?.unit).find(Boolean) || '';
+    return { unit, buckets: doc.buckets.map((b) => ({ start: b.start, end: b.end, value: b.by_kind?.[kind]?.value ?? 0, cost: b.by_kind?.[kind]?.energy_cost ?? null })) };
+  }
+  return api(`meters/${encodeURIComponent(sel)}/consumption?${qs(r)}`);
+}
+
+export async function mount(main, params, gone) {
+  const [meters, tariffs] = await Promise.all([api('meters'), api('tariffs').catch(() => null)]);
+  state.currency = tariffs?.currency || state.currency;
+  const shown = meters.filter((m) => m.enabled !== false);
+  const kinds = KINDS.filter((k) => shown.some((m) => m.kind === k));
+  const p = { m: shown[0]?.key || '', r: 'day', d: ymd(new Date()), c: '', v: 'value', ...params };
+  let destroy = null;
+  let seq = 0;
+
+  const sel = h('select', { onchange: (e) => go({ m: e.target.value }) },
+    h('optgroup', { label: t('meters') }, shown.map((m) => h('option', { value: m.key, selected: p.m === m.key }, m.name))),
+    h('optgroup', { label: t('perkind') }, kinds.map((k) => h('option', { value: `kind:${k}`, selected: p.m === `kind:${k}` }, t(k)))));
+  const cmp = h('input', { type: 'checkbox', checked: !!p.c, onchange: (e) => go({ c: e.target.checked ? '1' : '' }) });
+  const show = h('select', { onchange: (e) => go({ v: e.target.value }) },
+    ['value', 'cost'].map((v) => h('option', { value: v, selected: p.v === v }, t(v === 'value' ? 'consumption' : 'energy'))));
+  const bar = h('div', { class: 'ctl' });
+  const out = h('section', { class: 'card hist', 'aria-busy': 'true' });
+  const go = keeper('history', p, load, out);
+  main.replaceChildren(h('h1', { class: 'sr-only' }, t('history')),
+    h('div', { class: 'ctl' }, field(t('meter'), sel), field(t('show'), show), h('label', { class: 'check' }, cmp, t('compare'))),
+    bar, out);
+
+  async function load() {
+    const my = ++seq;
+    const tb = toolbar(p, ['hour', 'day', 'month', 'year'], go);
+    bar.replaceChildren(tb.radios, tb.nav);
+    out.setAttribute('aria-busy', 'true');
+    const d = parseDay(p.d);
+    const meter = !p.m.startsWith('kind:');
+    const [cur, before] = await Promise.all([range(p.r, d), p.c ? range(p.r, shift(p.r, d, -1, true)) : null]);
+    // The reading at the start comes from the server: a correction inside the period would make
+    // "reading at the end minus consumption" wrong.
+    const [doc, prev] = await Promise.all([series(p.m, cur), p.c ? series(p.m, before) : null]);
+    const first = meter && doc.buckets.length ? await api(`meters/${encodeURIComponent(p.m)}/reading?at=${doc.buckets[0].start}`).catch(() => null) : null;
+    if (gone() || my !== seq) return;
+    const now = Date.now() / 1000;
+    const b = doc.buckets;
+    const vals = b.map((x) => (x.start > now ? null : x.value));
+    const costs = b.map((x) => (x.start > now ? null : x.cost));
+    const pv = prev ? b.map((_, i) => prev.buckets[i]?.value ?? null) : null;
+    const pc = prev ? b.map((_, i) => prev.buckets[i]?.cost ?? null) : null;
+    const labels = b.map((x) => bucketLabel(p.r, x.start));
+    const isCost = p.v === 'cost';
+    const fq = (v) => qty(v, doc.unit);
+    const total = sum(vals);
+    const totalCost = sum(costs);
+    const past = b.filter((x) => x.start <= now && x.reading_end != null);
+    const rEnd = past.at(-1)?.reading_end;
+    const rStart = first && b[0]?.start <= now ? first.reading : null;
+    const fr = (v) => (v == null ? '–' : `${num(v, 3)} ${doc.unit}`);
+
+    destroy?.();
+    destroy = null;
+    Object.assign(out.dataset, { key: p.m, res: p.r, start: b[0]?.start ?? '', end: b.at(-1)?.end ?? '', buckets: b.length });
+    const chart = h('div', { class: 'chart', role: 'img', 'aria-label': t('chart', { t: `${sel.selectedOptions[0]?.text} ${periodTitle(p.r, period(p.r, d))}` }) });
+    const head = [t('period'), t('consumption'), prev && t('previous'), t('energy'), prev && `${t('previous')} (${t('energy')})`, meter && t('rend')];
+    out.replaceChildren(
+      h('dl', { class: 'totals' },
+        h('div', null, h('dt', null, t('total')), h('dd', { 'data-total': '', 'data-value': total ?? 0, 'data-pulses': meter ? sum(b.map((x) => x.pulses)) ?? 0 : '' }, fq(total ?? 0))),
+        prev && h('div', null, h('dt', null, t('previous')), h('dd', { 'data-prev-total': '' }, fq(sum(pv) ?? 0))),
+        h('div', null, h('dt', null, t('energy')), h('dd', { 'data-cost': totalCost ?? '' }, money(totalCost))),
+        meter && h('div', null, h('dt', null, t('rstart')), h('dd', { 'data-reading-start': rStart ?? '' }, fr(rStart))),
+        meter && h('div', null, h('dt', null, t('rend')), h('dd', { 'data-reading-end': rEnd ?? '' }, fr(rEnd)))),
+      chart,
+      h('div', { class: 'scroll' }, h('table', { class: 'data' },
+        h('thead', null, h('tr', null, head.filter(Boolean).map((x, i) => h('th', { scope: 'col', class: i ? `n${x === head[4] ? ' opt' : ''}` : '' }, x)))),
+        h('tbody', null, b.map((x, i) => h('tr', { 'data-start': x.start, 'data-value': x.value, 'data-pulses': x.pulses },
+          h('th', { scope: 'row', title: labels[i][1] }, labels[i][2]),
+          h('td', { class: 'n' }, fq(vals[i])),
+          prev && h('td', { class: 'n' }, fq(pv[i])),
+          h('td', { class: 'n' }, money(costs[i])),
+          prev && h('td', { class: 'n opt' }, money(pc[i])),
+          meter && h('td', { class: 'n' }, x.start > now ? '–' : fr(x.reading_end))))),
+        h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td', { class: 'n' }, fq(total ?? 0)),
+          prev && h('td', { class: 'n' }, fq(sum(pv) ?? 0)), h('td', { class: 'n' }, money(totalCost)),
+          prev && h('td', { class: 'n opt' }, money(sum(pc))), meter && h('td', null))))));
+    const color = `--${meter ? shown.find((m) => m.key === p.m)?.kind || 'other' : p.m.slice(5)}`;
+    const fm = isCost ? (v) => money(v) : fq;
+    const done = await bars(chart, {
+      xLabel: t('period'),
+      fmtAxis: isCost ? (v) => money(v, undefined, Number.isInteger(v) ? 0 : 2) : undefined,
+      labels: labels.map((l) => l[0]),
+      titles: labels.map((l) => l[1]),
+      series: [
+        { label: periodTitle(p.r, period(p.r, d)), values: isCost ? costs : vals, color, fmt: fm },
+        ...(prev ? [{ label: t('previous'), values: isCost ? pc : pv, color: '--prev', fmt: fm }] : []),
+      ],
+    });
+    if (gone() || my !== seq) return done();
+    destroy = done;
+    out.removeAttribute('aria-busy');
+  }
+  await load();
+  return () => destroy?.();
+}

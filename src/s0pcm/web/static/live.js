@@ -1,0 +1,134 @@
+// Live: per meter the power or flow now, today so far against yesterday by this time, the
+// reading; above them what today, this month and this year cost. Updated by /api/live.
+import { h, t, api, qs, listen, field, qty, rate, num, money, date, state, KINDS, range, shift, bucketLabel } from './lib.js';
+import { bars } from './chart.js';
+
+export async function mount(main) {
+  const [meters, health] = await Promise.all([api('meters'), api('health').catch(() => null)]);
+  const shown = meters.filter((m) => m.enabled !== false);
+  const down = new Set();
+  const setHealth = (doc) => {
+    down.clear();
+    for (const m of doc?.modules || []) if (!m.connected) down.add(m.name);
+  };
+  setHealth(health);
+
+  const status = h('p', { class: 'muted status', 'data-live-status': '' });
+  const summary = h('div', { class: 'grid summary' });
+  const cards = new Map();
+  for (const m of shown) {
+    const els = {
+      rate: h('p', { class: 'rate', 'data-rate': '' }),
+      today: h('dd', { 'data-today': '' }),
+      yday: h('dd', null),
+      reading: h('dd', { 'data-reading': '' }),
+    };
+    const card = h('article', { class: `card meter k-${m.kind}`, 'data-meter': m.key },
+      h('h2', null, m.name, h('span', { class: 'muted sub' }, `${m.name === t(m.kind) ? '' : `${t(m.kind)} · `}${m.module} M${m.register}`)),
+      els.rate,
+      h('dl', null,
+        h('div', null, h('dt', null, t('today')), els.today),
+        h('div', null, h('dt', null, t('yesterday')), els.yday),
+        h('div', null, h('dt', null, t('reading')), els.reading)));
+    cards.set(m.key, { m, card, els });
+  }
+
+  function paint(c) {
+    const { m, els } = c;
+    const r = down.has(m.module) ? null : m.rate;
+    els.rate.textContent = rate(r, m.rate_unit);
+    els.rate.dataset.rate = r ?? '';
+    els.rate.classList.toggle('unavail', r == null);
+    els.today.textContent = qty(m.today, m.unit);
+    els.reading.textContent = m.reading == null ? '–' : `${num(m.reading, 3)} ${m.unit}`;
+    els.reading.dataset.reading = m.reading ?? '';
+    const y = m.yesterday_same_time;
+    const d = y > 0 && m.today != null ? Math.round((m.today / y - 1) * 100) : null;
+    els.yday.replaceChildren(qty(y, m.unit), d == null ? '' : h('span', { class: `delta ${d > 0 ? 'up' : 'down'}` }, ` ${d > 0 ? '▲' : '▼'} ${num(Math.abs(d))}%`));
+  }
+  const paintAll = () => cards.forEach(paint);
+  paintAll();
+
+  async function loadSummary() {
+    // The last second asked for by day, month and year: the server answers with the whole
+    // bucket it falls in, today, this month and this year as the logger counts them.
+    const end = Date.now() / 1000;
+    const spans = [['today', 'day'], ['month', 'month'], ['year', 'year']];
+    const docs = await Promise.all(spans.map(([, res]) =>
+      api(`costs?${qs({ start: end - 1, end, resolution: res })}`).catch(() => null)));
+    summary.replaceChildren(...spans.map(([key], i) => {
+      const doc = docs[i];
+      state.currency = doc?.currency || state.currency;
+      const b = doc?.buckets?.[0];
+      const kinds = KINDS.filter((k) => b?.by_kind?.[k]);
+      return h('article', { class: 'card sum', 'data-summary': key },
+        h('h2', null, t(key)),
+        h('p', { class: 'big' }, b?.total == null ? '–' : money(b.total, doc.currency)),
+        h('ul', null, kinds.map((k) => {
+          const v = b.by_kind[k];
+          return h('li', { class: `k-${k}` }, h('span', null, t(k)), h('span', null, qty(v.value, v.unit)), h('span', null, money(v.cost, doc.currency)));
+        })));
+    }));
+  }
+
+  // Today per hour against yesterday, for one meter at a time.
+  const pick = h('select', { onchange: () => drawToday() }, shown.map((m) => h('option', { value: m.key }, m.name)));
+  const box = h('div', { class: 'chart', role: 'img', 'aria-label': t('todayhour') });
+  let undraw = null;
+  async function drawToday() {
+    const m = cards.get(pick.value)?.m;
+    if (!m) return;
+    const d = new Date();
+    const ranges = await Promise.all([range('hour', d), range('hour', shift('hour', d, -1))]);
+    const [a, b] = await Promise.all(ranges.map((r) => api(`meters/${encodeURIComponent(m.key)}/consumption?${qs(r)}`)));
+    const now = Date.now() / 1000;
+    const fq = (v) => qty(v, m.unit);
+    undraw?.();
+    undraw = await bars(box, {
+      xLabel: t('time'),
+      labels: a.buckets.map((x) => bucketLabel('hour', x.start)[0]),
+      titles: a.buckets.map((x) => bucketLabel('hour', x.start)[2]),
+      series: [
+        { label: t('today'), values: a.buckets.map((x) => (x.start > now ? null : x.value)), color: `--${m.kind}`, fmt: fq },
+        { label: t('yday'), values: a.buckets.map((_, i) => b.buckets[i]?.value ?? null), color: '--prev', fmt: fq },
+      ],
+    });
+  }
+  main.replaceChildren(h('h1', { class: 'sr-only' }, t('live')), status,
+    shown.length ? h('div', { class: 'grid meters' }, [...cards.values()].map((c) => c.card)) : h('p', { class: 'card' }, t('nometers')),
+    summary,
+    shown.length ? h('section', { class: 'card' }, h('div', { class: 'head' }, h('h2', null, t('todayhour')), field(t('meter'), pick)), box) : '');
+  loadSummary();
+  if (shown.length) drawToday().catch(() => null);
+
+  let updates = 0;
+  const stop = listen((type, d) => {
+    if (type === 'update' && d) {
+      for (const [key, v] of Object.entries(d.meters || {})) {
+        const c = cards.get(key);
+        if (!c) continue;
+        Object.assign(c.m, v);
+        paint(c);
+      }
+      down.delete(d.module);
+      status.dataset.updates = ++updates;
+      status.textContent = t('updated', { t: date(d.at, { timeStyle: 'medium' }) });
+    } else if (type === 'health') {
+      setHealth(d);
+      paintAll();
+    } else if (type === 'error') {
+      status.textContent = t('reconnecting');
+    }
+  });
+  // Yesterday-by-now moves with the clock, and costs with consumption: refresh them each minute.
+  const timer = setInterval(async () => {
+    if (document.hidden) return;
+    for (const m of await api('meters').catch(() => [])) {
+      const c = cards.get(m.key);
+      if (c) { Object.assign(c.m, m); paint(c); }
+    }
+    loadSummary();
+    drawToday().catch(() => null);
+  }, 60000);
+  return () => { stop(); clearInterval(timer); undraw?.(); };
+}

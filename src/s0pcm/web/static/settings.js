@@ -1,0 +1,192 @@
+// Settings (login required): meters, reading corrections and replacements, tariffs, pulse
+// thresholds (pending until the module's start-up header confirms them), API tokens.
+import { h, t, api, qs, listen, field, msg, say, state, session, loginForm, num, when, ymd, date, KINDS } from './lib.js';
+
+const again = () => dispatchEvent(new HashChangeEvent('hashchange'));
+const section = (key, ...kids) => h('section', { class: 'card', 'aria-labelledby': `s-${key}` }, h('h2', { id: `s-${key}` }, t(key)), ...kids);
+const number = (value, attrs) => h('input', { type: 'number', step: 'any', value: value ?? '', ...attrs });
+const fail = (out, e) => say(out, e.detail ? `${e.message}: ${typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail)}` : e.message, true);
+
+/** A form that runs send() and reports "saved" or the error in its own status line. */
+function form(attrs, kids, send, label = t('save')) {
+  const out = msg();
+  const f = h('form', {
+    ...attrs,
+    async onsubmit(ev) {
+      ev.preventDefault();
+      const b = f.querySelector('button:not([type=button])');
+      b.disabled = true;
+      try { const r = await send(); say(out, typeof r === 'string' ? r : t('saved')); } catch (e) { fail(out, e); } finally { b.disabled = false; }
+    },
+  }, kids, h('div', { class: 'row' }, h('button', { class: 'primary' }, label), out));
+  return f;
+}
+
+function meterForms(meters) {
+  return section('meters', meters.map((m) => {
+    const name = h('input', { value: m.name, required: true });
+    const kind = h('select', null, KINDS.map((k) => h('option', { value: k, selected: m.kind === k }, t(k))));
+    const ppu = number(m.pulses_per_unit, { min: 0, required: true });
+    const on = h('input', { type: 'checkbox', checked: m.enabled !== false });
+    return form({ class: 'meterset', 'data-meter': m.key }, [
+      h('h3', null, `${m.module} M${m.register}`, h('small', { class: 'muted' }, ` ${m.key}`)),
+      h('div', { class: 'fields' }, field(t('name'), name), field(t('kind'), kind), field(`${t('ppu')} (${m.unit || '–'})`, ppu),
+        h('label', { class: 'check' }, on, t('enabled'))),
+    ], () => api(`meters/${encodeURIComponent(m.key)}`, 'PUT', { name: name.value, kind: kind.value, pulses_per_unit: +ppu.value, enabled: on.checked }));
+  }));
+}
+
+function readingForm(meters) {
+  const which = h('select', null, meters.map((m) => h('option', { value: m.key }, `${m.name} (${m.reading == null ? '–' : num(m.reading, 3)} ${m.unit})`)));
+  const value = number('', { required: true });
+  const at = h('input', { type: 'datetime-local' });
+  const ppu = number('', { min: 0 });
+  const ppuField = h('div', { class: 'fields', hidden: true }, field(t('newppu'), ppu));
+  const replaced = h('input', { type: 'checkbox', onchange: () => { ppuField.hidden = !replaced.checked; } });
+  return section('setreading', h('p', { class: 'muted' }, t('readinghelp')), form({ 'data-reading-form': '' }, [
+    h('div', { class: 'fields' }, field(t('meter'), which), field(t('newreading'), value), field(t('at'), at)),
+    h('label', { class: 'check' }, replaced, t('replaced')), ppuField,
+  ], () => {
+    const body = { reading: +value.value };
+    if (at.value) body.at = new Date(at.value) / 1000;
+    if (replaced.checked) { body.replaced = true; if (ppu.value) body.pulses_per_unit = +ppu.value; }
+    return api(`meters/${encodeURIComponent(which.value)}/reading`, 'POST', body);
+  }));
+}
+
+// Tariff dates are local dates (YYYY-MM-DD), valid_to inclusive and null for open-ended.
+const toDay = (v) => (v ? String(v).slice(0, 10) : '');
+const fromDay = (s) => s || null;
+const WEEK = [0, 1, 2, 3, 4, 5, 6].map((i) => date(new Date(2024, 0, 1 + i) / 1000, { weekday: 'short' })); // 0 = Monday
+
+function tariffEditor(doc) {
+  const box = h('div');
+  const bind = (obj, key, input, conv = (x) => x) => { input.addEventListener('change', () => { obj[key] = conv(input.value); }); return input; };
+  function paint() {
+    box.replaceChildren(...[
+      h('div', { class: 'fields' }, field(t('currency'), bind(doc, 'currency', h('input', { value: doc.currency || 'EUR', size: 4, maxlength: 3, pattern: '[A-Z]{3}', required: true })))),
+      doc.tariffs.map((tf, i) => h('fieldset', { class: `tariff k-${tf.kind}` },
+        h('legend', null, `${t(tf.kind)} ${toDay(tf.valid_from)}`),
+        h('div', { class: 'fields' },
+          field(t('kind'), bind(tf, 'kind', h('select', null, KINDS.map((k) => h('option', { value: k, selected: tf.kind === k }, t(k)))))),
+          field(t('from'), bind(tf, 'valid_from', h('input', { type: 'date', value: toDay(tf.valid_from), required: true }), fromDay)),
+          field(t('until'), bind(tf, 'valid_to', h('input', { type: 'date', value: toDay(tf.valid_to) }), fromDay)),
+          field(`${t('perday')} (${doc.currency || ''})`, bind(tf, 'fixed_per_day', number(tf.fixed_per_day ?? 0, { min: 0 }), Number))),
+        h('div', { class: 'scroll' }, h('table', { class: 'periods' },
+          h('caption', { class: 'sr-only' }, t('periods')),
+          h('thead', null, h('tr', null, [t('name'), t('days'), t('start'), t('end'), t('price'), ''].map((x) => h('th', { scope: 'col' }, x)))),
+          h('tbody', null, tf.periods.map((pd, j) => h('tr', null,
+            h('td', null, bind(pd, 'name', h('input', { value: pd.name ?? '', size: 8, 'aria-label': t('name') }))),
+            h('td', { class: 'days' }, WEEK.map((w, d) => h('label', { class: 'day' }, h('input', {
+              type: 'checkbox', checked: pd.days?.includes(d),
+              onchange: (e) => { pd.days = [...new Set([...(pd.days || []), d])].filter((x) => x !== d || e.target.checked).sort(); },
+            }), w))),
+            h('td', null, bind(pd, 'start', h('input', { value: pd.start ?? '00:00', size: 5, pattern: '([01]\\d|2[0-4]):[0-5]\\d', 'aria-label': t('start') }))),
+            h('td', null, bind(pd, 'end', h('input', { value: pd.end ?? '24:00', size: 5, pattern: '([01]\\d|2[0-4]):[0-5]\\d', 'aria-label': t('end') }))),
+            h('td', null, bind(pd, 'price', number(pd.price ?? 0, { min: 0, size: 8, 'aria-label': t('price') }), Number)),
+            h('td', null, h('button', { type: 'button', onclick: () => { tf.periods.splice(j, 1); paint(); } }, t('remove')))))))),
+        h('div', { class: 'row' },
+          h('button', { type: 'button', onclick: () => { tf.periods.push({ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }); paint(); } }, t('addperiod')),
+          h('button', { type: 'button', onclick: () => { doc.tariffs.splice(i, 1); paint(); } }, t('remove'))))),
+      h('button', {
+        type: 'button',
+        onclick: () => {
+          doc.tariffs.push({ kind: 'electricity', valid_from: ymd(new Date()), valid_to: null, fixed_per_day: 0, periods: [{ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }] });
+          paint();
+        },
+      }, t('add'))].flat());
+  }
+  paint();
+  return section('tariffs', form({ 'data-tariffs': '' }, [box], async () => {
+    await api('tariffs', 'PUT', doc);
+    state.currency = doc.currency;
+  }));
+}
+
+const THRESH = ['thresholds_sent', 'thresholds_confirmed', 'thresholds_refused'];
+
+function thresholdForms(health, forms) {
+  return section('thresholds', h('p', { class: 'muted' }, t('thhelp')), (health.modules || []).map((m) => {
+    const n = m.thresholds?.length || (Math.max(0, ...(m.meters || []).map((x) => x.register)) > 2 ? 5 : 2);
+    const inputs = Array.from({ length: n }, (_, i) =>
+      h('input', { type: 'number', min: 1, max: 10000, step: 1, value: m.thresholds?.[i] ?? 30, 'data-register': i + 1 }));
+    const st = h('p', { class: 'thstate', 'data-threshold-state': 'none', role: 'status', 'aria-live': 'polite' });
+    const info = { m, last: null };
+    info.show = () => {
+      const p = info.m.thresholds_pending;
+      const l = info.last;
+      const s = p ? 'pending' : l?.kind === 'thresholds_confirmed' ? 'confirmed' : l?.kind === 'thresholds_refused' ? 'refused' : 'none';
+      st.dataset.thresholdState = s;
+      st.className = `thstate ${s}`;
+      st.textContent = s === 'pending' ? t('thpending', { c: p }) + (l?.kind === 'thresholds_sent' ? ` (${t('e_thresholds_sent')} ${when(l.at)})` : '')
+        : s === 'none' ? '' : `${t(s === 'confirmed' ? 'thconfirmed' : 'threfused', { c: l.detail })} ${when(l.at)}`;
+      if (!p) inputs.forEach((x, i) => { if (document.activeElement !== x && info.m.thresholds) x.value = info.m.thresholds[i]; });
+    };
+    info.lastEvent = async () => {
+      const got = await api(`events?${qs({ module: m.name, kind: THRESH.join(), limit: 1 })}`).catch(() => []);
+      info.last = got[0] || null;
+      info.show();
+    };
+    forms.set(m.name, info);
+    info.lastEvent();
+    return form({ class: 'thresholds', 'data-module': m.name }, [
+      h('h3', null, m.name, h('small', { class: 'muted' }, ` ${m.firmware || ''} ${m.thresholds ? `${m.thresholds.join('/')} ms` : ''}`)),
+      h('div', { class: 'fields' }, inputs.map((x, i) => field(`${t('register')} ${i + 1} (ms)`, x))), st,
+    ], async () => {
+      const now = info.m.thresholds || [];
+      const cmd = inputs.map((x, i) => (+x.value !== now[i] ? `T${i + 1}=${+x.value};` : '')).join('');
+      if (!cmd) return t('unchanged');
+      await api(`modules/${encodeURIComponent(m.name)}/thresholds`, 'POST', { command: cmd });
+      info.m.thresholds_pending = cmd;
+      info.show();
+      return `${t('pending')}: ${cmd}`;
+    });
+  }));
+}
+
+function tokenForm() {
+  const name = h('input', { required: true, value: 'home-assistant' });
+  const shown = h('output', { class: 'token' });
+  return section('tokens', h('p', { class: 'muted' }, t('tokenhelp')), form({ 'data-token-form': '' }, [h('div', { class: 'fields' }, field(t('name'), name)), shown], async () => {
+    const r = await api('tokens', 'POST', { name: name.value });
+    shown.replaceChildren(t('tokenonce'), ' ', h('code', null, r.token));
+    return ' ';
+  }, t('create')));
+}
+
+export async function mount(main) {
+  if (!state.loggedIn && !(await session())) {
+    main.replaceChildren(h('h1', { class: 'sr-only' }, t('settings')), loginForm(t('loginset'), again));
+    return null;
+  }
+  const [meters, tariffs, health] = await Promise.all([api('meters'), api('tariffs').catch(() => ({ currency: 'EUR', tariffs: [] })), api('health')]);
+  tariffs.tariffs ||= [];
+  const forms = new Map();
+  main.replaceChildren(
+    h('div', { class: 'head' }, h('h1', null, t('settings')),
+      h('button', { type: 'button', 'data-logout': '', onclick: async () => { await api('logout', 'POST').catch(() => null); state.loggedIn = false; state.csrf = null; again(); } }, t('logout'))),
+    meterForms(meters), readingForm(meters), tariffEditor(tariffs), thresholdForms(health, forms), tokenForm());
+
+  const apply = (doc) => {
+    for (const m of doc.modules || []) {
+      const f = forms.get(m.name);
+      if (!f) continue;
+      const was = f.m.thresholds_pending;
+      f.m = m;
+      if (was && !m.thresholds_pending) f.lastEvent(); else f.show();
+    }
+  };
+  // While a threshold change is pending, ask for the health every 2 s (the stream sends it
+  // every 10 s); threshold events arrive with the stream's updates.
+  const timer = setInterval(async () => {
+    if ([...forms.values()].some((f) => f.m.thresholds_pending)) apply(await api('health').catch(() => ({})));
+  }, 2000);
+  const stop = listen((type, d) => {
+    if (type === 'health' && d) apply(d);
+    for (const e of (type === 'update' && d?.events) || []) {
+      const f = THRESH.includes(e.kind) && forms.get(e.module);
+      if (f) { f.last = e; f.show(); }
+    }
+  });
+  return () => { clearInterval(timer); stop(); };
+}

@@ -1,0 +1,277 @@
+"""The writing half of the API, and logging in.
+
+Every write is checked by :meth:`Auth.require_write` (session + CSRF token, or an API token)
+before its body is even read, validated completely before anything changes, and made durable
+before the answer goes out (through the logger's commit when it runs in this process).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..errors import ProtocolError, StoreError
+from ..events import DeviceEvent, EventKind
+from ..meters import Kind
+from ..protocol import parse_thresholds
+from ..store import Anchor, AnchorKind
+from ..tariffs import STATE_KEY as TARIFFS_KEY
+from ..tariffs import TariffError, parse_tariffs
+from .auth import AUTH_KEY, SESSION_COOKIE, SESSION_MAX_AGE, new_token
+from .context import METERS_KEY, Context
+from .errors import ApiError
+from .params import (
+    bad,
+    body_bool,
+    body_number,
+    body_object,
+    body_string,
+    body_time,
+    json_body,
+)
+from .read import context, off_loop
+
+__all__ = ["ROUTES"]
+
+log = logging.getLogger(__name__)
+
+#: A reading may be dated this far in the future (clocks differ a little).
+FUTURE_SLACK = 300.0
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _commit(ctx: Context) -> None:
+    try:
+        ctx.commit()
+    except StoreError as e:
+        raise ApiError(409, "cannot write the database", e.reason) from None
+
+
+def writes(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Any]:
+    """A store that refuses the write (opened read-only, say) is a 409, not a crash."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except StoreError as e:
+            raise ApiError(409, "cannot write the database", e.reason) from None
+
+    return wrapped
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    ctx = context(request)
+    doc = body_object(await json_body(request), ["password"])
+    password = doc.get("password")
+    if not isinstance(password, str) or not 1 <= len(password) <= 1024:
+        raise bad("password", "must be a string of 1..1024 characters")
+    await ctx.auth.check_login(_client(request), password)
+    cookie, session = ctx.auth.new_session()
+    log.info("login from %s", _client(request))
+    response = JSONResponse({"logged_in": True, "csrf": session.csrf})
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    ctx = context(request)
+    auth = ctx.auth
+    if request.headers.get("authorization") is None and auth.session(request) is None:
+        response = JSONResponse({"logged_in": False})  # nothing to end
+    else:
+        session = auth.require_write(request)
+        if session is not None:
+            auth.revoke(session)
+        response = JSONResponse({"logged_in": False})
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+async def get_session(request: Request) -> Response:
+    ctx = context(request)
+    session = ctx.auth.session(request)
+    return JSONResponse(
+        {
+            "logged_in": session is not None,
+            "csrf": None if session is None else session.csrf,
+            "public_read": ctx.auth.public_read,
+            "password_set": ctx.auth.password_set(),
+        }
+    )
+
+
+# -- meters ---------------------------------------------------------------------------------------
+
+
+@writes
+async def put_meter(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_write(request)
+    meter = ctx.meter(request.path_params["key"])
+    doc = body_object(await json_body(request), ["name", "kind", "pulses_per_unit", "enabled"])
+    change: dict[str, Any] = {}
+    name = body_string(doc, "name")
+    if name is not None:
+        change["name"] = name
+    if "kind" in doc:
+        kinds = [k.value for k in Kind]
+        if doc["kind"] not in kinds:
+            raise bad("kind", f"one of {', '.join(kinds)}")
+        change["kind"] = doc["kind"]
+    ppu = body_number(doc, "pulses_per_unit", positive=True, most=1e9)
+    if ppu is not None:
+        change["pulses_per_unit"] = ppu
+    enabled = body_bool(doc, "enabled")
+    if enabled is not None:
+        change["enabled"] = enabled
+    stored = ctx.documents.get(METERS_KEY) or {}
+    stored[meter.key] = {**(stored.get(meter.key) or {}), **change}
+    ctx.documents.set(METERS_KEY, stored)
+    _commit(ctx)
+    updated = ctx.meter(meter.key)
+    now = ctx.clock()
+    rate = ctx.rate(updated, now)
+    return JSONResponse(await off_loop(lambda: ctx.meter_view(updated, now, rate)))
+
+
+@writes
+async def post_reading(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_write(request)
+    meter = ctx.meter(request.path_params["key"])
+    doc = body_object(await json_body(request), ["reading", "at", "replaced", "pulses_per_unit"])
+    reading = body_number(doc, "reading")
+    if reading is None:
+        raise bad("reading", "missing: what the meter's display shows")
+    now = ctx.clock()
+    at = body_time(doc, "at")
+    at = now if at is None else at
+    if at > now + FUTURE_SLACK:
+        raise bad("at", "lies in the future")
+    replaced = bool(body_bool(doc, "replaced"))
+    ppu = body_number(doc, "pulses_per_unit", positive=True, most=1e9)
+    if ppu is not None and not replaced:
+        raise bad("pulses_per_unit", "goes with replaced: a new meter's constant")
+    ppu = ppu or meter.pulses_per_unit
+    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
+    store = ctx.store
+    if any(a.at == at for a in store.anchors(meter.key)):
+        raise ApiError(409, "a reading is already set at that moment", at)
+    before = store.reading_at(meter.key, at)
+    store.add_anchor(Anchor(meter.key, at, reading, ppu, kind))
+    was = "" if before is None else f" (was {before:,.3f})"
+    store.add_event(
+        DeviceEvent(
+            at,
+            EventKind.REPLACEMENT if replaced else EventKind.CORRECTION,
+            meter.module,
+            meter.key,
+            reading,
+            f"reading set to {reading:g} {meter.unit}{was}",
+        )
+    )
+    _commit(ctx)
+    return JSONResponse(
+        {
+            "key": meter.key,
+            "at": at,
+            "reading": reading,
+            "unit": meter.unit,
+            "kind": kind.value,
+            "previous": None if before is None or not math.isfinite(before) else round(before, 6),
+        },
+        status_code=201,
+    )
+
+
+# -- tariffs, thresholds, tokens -------------------------------------------------------------------
+
+
+@writes
+async def put_tariffs(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_write(request)
+    try:
+        tariffs = parse_tariffs(await json_body(request))
+    except TariffError as e:
+        raise ApiError(400, f"bad {e.field or 'body'}", e.message) from None
+    document = tariffs.to_document()
+    ctx.documents.set(TARIFFS_KEY, document)
+    _commit(ctx)
+    return JSONResponse(document)
+
+
+async def post_thresholds(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_write(request)
+    module = ctx.module(request.path_params["name"])
+    doc = body_object(await json_body(request), ["command"])
+    command = doc.get("command")
+    if not isinstance(command, str) or len(command) > 200:
+        raise bad("command", 'a threshold command such as "T2=40;"')
+    try:
+        thresholds = parse_thresholds(command, model=module.model)
+    except ProtocolError as e:
+        raise bad("command", e.reason) from None
+    runner = ctx.runner(module.name)
+    if runner is None:
+        raise ApiError(
+            409,
+            "the logger does not run in this process",
+            "thresholds go to the module through the logger: use the logger's web interface, "
+            "or set them in the configuration",
+        )
+    runner.link.send_thresholds(thresholds)
+    runner.health.thresholds_pending = thresholds.to_command()
+    return JSONResponse(
+        {"module": module.name, "command": thresholds.to_command(), "pending": True},
+        status_code=202,
+    )
+
+
+@writes
+async def post_token(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_write(request)
+    doc = body_object(await json_body(request), ["name"])
+    name = body_string(doc, "name", most=64)
+    if name is None:
+        raise bad("name", "missing: what the token is for")
+    token = new_token(ctx.store, name, commit=False)
+    ctx.documents.forget(AUTH_KEY)
+    _commit(ctx)
+    log.info("API token %r created", name)
+    return JSONResponse({"name": name, "token": token}, status_code=201)
+
+
+ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
+    ("/api/login", login, ["POST"]),
+    ("/api/logout", logout, ["POST"]),
+    ("/api/session", get_session, ["GET"]),
+    ("/api/meters/{key}", put_meter, ["PUT"]),
+    ("/api/meters/{key}/reading", post_reading, ["POST"]),
+    ("/api/tariffs", put_tariffs, ["PUT"]),
+    ("/api/modules/{name}/thresholds", post_thresholds, ["POST"]),
+    ("/api/tokens", post_token, ["POST"]),
+]

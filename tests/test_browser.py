@@ -1,0 +1,512 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) against real servers.
+
+Pages are checked against the store itself (history totals), against the running logger and
+emulator (live values, thresholds confirmed by the module's start-up header), in English and
+Dutch, on a phone-sized screen; screenshots of every page go to ``docs/screenshots/``.
+
+CI installs the Debian package ``chromium``; without it these tests fail (they never skip).
+Nothing here waits a fixed time: every wait is for a condition, with generous timeouts.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from s0pcm.backfill import backfill
+from s0pcm.emulator import Fault, Source, household
+from s0pcm.store import Anchor, AnchorKind, Resolution
+
+pytest.register_assert_rewrite("tests.web")
+from tests.web import METERS, NOW, TARIFFS, TZ, History, WebServer, login  # noqa: E402
+
+pytest_plugins = ("tests.web",)
+
+CHROMIUM: Final = Path("/usr/bin/chromium")
+CHROMIUM_ARGS: Final = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS: Final = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PAGES: Final = ("live", "history", "costs", "device", "settings")
+#: Generous: a slow CI machine, a Raspberry Pi.
+WAIT: Final = 20_000
+expect.set_options(timeout=WAIT)
+DESKTOP: Final = {"width": 1280, "height": 800}
+PHONE: Final = {"width": 375, "height": 740}
+
+
+# -- the browser -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the dashboard tests need Debian's Chromium "
+            "(apt-get install chromium)",
+            pytrace=False,
+        )
+    b = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+def new_context(browser: Browser, **options: Any) -> BrowserContext:
+    """A fresh profile in the logger's time zone, English unless said otherwise."""
+    settings: dict[str, Any] = {"locale": "en-GB", "timezone_id": str(TZ), "viewport": DESKTOP}
+    settings.update(options)
+    context = browser.new_context(**settings)
+    context.set_default_timeout(WAIT)
+    return context
+
+
+#: Script errors and console errors per page (a refused request shows as a console error too).
+ERRORS: dict[Page, list[str]] = {}
+
+
+def open_page(context: BrowserContext, *, at: float | None = None) -> Page:
+    """A page whose script errors :func:`no_errors` reports; ``at`` fixes the browser's clock
+    (the history servers' "now")."""
+    page = context.new_page()
+    errors = ERRORS.setdefault(page, [])
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    if at is not None:
+        page.clock.set_fixed_time(at)
+    return page
+
+
+def no_errors(page: Page) -> None:
+    errors = ERRORS.pop(page, [])
+    assert not errors, errors
+
+
+def log_in(context: BrowserContext, server: WebServer) -> str:
+    """Log the browser profile in through the API (the session cookie is the profile's);
+    returns the CSRF token."""
+    response = context.request.post(f"{server.url}/api/login", data={"password": server.password})
+    assert response.ok, response.text()
+    csrf: str = response.json()["csrf"]
+    return csrf
+
+
+def show(page: Page, server: WebServer, route: str) -> None:
+    """Open ``#/route`` and wait until the page has loaded its data."""
+    page.goto(f"{server.url}/#/{route}")
+    name = route.partition("?")[0]
+    expect(page.locator(f"main[data-ready='{name}']")).to_be_attached()
+
+
+def number(text: str) -> float:
+    """The first number in ``text`` as shown in English (1,234.5)."""
+    found = re.search(r"-?[\d,]+(?:\.\d+)?", text)
+    assert found, text
+    return float(found.group().replace(",", ""))
+
+
+# -- live ------------------------------------------------------------------------------------------
+
+
+def test_live_values_follow_the_module(browser: Browser, live_server: WebServer) -> None:
+    """Each telegram updates the reading; the rate is a number while the module is there and
+    "unavailable" (not 0) while it is unplugged."""
+    live_server.rates[0] = 4.0  # register 1, "power": 4 pulses/s at 1000/kWh is 14.4 kW
+    context = new_context(browser)
+    log_in(context, live_server)
+    page = open_page(context)
+    show(page, live_server, "live")
+    card = page.locator("[data-meter='power']")
+    reading = card.locator("[data-reading]")
+    expect(reading).to_have_attribute("data-reading", re.compile(r"\d"))
+    first = reading.inner_text()
+    expect(reading).not_to_have_text(first)  # an emulated telegram arrived and was counted
+    expect(page.locator("[data-live-status]")).to_have_attribute("data-updates", re.compile(r"\d"))
+    rate = card.locator("[data-rate]")
+    expect(rate).to_have_text(re.compile(r"^[\d,.]+ W$"))
+    assert 5000 < number(rate.inner_text()) < 30000
+
+    assert live_server.emulator is not None
+    live_server.emulator.request(Fault.UNPLUG, duration=3.0)
+    expect(rate).to_have_text("unavailable")
+    expect(rate).to_have_attribute("data-rate", "")
+    expect(rate).to_have_text(re.compile(r"^[\d,.]+ W$"), timeout=40_000)  # plugged back in
+    no_errors(page)
+    context.close()
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+#: Resolution, a day in the period shown, buckets expected: the 23-hour day of the spring DST
+#: change, March (31 days), 2026 (12 months), 2017-2026.
+VIEWS: Final = [
+    ("hour", "2026-03-29", 23),
+    ("day", "2026-03-10", 31),
+    ("month", "2026-02-01", 12),
+    ("year", "2026-01-01", 10),
+]
+
+
+@pytest.fixture(scope="module")
+def history_context(browser: Browser, web_server: WebServer) -> Iterator[BrowserContext]:
+    context = new_context(browser)
+    log_in(context, web_server)
+    yield context
+    context.close()
+
+
+@pytest.mark.parametrize(("res", "day", "count"), VIEWS, ids=[v[0] for v in VIEWS])
+def test_history_shows_what_the_store_holds(
+    history_context: BrowserContext,
+    web_server: WebServer,
+    web_history: History,
+    res: str,
+    day: str,
+    count: int,
+) -> None:
+    page = open_page(history_context, at=NOW)
+    show(page, web_server, f"history?m=power&r={res}&d={day}&c=1")
+    section = page.locator("section.hist:not([aria-busy])")
+    expect(section.locator(".chart canvas")).to_be_attached()  # uPlot drew the chart
+    start = float(section.get_attribute("data-start") or "nan")
+    end = float(section.get_attribute("data-end") or "nan")
+    with web_history.open() as store:
+        series = store.series("power", start, end, Resolution(res))
+    assert len(series) == count
+    rows = section.locator("table.data > tbody > tr")
+    expect(rows).to_have_count(count)
+    shown = [int(p or 0) for p in rows.evaluate_all("rs => rs.map(r => r.dataset.pulses)")]
+    assert shown == [pulses for _, pulses in series]
+    total = section.locator("[data-total]")
+    pulses = sum(p for _, p in series)
+    assert pulses > 0
+    assert int(total.get_attribute("data-pulses") or -1) == pulses
+    ppu = METERS["power"][3]
+    assert number(total.inner_text()) == pytest.approx(pulses / ppu, abs=0.6)
+    assert total.inner_text().endswith("kWh")
+    # The readings at the period's boundaries, and the previous period beside it.
+    r_start = float(
+        section.locator("[data-reading-start]").get_attribute("data-reading-start") or 0
+    )
+    r_end = float(section.locator("[data-reading-end]").get_attribute("data-reading-end") or 0)
+    if res in ("hour", "day"):
+        with web_history.open() as store:
+            assert r_end == pytest.approx(store.reading_at("power", min(end, NOW)) or 0, abs=1e-6)
+            assert r_start == pytest.approx(store.reading_at("power", start) or 0, abs=1e-6)
+    expect(section.locator("[data-prev-total]")).to_have_text(re.compile(r"kWh$"))
+    expect(section.locator(".u-legend .u-series")).to_have_count(3)  # x, this and previous
+    no_errors(page)
+    page.close()
+
+
+def test_history_navigates_and_totals_per_kind(
+    history_context: BrowserContext, web_server: WebServer, web_history: History
+) -> None:
+    """Previous / next move by a period; "per kind" totals all meters of a kind (gas here)."""
+    page = open_page(history_context, at=NOW)
+    show(page, web_server, "history?m=kind:gas&r=day&d=2026-03-30")
+    title = page.locator(".ptitle")
+    expect(title).to_have_text("March 2026")
+    expect(page.get_by_role("button", name="Next")).to_be_disabled()  # the future
+    page.get_by_role("button", name="Previous").click()
+    expect(title).to_have_text("February 2026")
+    section = page.locator("section.hist:not([aria-busy])")
+    expect(section.locator("table.data > tbody > tr")).to_have_count(28)
+    start = float(section.get_attribute("data-start") or "nan")
+    end = float(section.get_attribute("data-end") or "nan")
+    with web_history.open() as store:
+        pulses = store.pulses("kast.2", start, end)
+    value = float(section.locator("[data-total]").get_attribute("data-value") or "nan")
+    assert value == pytest.approx(pulses / METERS["kast.2"][3], abs=1e-6)
+    assert "#/history?" in page.url
+    assert "d=2026-02" in page.url
+    page.go_back()
+    expect(title).to_have_text("March 2026")
+    no_errors(page)
+    page.close()
+
+
+def test_costs_show_the_servers_costs(
+    history_context: BrowserContext, web_server: WebServer
+) -> None:
+    page = open_page(history_context, at=NOW)
+    show(page, web_server, "costs?r=day&d=2026-03-30")
+    section = page.locator("section.costs")
+    expect(section.locator(".chart canvas")).to_be_attached()
+    start, end = section.get_attribute("data-start"), section.get_attribute("data-end")
+    doc = history_context.request.get(
+        f"{web_server.url}/api/costs?start={start}&end={end}&resolution=day"
+    ).json()
+    total = sum(b["total"] or 0 for b in doc["buckets"] if b["start"] <= NOW)
+    shown = section.locator("[data-total]")
+    assert float(shown.get_attribute("data-total") or "nan") == pytest.approx(total, abs=1e-6)
+    assert number(shown.inner_text().replace("€", "")) == pytest.approx(total, abs=0.006)
+    gas = section.locator("tr[data-kind='gas'] [data-cost]")
+    assert float(gas.get_attribute("data-cost") or "nan") > 0
+    expect(section.locator("tr[data-kind='water']")).to_contain_text("\N{EN DASH}")  # no tariff
+    no_errors(page)
+    page.close()
+
+
+# -- device ----------------------------------------------------------------------------------------
+
+
+def test_device_page(history_context: BrowserContext, web_server: WebServer) -> None:
+    page = open_page(history_context, at=NOW)
+    show(page, web_server, "device")
+    card = page.locator("[data-module='kast']")
+    expect(card).to_contain_text("V0.6")
+    expect(card).to_contain_text("30/30/30/30/30 ms")
+    expect(card).to_contain_text("388,000")
+    events = page.locator("section.events tbody tr")
+    expect(events.first).to_contain_text("Gap recovered")  # newest first
+    expect(events).to_have_count(5)
+    no_errors(page)
+    page.close()
+
+
+# -- settings --------------------------------------------------------------------------------------
+
+
+def test_settings_need_a_login(browser: Browser, fresh_server: WebServer) -> None:
+    context = new_context(browser)
+    page = open_page(context, at=NOW)
+    url = fresh_server.url
+    show(page, fresh_server, "settings")
+    login_form = page.locator("form[data-login]")
+    expect(login_form).to_be_visible()
+    expect(page.locator("form[data-tariffs]")).to_have_count(0)
+    page.get_by_label("Password").fill("not the password")
+    login_form.get_by_role("button", name="Log in").click()
+    expect(login_form.locator(".msg")).to_have_text("Wrong password.")
+    ERRORS[page].clear()  # the browser logs the refused login
+    # Writing without a session is refused, whatever the page does.
+    refused = context.request.put(f"{url}/api/meters/power", data={"name": "Hacked"})
+    assert refused.status in (401, 403)
+
+    page.get_by_label("Password").fill(fresh_server.password)
+    login_form.get_by_role("button", name="Log in").click()
+    meter = page.locator("form[data-meter='power']")
+    expect(meter).to_be_visible()
+    # The session alone does not do: writes need the CSRF header the page sends.
+    no_csrf = context.request.put(f"{url}/api/meters/power", data={"name": "Hacked"})
+    assert no_csrf.status == 403
+
+    meter.get_by_label("Name").fill("Stroom")
+    meter.get_by_role("button", name="Save").click()
+    expect(meter.locator(".msg")).to_have_text("Saved.")
+    names = {m["key"]: m["name"] for m in context.request.get(f"{url}/api/meters").json()}
+    assert names["power"] == "Stroom"
+
+    tariffs = page.locator("form[data-tariffs]")
+    gas = tariffs.locator("fieldset.k-gas")
+    gas.get_by_label("Price per unit").fill("1.5")
+    gas.get_by_label("Price per unit").blur()
+    tariffs.get_by_role("button", name="Save").click()
+    expect(tariffs.locator(".msg")).to_have_text("Saved.")
+    doc = context.request.get(f"{url}/api/tariffs").json()
+    assert [t["periods"][0]["price"] for t in doc["tariffs"] if t["kind"] == "gas"] == [1.5]
+
+    reading = page.locator("form[data-reading-form]")
+    reading.get_by_label("Meter", exact=True).select_option("kast.2")
+    reading.get_by_label("Reading on the meter").fill("4321.5")
+    reading.get_by_role("button", name="Save").click()
+    expect(reading.locator(".msg")).to_have_text("Saved.")
+    gas_now = context.request.get(f"{url}/api/meters/kast.2").json()
+    assert gas_now["reading"] == pytest.approx(4321.5)
+
+    page.locator("[data-logout]").click()
+    expect(page.locator("form[data-login]")).to_be_visible()
+    no_errors(page)
+    context.close()
+
+
+def test_thresholds_pending_until_the_module_confirms(
+    browser: Browser, live_server: WebServer
+) -> None:
+    context = new_context(browser)
+    log_in(context, live_server)
+    page = open_page(context)
+    show(page, live_server, "settings")
+    form = page.locator("form.thresholds[data-module='kast']")
+    state = form.locator("[data-threshold-state]")
+    form.get_by_label("Register 2 (ms)").fill("40")
+    form.get_by_role("button", name="Save").click()
+    expect(state).to_have_attribute("data-threshold-state", "pending")
+    expect(state).to_contain_text("T2=40;")
+
+    # The module takes the command in the first seconds after a start-up, and its next start-up
+    # header shows it: restart it until the page says so (twice, unless a start-up was missed).
+    emulator, module = live_server.emulator, live_server.module
+    assert emulator is not None
+    assert module is not None
+    for _ in range(4):
+        emulator.request(Fault.RESTART)
+        try:
+            expect(state).to_have_attribute("data-threshold-state", "confirmed", timeout=8000)
+            break
+        except AssertionError:
+            continue
+    expect(state).to_have_attribute("data-threshold-state", "confirmed")
+    assert module.thresholds[1] == 40
+    expect(form.get_by_label("Register 2 (ms)")).to_have_value("40")
+    no_errors(page)
+    context.close()
+
+
+# -- languages, phones, screenshots ----------------------------------------------------------------
+
+
+def test_dutch_and_english(browser: Browser, web_server: WebServer) -> None:
+    context = new_context(browser, locale="nl-NL")
+    log_in(context, web_server)
+    page = open_page(context, at=NOW)
+    show(page, web_server, "history?m=power&r=day&d=2026-03-10")
+    assert page.locator("html").get_attribute("lang") == "nl"
+    nav = page.get_by_role("navigation")
+    for label in ("Nu", "Historie", "Kosten", "Apparaat", "Instellingen"):
+        expect(nav.get_by_role("link", name=label)).to_be_visible()
+    expect(page.locator(".ptitle")).to_have_text("maart 2026")
+    expect(page.get_by_label("Toon")).to_be_visible()
+    total = page.locator("[data-total]")
+    expect(total).to_have_text(re.compile(r"^[\d.]+,\d+ kWh$"))  # 1.234,5: Dutch numbers
+
+    page.get_by_label("Taal").select_option("en")
+    expect(nav.get_by_role("link", name="History")).to_be_visible()
+    expect(page.locator(".ptitle")).to_have_text("March 2026")
+    expect(total).to_have_text(re.compile(r"^[\d,]+\.\d+ kWh$"))
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.reload()  # the choice is remembered over the browser's language
+    expect(nav.get_by_role("link", name="Settings")).to_be_visible()
+    no_errors(page)
+    context.close()
+
+
+def test_theme_toggle_and_keyboard(browser: Browser, web_server: WebServer) -> None:
+    context = new_context(browser, color_scheme="light")
+    log_in(context, web_server)
+    page = open_page(context, at=NOW)
+    show(page, web_server, "live")
+    background = "getComputedStyle(document.body).backgroundColor"
+    light = page.evaluate(background)
+    toggle = page.get_by_role("button", name="Dark mode")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    assert page.evaluate(background) != light
+    page.reload()  # remembered
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+
+    # The keyboard alone: the skip link first, then the navigation; Enter follows a link.
+    page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("Skip to content")
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    expect(page.locator(":focus")).to_have_text("History")
+    page.keyboard.press("Enter")
+    expect(page.locator("main[data-ready='history']")).to_be_attached()
+    page.keyboard.press("Tab")  # from the page's start into its controls
+    expect(page.locator(":focus")).to_have_accessible_name("Meter")
+    no_errors(page)
+    context.close()
+
+
+def test_phone_layout(browser: Browser, web_server: WebServer) -> None:
+    context = new_context(browser, viewport=PHONE, device_scale_factor=2, has_touch=True)
+    log_in(context, web_server)
+    page = open_page(context, at=NOW)
+    for name in PAGES:
+        show(page, web_server, name)
+        width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], f"{name} scrolls sideways: {width}"
+    nav = page.get_by_role("navigation")
+    for name, label in zip(PAGES, ("Live", "History", "Costs", "Device", "Settings"), strict=True):
+        link = nav.get_by_role("link", name=label)
+        box = link.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= PHONE["width"] + 0.5
+        assert box["y"] + box["height"] <= PHONE["height"] + 0.5  # on screen, at the bottom
+        assert box["height"] >= 40  # big enough for a thumb
+        link.tap()
+        expect(page.locator(f"main[data-ready='{name}']")).to_be_attached()
+        expect(link).to_have_attribute("aria-current", "page")
+    no_errors(page)
+    context.close()
+
+
+VARIANTS: Final[list[tuple[str, dict[str, Any]]]] = [
+    ("desktop-light", {"viewport": DESKTOP, "color_scheme": "light"}),
+    ("desktop-dark", {"viewport": DESKTOP, "color_scheme": "dark"}),
+    ("phone", {"viewport": PHONE, "color_scheme": "light", "device_scale_factor": 2}),
+]
+
+
+def give_history(server: WebServer, days: float) -> None:
+    """Weeks of a household's history behind the live logger's first minutes (the emulator's
+    own daily profiles), readings and tariffs: the live page as a household sees it."""
+    assert server.daemon is not None
+    daemon, now = server.daemon, time.time()
+    meters = [m for m in server.config.meters if m.enabled]
+    readings = {"electricity": 12345.678, "gas": 4567.89, "water": 123456.0}
+
+    def fill() -> None:
+        for m in meters:
+            reading = readings.get(m.kind.value, 0.0)
+            daemon.store.add_anchor(
+                Anchor(m.key, now - days * 86400, reading, m.pulses_per_unit, AnchorKind.INITIAL)
+            )
+        sources = [
+            (m, Source(household(m.kind.value, pulses_per_unit=m.pulses_per_unit, seed=7)))
+            for m in meters
+        ]
+        backfill(daemon.store, sources, start=now - days * 86400, end=now)
+
+    server.call(fill)
+    with server.client() as client:
+        login(client)
+        client.put("/api/tariffs", json=TARIFFS).raise_for_status()
+
+
+def test_screenshots(browser: Browser, web_server: WebServer, live_server: WebServer) -> None:
+    """Every page in every variant, into docs/screenshots/: the live page from the running
+    logger (with weeks of history behind it), the others from the fixed history."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    live_server.rates[:3] = [0.35, 0.06, 0.25]  # 1260 W, 2.2 m³/h, 15 L/min
+    give_history(live_server, days=40)
+    routes = {"history": "history?m=power&r=day&c=1", "costs": "costs?r=day"}
+    # The live pages last: by then the logger has seen enough pulses to know every rate.
+    for server, names in ((web_server, PAGES[1:]), (live_server, PAGES[:1])):
+        for variant, options in VARIANTS:
+            context = new_context(browser, **options)
+            log_in(context, server)
+            page = open_page(context, at=NOW if server is web_server else None)
+            for name in names:
+                show(page, server, routes.get(name, name))
+                if name == "live":
+                    for key, unit in (("power", "W"), ("water", "L/min")):
+                        rate = page.locator(f"[data-meter='{key}'] [data-rate]")
+                        expect(rate).to_have_text(re.compile(f"{unit}$"))
+                if name in ("live", "history", "costs"):
+                    expect(page.locator(".chart canvas")).to_be_attached()
+                path = SCREENSHOTS / f"{name}-{variant}.png"
+                page.screenshot(path=str(path), full_page=variant != "phone")
+                assert path.stat().st_size > 5000
+            no_errors(page)
+            context.close()
