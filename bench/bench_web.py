@@ -420,80 +420,143 @@ async def telegram_to_sse(url: str, token: str, count: int) -> tuple[list[float]
     return delays[2:], trips  # the first ones may predate the client
 
 
-async def crowd(url: str, token: str, pid: int, seconds: float, end: float) -> dict[str, Any]:
-    """``CLIENTS`` SSE clients and ``RATE`` API requests a second for ``seconds``."""
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=CLIENTS + 50, max_keepalive_connections=CLIENTS + 50)
+async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port), limit=2**20)
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: str, auth: bytes
+) -> None:
+    writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: b\r\n" + auth + b"\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(f"{target}: {head[:40]!r}")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    await reader.readexactly(length)
+
+
+async def _stream(url: str, auth: bytes, delays: list[float] | None, stop: asyncio.Event) -> None:
+    """A raw SSE client: drains ``/api/live``; with ``delays``, times each ``update``."""
+    reader, writer = await _connect(url)
+    writer.write(b"GET /api/live HTTP/1.1\r\nHost: b\r\n" + auth + b"\r\n")
+    try:
+        kind = b""
+        while not stop.is_set():
+            line = await reader.readline()
+            if not line:
+                return
+            if delays is None:
+                continue
+            if line.startswith(b"event:"):
+                kind = line[6:].strip()
+            elif line.startswith(b"data:") and kind == b"update":
+                delays.append((time.time() - json.loads(line[5:])["at"]) * 1000)
+    finally:
+        writer.close()
+
+
+async def crowd(
+    url: str,
+    token: str,
+    pid: int,
+    seconds: float,
+    end: float,
+    *,
+    clients: int = CLIENTS,
+    rate: float = RATE,
+    connections: int = 32,
+) -> dict[str, Any]:
+    """``clients`` SSE clients and ``rate`` API requests a second for ``seconds``.
+
+    The requests go out on a fixed schedule over ``connections`` keep-alive connections (raw
+    asyncio, so the load generator stays light); a request's latency counts from when it was
+    due, so waiting for a free connection counts too.
+    """
+    auth = f"Authorization: Bearer {token}\r\n".encode()
     rnd = random.Random(9)
     idle = rss_kib(pid)[0]
     stop = asyncio.Event()
     sse_delays: list[float] = []
+    streams = [
+        asyncio.create_task(_stream(url, auth, sse_delays if n < 20 else None, stop))
+        for n in range(clients)
+    ]
+    await asyncio.sleep(2.0)
+    connected = rss_kib(pid)[0]
+    first = end - 365 * 86400
+
+    def target() -> str:
+        key = rnd.choice(list(METERS))
+        day = local_day(rnd, first, end)
+        a, b = month_range(day)
+        choices: list[tuple[str, dict[str, Any]]] = [
+            ("/api/meters", {}),
+            ("/api/health", {}),
+            ("/api/events", {"limit": 50}),
+            (f"/api/meters/{key}/consumption",
+             {"start": day.timestamp(), "end": day.timestamp() + 86400, "resolution": "hour"}),
+            (f"/api/meters/{key}/consumption", {"start": a, "end": b, "resolution": "day"}),
+            ("/api/costs", {"start": a, "end": b, "resolution": "day"}),
+        ]  # fmt: skip
+        path, params = rnd.choice(choices)
+        return path + ("?" + urlencode(params) if params else "")
+
+    count = int(seconds * rate)
+    began = time.perf_counter()
+    due = [(began + n / rate, target()) for n in range(count)]
+    queue: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
     latencies: list[float] = []
     errors = 0
-    async with (
-        httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as sse,
-        httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as api,
-    ):
-        clients = [
-            asyncio.create_task(sse_client(sse, sse_delays if n < 20 else None, stop))
-            for n in range(CLIENTS)
-        ]
-        await asyncio.sleep(2.0)
-        connected = rss_kib(pid)[0]
-        first = end - 365 * 86400
 
-        def request() -> tuple[str, dict[str, Any]]:
-            key = rnd.choice(list(METERS))
-            day = local_day(rnd, first, end)
-            a, b = month_range(day)
-            choices: list[tuple[str, dict[str, Any]]] = [
-                    ("/api/meters", {}),
-                    ("/api/health", {}),
-                    ("/api/events", {"limit": 50}),
-                    (f"/api/meters/{key}/consumption",
-                     {"start": day.timestamp(), "end": day.timestamp() + 86400,
-                      "resolution": "hour"}),
-                    (f"/api/meters/{key}/consumption",
-                     {"start": a, "end": b, "resolution": "day"}),
-                    ("/api/costs", {"start": a, "end": b, "resolution": "day"}),
-                ]  # fmt: skip
-            return rnd.choice(choices)
+    async def feed() -> None:
+        for when, what in due:
+            wait = when - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            queue.put_nowait((when, what))
 
-        async def one(path: str, params: dict[str, Any]) -> None:
-            nonlocal errors
-            began = time.perf_counter()
-            try:
-                (await api.get(path, params=params)).raise_for_status()
-            except httpx.HTTPError:
-                errors += 1
-                return
-            latencies.append((time.perf_counter() - began) * 1000)
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await _connect(url)
+        try:
+            while True:
+                when, what = await queue.get()
+                try:
+                    await _request(reader, writer, what, auth)
+                    latencies.append((time.perf_counter() - when) * 1000)
+                except (RuntimeError, OSError, asyncio.IncompleteReadError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await _connect(url)
+                finally:
+                    queue.task_done()
+        finally:
+            writer.close()
 
-        sse_delays.clear()
-        pending = []
-        cpu_server, cpu_client = cpu_seconds(pid), time.process_time()
-        began = time.perf_counter()
-        n = 0
-        peak = connected
-        while (elapsed := time.perf_counter() - began) < seconds:
-            due = n / RATE
-            if due > elapsed:
-                await asyncio.sleep(due - elapsed)
-            pending.append(asyncio.create_task(one(*request())))
-            n += 1
-            if n % 100 == 0:
-                peak = max(peak, rss_kib(pid)[0])
-        await asyncio.gather(*pending)
-        wall = time.perf_counter() - began
-        cpu_server = (cpu_seconds(pid) - cpu_server) / wall
-        cpu_client = (time.process_time() - cpu_client) / wall
-        loaded, hwm = rss_kib(pid)
-        stop.set()
-        for task in clients:
-            task.cancel()
-        await asyncio.gather(*clients, return_exceptions=True)
+    sse_delays.clear()
+    cpu_server, cpu_client = cpu_seconds(pid), time.process_time()
+    workers = [asyncio.create_task(worker()) for _ in range(connections)]
+    feeder = asyncio.create_task(feed())
+    peak = connected
+    while not feeder.done():
+        await asyncio.sleep(0.5)
+        peak = max(peak, rss_kib(pid)[0])
+    await queue.join()
+    wall = time.perf_counter() - began
+    cpu_server = (cpu_seconds(pid) - cpu_server) / wall
+    cpu_client = (time.process_time() - cpu_client) / wall
+    loaded, hwm = rss_kib(pid)
+    stop.set()
+    for task in [*workers, *streams]:
+        task.cancel()
+    await asyncio.gather(*workers, *streams, return_exceptions=True)
     return {
-        "requests": n,
+        "requests": count,
         "errors": errors,
         "latencies": latencies,
         "sse": sse_delays,

@@ -21,6 +21,7 @@ from s0pcm.tariffs import (
     bucket_costs,
     covered_span,
     parse_tariffs,
+    priced_by_day,
 )
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -335,3 +336,26 @@ def test_documents_are_not_changed_by_parsing() -> None:
     kept = copy.deepcopy(doc)
     parse_tariffs(doc)
     assert doc == kept
+
+
+def test_flat_days_and_prices_per_day() -> None:
+    tariffs = of(peak_offpeak(0.30, 0.20), flat("gas", 1.5))
+    electricity, gas = tariffs.tariffs
+    assert electricity.flat_price(0) is None  # Monday has two prices
+    assert electricity.flat_price(6) == 0.20  # Sunday is off-peak all day
+    assert gas.flat_price(2) == 1.5
+    day = local(2026, 1, 14)  # Wednesday
+    _, used = hours(day, day + 2 * 86400)
+    by_day = priced_by_day(tariffs, Kind.ELECTRICITY, used, AMS)
+    assert by_day == {
+        date(2026, 1, 14): pytest.approx(16 * 0.30 + 8 * 0.20),
+        date(2026, 1, 15): pytest.approx(16 * 0.30 + 8 * 0.20),
+    }
+    # Whole-day buckets take their energy from the days: the same as pricing the hours.
+    days = [day, day + 86400, day + 2 * 86400]
+    from_days = bucket_costs(
+        tariffs, Kind.ELECTRICITY, bounds=days, consumption=(), tz=AMS, energy_by_day=by_day
+    )
+    from_hours = bucket_costs(tariffs, Kind.ELECTRICITY, bounds=days, consumption=used, tz=AMS)
+    assert from_days == from_hours
+    assert priced_by_day(tariffs, Kind.WATER, used, AMS) == {}

@@ -49,7 +49,7 @@ export const num = (v, digits = 0, min = digits) =>
 export const digits = (v) => { const a = Math.abs(v ?? 0); return a >= 1000 ? 0 : a >= 100 ? 1 : a >= 10 ? 2 : 3; };
 export const qty = (v, unit) => (v == null ? '–' : `${num(v, digits(v))} ${unit || ''}`.trim());
 export const rate = (v, unit) =>
-  v == null ? t('unavailable') : `${num(v, Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2)} ${unit}`;
+  v == null ? t('unavailable') : `${num(v, Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2, 0)} ${unit}`;
 export const money = (v, cur = state.currency, d) =>
   v == null || !cur ? '–' : intl(Intl.NumberFormat, { style: 'currency', currency: cur, ...(d == null ? {} : { minimumFractionDigits: d, maximumFractionDigits: d }) }).format(v);
 export const date = (ts, opts) => intl(Intl.DateTimeFormat, opts).format(new Date(ts * 1000));
