@@ -167,7 +167,9 @@ def test_fault_gauntlet_with_sigkilled_logger(tmp_path: Path) -> None:
             proc.wait()
             kills += 1
             proc = logger(config)
-        time.sleep(2.0)  # the module stops first, then the logger
+        seen = json.loads(truth.read_text())["lines"]
+        wait_for_lines(truth, seen + 10)  # the last logger is up and reading
+        time.sleep(1.0)  # the module stops first, then the logger
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     counted = stored(config)
@@ -199,7 +201,8 @@ def test_kill_during_writes_keeps_the_database_sound(tmp_path: Path) -> None:
                 with sqlite3.connect(db) as conn:
                     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         proc = logger(config)
-        time.sleep(1.0)
+        seen = json.loads((tmp_path / "truth.json").read_text())["lines"]
+        wait_for_lines(tmp_path / "truth.json", seen + 10)  # the last logger is up and reading
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     doc = json.loads((tmp_path / "truth.json").read_text())

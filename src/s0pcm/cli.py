@@ -48,7 +48,6 @@ from .meters import Meter
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
 from .status import collect_status, format_status
 from .store import Anchor, AnchorKind, Resolution, Store, open_store
-from .web import create_app, new_token, serve, set_password
 
 T = TypeVar("T")
 log = logging.getLogger("s0pcm.cli")
@@ -584,6 +583,8 @@ async def _with_web(daemon: Daemon, config: Config, *, web: bool) -> None:
     task = asyncio.create_task(daemon.run())
     server = None
     if web:
+        from .web import create_app, serve  # the web stack loads only when it serves
+
         app = create_app(config=config, store=daemon.store, daemon=daemon)
 
         async def web_server() -> None:
@@ -619,6 +620,8 @@ def serve_command(config_path: Path, verbose: int) -> None:
     _logging(max(verbose, 1))
     config = _config(config_path)
 
+    from .web import create_app, serve
+
     async def go() -> None:
         store = _store(config)
         stop = asyncio.Event()
@@ -647,6 +650,8 @@ def passwd(config_path: Path, password: str) -> None:
     Example:
         s0pcm passwd --config /etc/s0pcm/s0pcm.toml
     """
+    from .web import set_password
+
     if len(password) < 8:
         raise click.BadParameter("use at least 8 characters", param_hint="--password")
     store = _store(_config(config_path))
@@ -667,6 +672,8 @@ def token(config_path: Path, name: str) -> None:
     Example:
         s0pcm token --config /etc/s0pcm/s0pcm.toml --name home-assistant
     """
+    from .web import new_token
+
     store = _store(_config(config_path))
     try:
         click.echo(new_token(store, name))
@@ -1036,6 +1043,8 @@ def demo(
             config, store, emulator = prepare_demo(
                 directory, port=port, interval=interval, days=days, progress=bar.update
             )
+        from .web import set_password
+
         password = secrets.token_urlsafe(9)
         set_password(store, password)
 

@@ -63,6 +63,8 @@ DEFAULT_PULSE_MS: Final = 50.0
 DEFAULT_THRESHOLD_MS: Final = 30
 #: Seconds a reader must have had the port open before output goes to it (see PtyEmulator).
 SETTLE_IN: Final = 0.25
+#: The pty speed the emulator leaves for a reader to change (nobody opens a module at 50 baud).
+_MARK_SPEED: Final = termios.B50
 
 
 class Fault(StrEnum):
@@ -568,7 +570,8 @@ class PtyEmulator:
         self.readers = 0  # readers seen so far
         self._master = -1
         self._slave_name = ""
-        self._reader_since: float | None = None  # since when a reader has the port open
+        self._reader_since: float | None = None  # since when a reader has the port, set up
+        self._present_since: float | None = None  # since when something has it open
         self._written = 0  # bytes written to the pty since it was (re)opened or flushed
         self._queue: list[tuple[float, Line]] = []  # printed, not yet written
         self._unconfirmed: list[tuple[int, Line]] = []  # (end offset, line) written, not read
@@ -608,12 +611,15 @@ class PtyEmulator:
     def _open(self) -> None:
         master, slave = os.openpty()
         tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
+        attrs[4] = attrs[5] = _MARK_SPEED
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
         self._slave_name = os.ttyname(slave)
         os.close(slave)  # so the master reads EIO until a reader opens the slave
         os.set_blocking(master, False)
         self._master = master
         self._written = 0
-        self._reader_since = None
+        self._reader_since = self._present_since = None
         tmp = self.link.with_name(f".{self.link.name}.{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -628,7 +634,7 @@ class PtyEmulator:
             self.link.unlink()
         os.close(self._master)
         self._master = -1
-        self._reader_since = None
+        self._reader_since = self._present_since = None
 
     def _poll(self, now: float) -> bool:
         """Whether a reader has the port open; takes what it wrote (threshold commands)."""
@@ -641,6 +647,21 @@ class PtyEmulator:
         if data:
             self.module.receive(data, now)
         return True
+
+    def _mark(self, *, check: bool) -> bool:
+        """The pty's speed as a marker: we set an odd one, a reader that opens the port sets its
+        own (pyserial does, then empties the input). With ``check`` tell whether a reader has
+        configured it; without, set the mark again (when the reader has gone)."""
+        fd = os.open(self._slave_name, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            attrs = termios.tcgetattr(fd)
+            if check:
+                return bool(attrs[4] != _MARK_SPEED)
+            attrs[4] = attrs[5] = _MARK_SPEED
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+            return False
+        finally:
+            os.close(fd)
 
     def _settle(self, *, gone: bool = False) -> None:
         """Confirm the lines a reader consumed; when it has gone, the rest is lost."""
@@ -708,12 +729,19 @@ class PtyEmulator:
             self._close()
             self._queue.clear()  # printed while the port is gone: lost
         if self._master >= 0:
-            if reader and self._reader_since is None:
-                self.readers += 1
-                self._reader_since = now
-            elif not reader and self._reader_since is not None:
+            if reader and self._present_since is None:
+                self._present_since = now
+            present = self._present_since
+            if reader and self._reader_since is None and present is not None:
+                # A reader counts once it has configured the port (and so emptied it), or after
+                # a while for one that never does (cat).
+                if self._mark(check=True) or now - present > 2.0:
+                    self.readers += 1
+                    self._reader_since = now
+            elif not reader and self._present_since is not None:
                 self._settle(gone=True)
-                self._reader_since = None
+                self._mark(check=False)
+                self._reader_since = self._present_since = None
             if reader and now - (self._reader_since or now) >= SETTLE_IN:
                 # The reader has settled in (pyserial empties the input when it opens, after
                 # trying its framing): hand over the output.

@@ -122,6 +122,8 @@ class Tariff:
     periods: tuple[Period, ...]
     #: Price per ``weekday * 24 + hour``, filled from the periods.
     prices: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    #: Per weekday its one price, or None when it has more than one.
+    flats: tuple[float | None, ...] = field(default=(), compare=False, repr=False)
 
     def applies(self, d: date) -> bool:
         return self.valid_from <= d and (self.valid_to is None or d <= self.valid_to)
@@ -132,8 +134,7 @@ class Tariff:
     def flat_price(self, weekday: int) -> float | None:
         """The price of the whole of ``weekday`` when it has one (then a day's consumption
         prices without its hours), else None."""
-        day = self.prices[weekday * 24 : weekday * 24 + 24]
-        return day[0] if min(day) == max(day) else None
+        return self.flats[weekday]
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -306,7 +307,9 @@ def _tariff(value: object, where: str) -> Tariff:
                 "(the periods must cover the whole week)",
             )
     prices = tuple(periods[n].price for n in owner if n is not None)
-    return Tariff(kind, valid_from, valid_to, fixed, periods, prices)
+    days = [prices[d * 24 : d * 24 + 24] for d in range(7)]
+    flats = tuple(day[0] if min(day) == max(day) else None for day in days)
+    return Tariff(kind, valid_from, valid_to, fixed, periods, prices, flats)
 
 
 def parse_tariffs(doc: object) -> Tariffs:

@@ -1,12 +1,13 @@
 """The reading half of the API: meters, readings, consumption, costs, events, health, tariffs.
 
-Store queries run in a worker thread (a year of hourly costs takes a while and must not stall the
-logger or the live stream); live rates and health are read on the event loop, where the logger's
-estimators live.
+Store queries and the JSON encoding of their answers run in a worker thread (pricing a year of
+hours takes a while and must not stall the logger or the live stream); live rates are read on the
+event loop, where the logger's estimators live.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -42,6 +43,18 @@ def context(request: Request) -> Context:
 
 async def off_loop(func: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(func)
+
+
+def _encode(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
+
+
+async def json_off_loop(func: Callable[[], Any], status_code: int = 200) -> Response:
+    """The JSON answer ``func`` builds, built and encoded in a worker thread."""
+    body = await off_loop(lambda: _encode(func()))
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def _round(value: float | None) -> float | None:
@@ -136,8 +149,7 @@ async def list_meters(request: Request) -> Response:
     now = ctx.clock()
     meters = ctx.meters()
     rates = {m.key: ctx.rate(m, now) for m in meters}
-    body = await off_loop(lambda: [ctx.meter_view(m, now, rates[m.key]) for m in meters])
-    return JSONResponse(body)
+    return await json_off_loop(lambda: [ctx.meter_view(m, now, rates[m.key]) for m in meters])
 
 
 async def get_meter(request: Request) -> Response:
@@ -146,7 +158,7 @@ async def get_meter(request: Request) -> Response:
     meter = ctx.meter(request.path_params["key"])
     now = ctx.clock()
     rate = ctx.rate(meter, now)
-    return JSONResponse(await off_loop(lambda: ctx.meter_view(meter, now, rate)))
+    return await json_off_loop(lambda: ctx.meter_view(meter, now, rate))
 
 
 async def get_reading(request: Request) -> Response:
@@ -164,9 +176,7 @@ async def get_consumption(request: Request) -> Response:
     meter = ctx.meter(request.path_params["key"])
     resolution = query_resolution(request)
     start, end = query_range(request, resolution=resolution)
-    return JSONResponse(
-        await off_loop(lambda: consumption_document(ctx, meter, start, end, resolution))
-    )
+    return await json_off_loop(lambda: consumption_document(ctx, meter, start, end, resolution))
 
 
 async def get_intervals(request: Request) -> Response:
@@ -174,8 +184,12 @@ async def get_intervals(request: Request) -> Response:
     ctx.auth.require_read(request)
     meter = ctx.meter(request.path_params["key"])
     start, end = query_range(request, resolution=Resolution.INTERVAL)
-    found = await off_loop(lambda: ctx.store.intervals(meter.key, start, end))
-    return JSONResponse({"key": meter.key, "intervals": [[t, n] for t, n in found]})
+    return await json_off_loop(
+        lambda: {
+            "key": meter.key,
+            "intervals": [[t, n] for t, n in ctx.store.intervals(meter.key, start, end)],
+        }
+    )
 
 
 async def get_costs(request: Request) -> Response:
@@ -184,11 +198,9 @@ async def get_costs(request: Request) -> Response:
     resolution = query_resolution(request)
     start, end = query_range(request, resolution=resolution)
     meters, tariffs = ctx.meters(), ctx.tariffs()
-    return JSONResponse(
-        await off_loop(
-            lambda: costs_document(
-                ctx.store, ctx.calendar, ctx.pricing, tariffs, meters, start, end, resolution
-            )
+    return await json_off_loop(
+        lambda: costs_document(
+            ctx.store, ctx.calendar, ctx.pricing, tariffs, meters, start, end, resolution
         )
     )
 
@@ -198,7 +210,7 @@ async def get_health(request: Request) -> Response:
     ctx.auth.require_read(request)
     now, meters = ctx.clock(), ctx.meters()
     rates = ctx.rates(meters, now)
-    return JSONResponse(await off_loop(lambda: ctx.health(now, rates, meters)))
+    return await json_off_loop(lambda: ctx.health(now, rates, meters))
 
 
 async def get_events(request: Request) -> Response:
@@ -209,17 +221,15 @@ async def get_events(request: Request) -> Response:
     module = query_text(request, "module")
     meter = query_text(request, "meter", most=128)
     limit = query_limit(request)
-    found = await off_loop(
-        lambda: ctx.store.events(
-            start,
-            end,
-            module=module,
-            meter=meter,
-            kinds=None if kinds is None else [EventKind(k) for k in kinds],
-            limit=limit,
-        )
+    wanted = None if kinds is None else [EventKind(k) for k in kinds]
+    return await json_off_loop(
+        lambda: [
+            event_document(e)
+            for e in ctx.store.events(
+                start, end, module=module, meter=meter, kinds=wanted, limit=limit
+            )
+        ]
     )
-    return JSONResponse([event_document(e) for e in found])
 
 
 async def get_tariffs(request: Request) -> Response:
