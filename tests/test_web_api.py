@@ -6,8 +6,6 @@ against prices worked out here from the tariff document, independently of ``s0pc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -846,69 +844,17 @@ def test_late_pulses_into_a_priced_day_change_its_cost(fresh_server: WebServer) 
     assert new["fixed_cost"] == old["fixed_cost"]
 
 
-# -- running it ----------------------------------------------------------------------------------
-
-
-async def test_logger_and_web_in_one_loop_stop_cleanly(tmp_path: Path) -> None:
-    """What ``s0pcm run`` does: the logger and the web server share the loop; on stop the
-    server ends first, then the logger commits and closes the store."""
-    from s0pcm.config import load_config
-    from s0pcm.daemon import Daemon
-    from s0pcm.emulator import Module, PtyEmulator, Source, steady
-    from s0pcm.store import open_store
-    from s0pcm.web import bind, new_token, run_logger_with_web
-
-    config = load_config(write_config(tmp_path, port=tmp_path / "s0"))
-    with open_store(config.logger.database, tz=TZ) as store:
-        token = new_token(store, "t")
-    module = Module(interval=0.1, sources=[Source(steady(5.0)) for _ in range(5)])
-    emulator = PtyEmulator(module, link=tmp_path / "s0", tick=0.02)
-    emulating = asyncio.create_task(emulator.run())
-    await emulator.ready.wait()
-    daemon = Daemon(config)
-    sock = bind("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    stop = asyncio.Event()
-    running = asyncio.create_task(run_logger_with_web(daemon, stop=stop, sock=sock))
-    headers = {"Authorization": f"Bearer {token}"}
-    health: dict[str, Any] = {"live": None}
-    async with httpx.AsyncClient(base_url=url, headers=headers) as client:
-        for _ in range(200):
-            with contextlib.suppress(httpx.HTTPError):
-                health = (await client.get("/api/health")).json()
-                if health["modules"][0]["counters"]["telegrams"] >= 3:
-                    break
-            await asyncio.sleep(0.05)
-        assert health["live"] is True
-    stop.set()
-    await asyncio.wait_for(running, 30)
-    emulator.stop()
-    await emulating
-    sock.close()
-    with open_store(config.logger.database, tz=TZ) as store:
-        assert store.pulses("power", -math.inf, math.inf) > 0  # committed at the stop
-
-
-async def test_serve_store_stops_cleanly(web_history: History, tmp_path: Path) -> None:
-    from s0pcm.config import load_config
-    from s0pcm.web import bind, serve_store
-
-    config_path = write_config(tmp_path)
-    shutil.copy(web_history.database, tmp_path / "s0pcm.sqlite")
-    sock = bind("127.0.0.1", 0)
-    stop = asyncio.Event()
-    running = asyncio.create_task(serve_store(load_config(config_path), stop=stop, sock=sock))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    status = 0
-    async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(200):
-            with contextlib.suppress(httpx.HTTPError):
-                status = (await client.post("/api/login", json={"password": PASSWORD})).status_code
-                break
-            await asyncio.sleep(0.05)
-        assert status == 200
-        health = await client.get("/api/health")
-        assert health.json()["live"] is False
-    stop.set()
-    await asyncio.wait_for(running, 30)
-    sock.close()
+def test_closing_the_hub_ends_live_streams_cleanly(web_history: History) -> None:
+    """On stop, ``serve`` closes the live hub first: every stream ends properly (the last chunk
+    sent), so the server's shutdown does not wait for dashboards that never hang up."""
+    with history_server(web_history) as server, server.client() as client:
+        login(client)
+        with client.stream("GET", "/api/live") as response:
+            events = sse_events(response)
+            assert next(events)[0] == "health"
+            context = server.app.state.context
+            server.call(lambda: context.live.close())
+            assert list(events) == []  # the stream ends, without a protocol error
+        assert client.get("/api/session").status_code == 200  # the server still answers
+        with client.stream("GET", "/api/live") as refused:
+            assert refused.status_code == 409  # no new streams once closed

@@ -16,13 +16,9 @@ from collections.abc import Iterator
 import uvicorn
 from starlette.applications import Starlette
 
-from ..config import Config
-from ..daemon import Daemon
-from ..store import open_store
-from .app import create_app
 from .context import Context
 
-__all__ = ["bind", "run_logger_with_web", "serve", "serve_store"]
+__all__ = ["bind", "serve"]
 
 
 class _Server(uvicorn.Server):
@@ -109,45 +105,3 @@ async def serve(
             await watcher
         if sock is None:
             listener.close()
-
-
-async def run_logger_with_web(
-    daemon: Daemon, *, stop: asyncio.Event, sock: socket.socket | None = None
-) -> None:
-    """``s0pcm run``: the logger and the web interface in this loop until ``stop`` is set.
-
-    The web server stops first, then the logger (which commits and closes the store), so no
-    request meets a closed store. If either fails, the other stops and the error is raised.
-    """
-    web = daemon.config.web
-    app = create_app(config=daemon.config, store=daemon.store, daemon=daemon)
-    server = asyncio.create_task(
-        serve(app, host=web.host, port=web.port, stop=stop, sock=sock), name="web"
-    )
-    logger = asyncio.create_task(daemon.run(), name="logger")
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({server, logger, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.set()
-        await asyncio.gather(server, return_exceptions=True)
-        daemon.stop()
-        await asyncio.gather(logger, stopped, return_exceptions=True)
-    for task in (server, logger):
-        error = task.exception() if task.done() and not task.cancelled() else None
-        if error is not None:
-            raise error
-
-
-async def serve_store(
-    config: Config, *, stop: asyncio.Event, sock: socket.socket | None = None
-) -> None:
-    """``s0pcm serve``: the web interface over the configured store, without the logger,
-    until ``stop`` is set. The store is opened writable (logins make sessions, settings are
-    written) next to a logger that may be running in another process."""
-    store = open_store(config.logger.database, tz=config.logger.timezone)
-    try:
-        app = create_app(config=config, store=store)
-        await serve(app, host=config.web.host, port=config.web.port, stop=stop, sock=sock)
-    finally:
-        store.close()
