@@ -57,6 +57,8 @@ commit_interval = {commit_interval}
 [modules.kast]
 port = "{tmp_path / "s0"}"
 model = {model}
+# The emulator's pseudo-terminal carries 8N1; saying so spares each logger a second open.
+framing = "8N1"
 {meters}
 """
     )
@@ -192,6 +194,10 @@ def test_kill_during_writes_keeps_the_database_sound(tmp_path: Path) -> None:
     db = tmp_path / "s0pcm.sqlite"
     with emulator_process(tmp_path, "--interval", "0.05", "--model", "2", "--rate", "1=20",
                           "--rate", "2=3"):  # fmt: skip
+        proc = logger(config)  # the first logger sees the module start
+        wait_for_lines(tmp_path / "truth.json", 5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
         for _ in range(100):
             proc = logger(config)
             time.sleep(rnd.uniform(0.35, 0.8))
