@@ -201,18 +201,24 @@ class Config:
 # --- entry points --------------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and check the configuration file at ``path``."""
+def read_text(path: str | os.PathLike[str], *, what: str) -> tuple[str, str]:
+    """``(name, text)`` of a UTF-8 file the user gave; errors name the file (and the line of
+    a bad byte). ``what`` says what the file is, for the message."""
     name = os.fspath(path)
     try:
         data = Path(name).read_bytes()
     except OSError as e:
-        raise ConfigError(f"cannot read the configuration: {e.strerror or e}", file=name) from e
+        raise ConfigError(f"cannot read the {what}: {e.strerror or e}", file=name) from e
     try:
-        text = data.decode("utf-8-sig")
+        return name, data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise ConfigError("is not UTF-8 text", file=name, line=line) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and check the configuration file at ``path``."""
+    name, text = read_text(path, what="configuration")
     return parse_config(text, path=name)
 
 

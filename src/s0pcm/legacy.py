@@ -50,12 +50,12 @@ import datetime as dt
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from .config import read_text
 from .errors import ConfigError
 
 __all__ = [
@@ -97,16 +97,7 @@ class LegacyTotal:
 
 def read_measurement_yaml(path: str | os.PathLike[str]) -> list[LegacyTotal]:
     """The registers of a ``measurement.yaml`` (or darkrain's ``measurement.json``), by register."""
-    name = os.fspath(path)
-    try:
-        data = Path(name).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read the measurement file: {e.strerror or e}", file=name) from e
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise ConfigError("is not UTF-8 text", file=name, line=line) from None
+    name, text = read_text(path, what="measurement file")
     return parse_measurement_yaml(text, path=name)
 
 

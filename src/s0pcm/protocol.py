@@ -382,7 +382,7 @@ class Decoder:
             self.module_id = record.module_id
             return record
         header_id = self.module_id
-        if header_id is not None and header_id.isdigit() and header_id != record.module_id:
+        if header_id is not None and header_id != record.module_id:
             return Rejected(
                 line, f"module id {record.module_id} differs from the header's {header_id}"
             )
