@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
 from s0pcm.config import load_config
@@ -23,14 +27,21 @@ from s0pcm.daemon import Daemon
 from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
 from s0pcm.events import EventKind
 from s0pcm.protocol import Model
+from s0pcm.settings import THRESHOLDS_KEY
 from s0pcm.store import open_store
+from s0pcm.web import new_token
 
 S0PCM = [sys.executable, "-m", "s0pcm"]
 TZ = ZoneInfo("Europe/Amsterdam")
 
 
 def write_config(
-    tmp_path: Path, *, model: int = 5, commit_interval: float = 0.5, journal: bool = True
+    tmp_path: Path,
+    *,
+    model: int = 5,
+    commit_interval: float = 0.5,
+    journal: bool = True,
+    listen: str = "127.0.0.1:8080",
 ) -> Path:
     meters = "\n".join(
         f"""
@@ -53,6 +64,9 @@ pulses_per_unit = {ppu}
 database = "{tmp_path / "s0pcm.sqlite"}"
 timezone = "Europe/Amsterdam"
 commit_interval = {commit_interval}
+
+[web]
+listen = "{listen}"
 
 [modules.kast]
 port = "{tmp_path / "s0"}"
@@ -262,6 +276,129 @@ def test_run_logs_structured_json(tmp_path: Path) -> None:
     logs = [json.loads(line) for line in err.decode().splitlines()]
     assert {"time", "level", "logger", "message"} <= set(logs[0])
     assert any(doc["message"].startswith("connected to ") for doc in logs)
+
+
+def test_threshold_requests_outlive_logger_restarts(tmp_path: Path) -> None:
+    """Pending thresholds stay queued across logger restarts until a header confirms them; the
+    configuration's command is queued when it is new, a dashboard request when it is newer than
+    the last one taken."""
+    path = write_config(tmp_path)
+    text = path.read_text()
+
+    def start(thresholds: str | None = None) -> Daemon:
+        extra = f'thresholds = "{thresholds}"\n' if thresholds else ""
+        path.write_text(text.replace('framing = "8N1"\n', f'framing = "8N1"\n{extra}'))
+        return Daemon(load_config(path))
+
+    def stop(daemon: Daemon) -> str | None:
+        daemon.commit()
+        daemon.store.close()
+        daemon.journal.close()
+        queued = daemon.runners[0].link.thresholds_pending
+        return None if queued is None else queued.to_command()
+
+    def confirm(daemon: Daemon) -> None:  # as a confirming header does
+        daemon.runners[0].health.thresholds_pending = None
+        daemon.runners[0].link.send_thresholds(None)
+
+    assert stop(start()) is None
+    assert stop(start("T1=50;")) == "T1=50;"  # new in the configuration
+    daemon = start("T1=50;")
+    assert daemon.runners[0].health.thresholds_pending == "T1=50;"  # still pending: queued again
+    confirm(daemon)
+    assert stop(daemon) is None
+    assert stop(start("T1=50;")) is None  # confirmed: not sent again at every start
+    daemon = start("T1=50;")
+    daemon.store.set_state(THRESHOLDS_KEY, {"kast": {"command": "T2=40;", "seq": 1, "at": 0}})
+    daemon.load_settings()
+    assert daemon.runners[0].health.thresholds_request == 1
+    assert stop(daemon) == "T2=40;"
+    daemon = start("T1=50;")  # the request outlives the restart; the old config stays done
+    assert daemon.runners[0].link.thresholds_pending is not None
+    confirm(daemon)
+    assert stop(daemon) is None
+    assert stop(start("T1=50;")) is None  # request taken and confirmed
+    assert stop(start("T1=60;")) == "T1=60;"  # the configuration changed: a new request
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_dashboard_settings_reach_a_logger_in_another_process(tmp_path: Path) -> None:
+    """`s0pcm serve` beside `s0pcm run --no-web` on one SQLite file: a meter switched off on the
+    dashboard stops counting in the logger, and a threshold request made there goes to the module
+    at its next start-up and is confirmed by the one after."""
+    port = _free_port()
+    config = write_config(tmp_path, commit_interval=0.3, listen=f"127.0.0.1:{port}")
+    cfg = load_config(config)
+    with open_store(cfg.logger.database, tz=TZ) as store:
+        token = new_token(store, "test")
+    args = ("--interval", "0.1", "--rate", "1=10", "--rate", "2=10")
+    with emulator_process(tmp_path, *args):
+        run = logger(config)
+        serve = subprocess.Popen(
+            [*S0PCM, "serve", "--config", str(config)], stderr=subprocess.DEVNULL
+        )
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+        def health() -> dict[str, Any]:
+            module: dict[str, Any] = client.get("/api/health").json()["modules"][0]
+            return module
+
+        def until(what: str, check: Callable[[], bool], seconds: float = 20) -> None:
+            deadline = time.monotonic() + seconds
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if check():
+                        return
+                assert time.monotonic() < deadline, f"never: {what}"
+                time.sleep(0.1)
+
+        try:
+            until("the logger stores a header", lambda: health()["firmware"] == "V0.6")
+            assert client.put("/api/meters/kast.2", json={"enabled": False}).status_code == 200
+            time.sleep(1.0)  # the logger looks every loop (0.3 s here), then commits
+            before = stored(config)
+            time.sleep(1.0)
+            after = stored(config)
+            assert after[0] > before[0]  # meter 1 counts on...
+            assert after[1] == before[1]  # ...meter 2 is off
+
+            queued = client.post("/api/modules/kast/thresholds", json={"command": "T2=40;"})
+            assert queued.status_code == 202
+            assert health()["thresholds_pending"] == "T2=40;"  # waiting for the logger
+
+            def taken() -> bool:
+                with open_store(cfg.logger.database, tz=TZ, readonly=True) as store:
+                    saved = store.state("kast") or {}
+                return bool(saved.get("health", {}).get("thresholds_request"))
+
+            until("the logger takes the request", taken)
+            (tmp_path / "control").write_text("restart\n")  # the logger sends it now...
+            until(
+                "the logger sends the thresholds",
+                lambda: any(
+                    e["kind"] == "thresholds_sent"
+                    for e in client.get("/api/events", params={"limit": 50}).json()
+                ),
+            )
+            (tmp_path / "control").write_text("restart\n")  # ...and this start-up confirms it
+            until("the module confirms", lambda: health()["thresholds_pending"] is None)
+            assert health()["thresholds"] == [30, 40, 30, 30, 30]
+        finally:
+            client.close()
+            for proc in (serve, run):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=20)
+        assert run.returncode == 0
 
 
 async def test_two_modules_one_store(tmp_path: Path) -> None:

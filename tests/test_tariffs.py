@@ -286,6 +286,22 @@ def test_a_tariff_change_mid_month() -> None:
     assert [w.fixed for w in week if w] == [pytest.approx(4 * 1.0 + 3 * 2.0)]
 
 
+def test_fixed_costs_count_only_days_begun() -> None:
+    """ "This month" on the 10th at noon: ten days' fixed costs (today's whole), not 31."""
+    tariffs = of(flat("gas", 1.0, fixed=2.0))
+    month, next_month = local(2026, 1, 1), local(2026, 2, 1)
+    now = local(2026, 1, 10, 12)
+    so_far = bucket_costs(
+        tariffs, Kind.GAS, bounds=[month, next_month], consumption=[], tz=AMS, until=now
+    )[0]
+    assert so_far == BucketCost(0.0, pytest.approx(10 * 2.0))  # type: ignore[arg-type]
+    later = bucket_costs(
+        tariffs, Kind.GAS, bounds=[next_month, local(2026, 3, 1)], consumption=[], tz=AMS,
+        until=now,
+    )  # fmt: skip
+    assert later == [BucketCost(0.0, 0.0)]  # a tariff, nothing charged yet
+
+
 def test_no_tariff_is_unknown_not_free_and_part_cover_counts_the_covered_part() -> None:
     tariffs = of(flat("gas", 1.0, fixed=1.0, valid_from="2026-01-16"))
     month, next_month = local(2026, 1, 1), local(2026, 2, 1)

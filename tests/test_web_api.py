@@ -94,8 +94,9 @@ def energy_cost(store: Store, key: str, kind: str, ppu: float, start: float, end
 
 
 def fixed_cost(kind: str, start: float, end: float) -> float:
+    """Fixed costs of the whole local days in [start, end) that have begun by NOW."""
     total, d = 0.0, datetime.fromtimestamp(start, TZ).date()
-    while (begin := datetime(d.year, d.month, d.day, tzinfo=TZ).timestamp()) < end:
+    while (begin := datetime(d.year, d.month, d.day, tzinfo=TZ).timestamp()) < min(end, NOW):
         tariff = _tariff(kind, d)
         total += tariff["fixed_per_day"] if tariff else 0.0
         d += timedelta(days=1)
@@ -190,6 +191,8 @@ def test_consumption_buckets_are_the_stores_series(
             assert bucket["end"] == series[n + 1][0]
         expected_reading = store.reading_at("power", bucket["end"])
         assert bucket["reading_end"] == pytest.approx(expected_reading, abs=1e-6)
+        at_start = store.reading_at("power", bucket["start"])
+        assert bucket["reading_start"] == pytest.approx(at_start, abs=1e-6)
         if bucket["end"] <= local(2025, 1, 1):  # before the first tariff: unknown
             assert bucket["cost"] is None
         elif resolution != "interval":
@@ -243,12 +246,13 @@ def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
     assert power["energy_cost"] == pytest.approx(
         energy_cost(store, "power", "electricity", 1000, start, end), abs=1e-5
     )
-    assert power["fixed_cost"] == pytest.approx(14 * 0.5 + 17 * 0.75)
+    # So far: NOW is 30 March, so the 31st is not charged yet.
+    assert power["fixed_cost"] == pytest.approx(14 * 0.5 + 16 * 0.75)
     assert power["fixed_cost"] == pytest.approx(fixed_cost("electricity", start, end))
     gas = by_kind["gas"]
     assert gas["unit"] == "m³"
     assert gas["energy_cost"] == pytest.approx(gas["value"] * 1.25, abs=1e-5)
-    assert gas["fixed_cost"] == pytest.approx(31 * 0.6)
+    assert gas["fixed_cost"] == pytest.approx(30 * 0.6)
     water = by_kind["water"]
     assert water["unit"] == "m³"  # the kind's unit, converted from the meter's litres
     assert water["value"] == pytest.approx(store.pulses("water", start, end) / 1000)
@@ -390,8 +394,6 @@ def test_a_wrong_method_is_405_json(web_login: httpx.Client) -> None:
         ("POST", "/api/modules/kast/thresholds", {"command": "T9=40;"}, 400, "bad command"),
         ("POST", "/api/modules/kast/thresholds", {"command": 40}, 400, "bad command"),
         ("POST", "/api/modules/nope/thresholds", {"command": "T2=40;"}, 404, "unknown module"),
-        ("POST", "/api/modules/kast/thresholds", {"command": "T2=40;"}, 409,
-         "the logger does not run in this process"),
         ("POST", "/api/tokens", {"name": ""}, 400, "bad name"),
         ("POST", "/api/tokens", {}, 400, "bad name"),
         ("POST", "/api/login", {"password": 5}, 400, "bad password"),
@@ -468,6 +470,7 @@ def test_session_login_logout(web_server: WebServer) -> None:
     with web_server.client() as client:
         assert client.get("/api/session").json() == {
             "logged_in": False, "csrf": None, "public_read": False, "password_set": True,
+            "timezone": "Europe/Amsterdam",
         }  # fmt: skip
         response = client.post("/api/login", json={"password": PASSWORD})
         cookie = response.headers["set-cookie"]
@@ -706,6 +709,11 @@ def test_dashboard_files_with_caching(tmp_path: Path) -> None:
         assert again.status_code == 304
         assert c.get("/static/../../web/app.py").status_code == 404
         assert c.get("/static/nothing.js").status_code == 404
+        (static / "big.js").write_text("console.log('s0pcm');\n" * 500)
+        big = c.get("/static/big.js")  # httpx asks for gzip and unpacks it
+        assert big.headers["content-encoding"] == "gzip"
+        assert big.text == "console.log('s0pcm');\n" * 500
+        assert int(big.headers["content-length"]) < 1000 < len(big.text)
 
 
 def test_without_a_dashboard_a_placeholder(tmp_path: Path) -> None:
@@ -725,6 +733,7 @@ def _await_event(
     with client.stream("GET", "/api/live") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
+        assert "content-encoding" not in response.headers  # never held in a compressor
         for event, data in sse_events(response):
             if accept(event, data):
                 return event, data

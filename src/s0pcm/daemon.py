@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ModuleSettings
+from .errors import ProtocolError
 from .events import DeviceEvent, EventKind
 from .journal import Entry, Journal
 from .ledger import Count, Ledger
@@ -32,8 +33,9 @@ from .link import (
     ThresholdsSent,
 )
 from .meters import Meter
-from .protocol import Header, Rejected, Telegram
+from .protocol import Header, Rejected, Telegram, Thresholds, parse_thresholds
 from .rate import RateEstimator
+from .settings import METERS_KEY, THRESHOLDS_KEY, overridden, threshold_requests
 from .store import Anchor, AnchorKind, Store, open_store
 
 __all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
@@ -45,6 +47,8 @@ DAEMON_STATE = "_daemon"
 #: Live rates only learn from records this recent (s): an imported year of history says nothing
 #: about the power now, and skipping it keeps a replay fast.
 RATE_HORIZON = 900.0
+#: Seconds between looks at the settings stored by a dashboard in another process.
+SETTINGS_POLL = 10.0
 
 
 @dataclass(slots=True)
@@ -60,10 +64,21 @@ class Health:
     module_id: str | None = None
     firmware: str | None = None
     thresholds: list[int] | None = None
+    #: The threshold command queued for the module's next start-up, until a header confirms it.
     thresholds_pending: str | None = None
+    #: The configuration's command when it was last queued (a changed one is a new request).
+    thresholds_config: str | None = None
+    #: ``seq`` of the last threshold request from the API this logger took.
+    thresholds_request: int = 0
     last_problem: str | None = None
     connects: int = 0
     disconnects: int = 0
+
+    def view(self) -> dict[str, Any]:
+        """What ``status --json`` and the API show (without the threshold bookkeeping)."""
+        doc = dataclasses.asdict(self)
+        del doc["thresholds_config"], doc["thresholds_request"]
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +109,10 @@ class ModuleRunner:
         self.store = store
         self.journal = journal
         self._next_seq = next_seq or (lambda: 0)
-        self.meters: dict[int, Meter] = {m.register: m for m in settings.meters if m.enabled}
+        self.all_meters: tuple[Meter, ...] = ()
+        self.meters: dict[int, Meter] = {}
+        self.rates: dict[int, RateEstimator] = {}
+        self.set_meters(settings.meters)
         saved = store.state(self.name) or {}
         self.ledger = Ledger(self.name, state=saved.get("ledger"))
         self.health = Health(self.name, port=settings.port)
@@ -102,11 +120,44 @@ class ModuleRunner:
             if hasattr(self.health, key):
                 setattr(self.health, key, value)
         self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
-        if settings.thresholds is not None:
-            self.link.send_thresholds(settings.thresholds)
-            self.health.thresholds_pending = settings.thresholds.to_command()
-        self.rates: dict[int, RateEstimator] = {reg: RateEstimator() for reg in self.meters}
         self.listeners: list[Callable[[Update], None]] = []
+        self._queue_saved_thresholds()
+
+    # -- settings
+
+    def set_meters(self, meters: Iterable[Meter]) -> None:
+        """Use ``meters`` (this module's, enabled or not) from the next record on. A meter keeps
+        its rate estimator (it counts pulses, whatever they mean); a disabled one counts nothing."""
+        self.all_meters = tuple(m for m in meters if m.module == self.name)
+        self.meters = {m.register: m for m in self.all_meters if m.enabled}
+        self.rates = {reg: self.rates.get(reg) or RateEstimator() for reg in self.meters}
+
+    def _queue_saved_thresholds(self) -> None:
+        """At start: queue the configuration's thresholds when they are new to this store, else
+        what was still pending when the logger last stopped (a request outlives a restart)."""
+        h, configured = self.health, self.settings.thresholds
+        command = None if configured is None else configured.to_command()
+        if command is not None and command != h.thresholds_config:
+            h.thresholds_config = h.thresholds_pending = command
+            self.link.send_thresholds(configured)
+            return
+        if h.thresholds_pending is None:
+            return
+        try:
+            self.link.send_thresholds(
+                parse_thresholds(h.thresholds_pending, model=self.settings.model)
+            )
+        except ProtocolError:
+            log.warning("%s: dropping unreadable pending thresholds %r", self.name,
+                        h.thresholds_pending)  # fmt: skip
+            h.thresholds_pending = None
+
+    def request_thresholds(self, command: Thresholds, *, seq: int | None = None) -> None:
+        """Queue ``command`` for the module's next start-up (replacing any still pending)."""
+        self.link.send_thresholds(command)
+        self.health.thresholds_pending = command.to_command()
+        if seq is not None:
+            self.health.thresholds_request = seq
 
     # -- applying records
 
@@ -245,6 +296,7 @@ class Daemon:
             for m in config.modules
         ]
         self._anchor_meters(config.meters)
+        self.load_settings()
         self._stop = asyncio.Event()
 
     def _take_seq(self) -> int:
@@ -274,6 +326,28 @@ class Daemon:
                         f"reading set to {meter.reading:g} {meter.unit} at {meter.reading_at:.0f}",
                     )
                 )
+
+    def load_settings(self) -> None:
+        """Take what the Settings page stored: meter settings, and threshold requests not yet
+        taken. Cheap (two small documents): the run loop calls it every few seconds, so a
+        dashboard in another process reaches this logger too."""
+        meters = overridden(self.config.meters, self.store.state(METERS_KEY))
+        requests = threshold_requests(self.store.state(THRESHOLDS_KEY))
+        for runner in self.runners:
+            runner.set_meters(meters)
+            request = requests.get(runner.name)
+            if request is None or request.seq <= runner.health.thresholds_request:
+                continue
+            try:
+                command = parse_thresholds(request.command, model=runner.settings.model)
+            except ProtocolError as e:
+                log.warning("%s: ignoring threshold request %r: %s", runner.name,
+                            request.command, e.reason)  # fmt: skip
+                runner.health.thresholds_request = request.seq
+                continue
+            log.info("%s: thresholds %s requested through the dashboard", runner.name,
+                     command.to_command())  # fmt: skip
+            runner.request_thresholds(command, seq=request.seq)
 
     def runner(self, name: str) -> ModuleRunner:
         for r in self.runners:
@@ -327,14 +401,20 @@ class Daemon:
         self.commit()
         tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
         interval = self.config.logger.commit_interval
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), interval)
+                    wait = min(due - loop.time(), SETTINGS_POLL)
+                    await asyncio.wait_for(self._stop.wait(), max(wait, 0.0))
                 for task in tasks:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
-                self.commit()
+                if loop.time() >= due:
+                    self.commit()
+                    due = loop.time() + interval
+                self.load_settings()
         finally:
             for r in self.runners:
                 r.close()

@@ -16,10 +16,10 @@ def collect_status(daemon: Daemon, now: float) -> dict[str, Any]:
     store = daemon.store
     modules = []
     for runner in daemon.runners:
-        health = dataclasses.asdict(runner.health)
+        health = runner.health.view()
         last = runner.health.last_telegram_at
         meters = []
-        for meter in runner.settings.meters:
+        for meter in runner.all_meters:
             pulses = store.pulses(meter.key, -math.inf, math.inf)
             reading = store.reading_at(meter.key, now)
             if reading is None:

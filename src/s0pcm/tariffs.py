@@ -401,6 +401,7 @@ def bucket_costs(
     tz: ZoneInfo | Calendar,
     fixed: bool = True,
     energy_by_day: Mapping[date, float] | None = None,
+    until: float = math.inf,
 ) -> list[BucketCost | None]:
     """Costs per bucket ``[bounds[i], bounds[i + 1])``.
 
@@ -410,7 +411,9 @@ def bucket_costs(
     DST day's repeated hour is priced twice, its skipped hour not at all. Buckets made of whole
     local days may take their energy costs already priced per date (``energy_by_day``, see
     :func:`priced_by_day`) instead. ``fixed``: add each local day's fixed cost, shared out by
-    overlap. A bucket no tariff covers on any of its days is None (unknown, not free).
+    overlap. Days that begin at or after ``until`` (the clock now) add no fixed cost yet: "this
+    month" shows what has been charged so far, a day counting from its start. A bucket no tariff
+    covers on any of its days is None (unknown, not free).
     """
     calendar = tz if isinstance(tz, Calendar) else Calendar(tz)
     count = len(bounds) - 1
@@ -454,7 +457,7 @@ def bucket_costs(
                 energy[i] += energy_by_day.get(d, 0.0)
             if t is not None:
                 covered[i] = True
-                if fixed and t.fixed_per_day:
+                if fixed and t.fixed_per_day and day_begin < until:
                     overlap = min(end, day_end) - max(begin, day_begin)
                     fixed_share[i] += t.fixed_per_day * overlap / (day_end - day_begin)
             d += _DAY

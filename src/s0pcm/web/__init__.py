@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from .app import create_app
 from .auth import new_token, set_password
-from .context import effective_meters
 from .server import bind, serve
 
-__all__ = ["bind", "create_app", "effective_meters", "new_token", "serve", "set_password"]
+__all__ = ["bind", "create_app", "new_token", "serve", "set_password"]

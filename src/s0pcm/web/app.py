@@ -17,6 +17,7 @@ from typing import Any, Final
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -170,5 +171,8 @@ def create_app(
         },
     )
     app.add_middleware(SecurityHeaders)
+    # JSON and the dashboard's files compress to a third; the live stream is left alone (an
+    # event must not wait in a compressor), and answers under 1 KiB are not worth it.
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.state.context = ctx
     return app

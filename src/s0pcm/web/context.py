@@ -1,8 +1,8 @@
 """What every handler works with: configuration, store, the logger (if it runs here), a clock.
 
-Meter settings changed through the API (``PUT /api/meters/{key}``) live in the store's state
-document ``_meters`` and lie over the configuration file; :func:`effective_meters` applies them,
-so the API, the dashboard and (once wired) the logger agree on a meter's name, kind and constant.
+Meter settings and threshold requests made through the API live in the store (see
+:mod:`s0pcm.settings`), so the API, the dashboard and the logger agree on a meter's name, kind and
+constant whether the logger runs in this process or another.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 from ..config import Config, ModuleSettings
 from ..daemon import Daemon, Health, ModuleRunner
 from ..ledger import LedgerStats
-from ..meters import KINDS, Kind, Meter
+from ..meters import Meter
+from ..settings import METERS_KEY, THRESHOLDS_KEY, ThresholdRequest, overridden, threshold_requests
 from ..store import Store
 from ..store.buckets import Calendar
 from ..tariffs import STATE_KEY as TARIFFS_KEY
@@ -29,43 +30,9 @@ from .errors import ApiError
 if TYPE_CHECKING:
     from .live import LiveHub
 
-__all__ = ["METERS_KEY", "Context", "effective_meters", "override_meter"]
+__all__ = ["Context"]
 
-#: State document with the meter settings made through the API: ``{key: {name?, kind?,
-#: pulses_per_unit?, enabled?}}``.
-METERS_KEY: Final = "_meters"
 _DAY: Final = timedelta(days=1)
-
-
-def override_meter(meter: Meter, settings: Mapping[str, Any]) -> Meter:
-    """``meter`` with the stored ``settings`` applied. A new kind keeps the unit when the kind
-    knows it, else takes the kind's default unit."""
-    kind = Kind(settings.get("kind", meter.kind))
-    unit = meter.unit
-    if kind is not meter.kind and kind is not Kind.OTHER:
-        units = [u for u, _ in KINDS[kind].units]
-        unit = unit if unit in units else KINDS[kind].unit
-    return dataclasses.replace(
-        meter,
-        name=str(settings.get("name", meter.name)),
-        kind=kind,
-        unit=unit,
-        pulses_per_unit=float(settings.get("pulses_per_unit", meter.pulses_per_unit)),
-        enabled=bool(settings.get("enabled", meter.enabled)),
-    )
-
-
-def effective_meters(config: Config, store: Store) -> tuple[Meter, ...]:
-    """The configured meters with the settings stored through the API laid over them."""
-    return _overridden(config, store.state(METERS_KEY))
-
-
-def _overridden(config: Config, stored: Mapping[str, Any] | None) -> tuple[Meter, ...]:
-    stored = stored or {}
-    return tuple(
-        override_meter(m, stored[m.key]) if isinstance(stored.get(m.key), dict) else m
-        for m in config.meters
-    )
 
 
 class Context:
@@ -95,7 +62,7 @@ class Context:
     # -- lookups
 
     def meters(self) -> tuple[Meter, ...]:
-        return _overridden(self.config, self.documents.get(METERS_KEY))
+        return overridden(self.config.meters, self.documents.get(METERS_KEY))
 
     def meter(self, key: str) -> Meter:
         for meter in self.meters():
@@ -146,8 +113,22 @@ class Context:
         journalled pulses twice)."""
         if self.daemon is not None:
             self.daemon.commit()
+            self.daemon.load_settings()  # at once, not at the logger's next look
         else:
             self.store.commit()
+
+    def threshold_request(self, module: str) -> ThresholdRequest | None:
+        """The last threshold request made through the API for ``module``, if any."""
+        return threshold_requests(self.documents.get(THRESHOLDS_KEY)).get(module)
+
+    def thresholds_taken(self, module: str) -> int:
+        """``seq`` of the last threshold request the logger took for ``module``."""
+        runner = self.runner(module)
+        if runner is not None:
+            return runner.health.thresholds_request
+        health = (self.store.state(module) or {}).get("health") or {}
+        taken = health.get("thresholds_request", 0)
+        return taken if isinstance(taken, int) else 0
 
     # -- local days
 
@@ -218,6 +199,10 @@ class Context:
                 raw_stats = (saved.get("ledger") or {}).get("stats") or {}
                 known = {f.name for f in dataclasses.fields(LedgerStats)}
                 stats = LedgerStats(**{k: v for k, v in raw_stats.items() if k in known})
+            view = health.view()
+            request = self.threshold_request(settings.name)
+            if request is not None and request.seq > health.thresholds_request:
+                view["thresholds_pending"] = request.command  # the logger has yet to take it
             last = health.last_telegram_at
             entries = []
             for meter in (m for m in meters if m.module == settings.name):
@@ -239,7 +224,7 @@ class Context:
             modules.append(
                 {
                     "name": settings.name,
-                    **dataclasses.asdict(health),
+                    **view,
                     "last_telegram_age": None if last is None else round(now - last, 1),
                     "counters": dataclasses.asdict(stats),
                     "meters": entries,

@@ -152,9 +152,12 @@ def costs_document(
     start: float,
     end: float,
     resolution: Resolution,
+    *,
+    now: float,
 ) -> dict[str, Any]:
     """Per bucket and kind (of the enabled meters): consumption in the kind's unit, energy and
-    fixed costs; the fixed costs once per kind, however many meters it has."""
+    fixed costs; the fixed costs once per kind, however many meters it has, and only for days
+    begun by ``now``."""
     bounds = [float(b) for b in calendar.buckets(resolution, start, end)]
     count = len(bounds) - 1
     kinds: dict[Kind, list[Meter]] = {}
@@ -177,7 +180,7 @@ def costs_document(
             )
             for i, cost in enumerate(priced):
                 energy[i] += cost.energy if cost is not None else 0.0
-        fixed = bucket_costs(tariffs, kind, bounds=bounds, consumption=(), tz=calendar)
+        fixed = bucket_costs(tariffs, kind, bounds=bounds, consumption=(), tz=calendar, until=now)
         units = {m.unit for m in of_kind}
         unit = KINDS[kind].unit
         if kind is Kind.OTHER:

@@ -128,6 +128,10 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "end": TIME,
             "pulses": {"type": "integer", "minimum": 0},
             "value": {"type": "number", "description": "pulses / pulses_per_unit, in unit"},
+            "reading_start": {
+                "type": "number",
+                "description": "The reading at the bucket's start",
+            },
             "reading_end": {"type": "number", "description": "The reading at the bucket's end"},
             "cost": _nullable(
                 {"type": "number", "description": "Energy cost (null: no tariff covers it)"}
@@ -318,6 +322,7 @@ SCHEMAS: Final[dict[str, Schema]] = {
             "csrf": _nullable(STRING),
             "public_read": BOOLEAN,
             "password_set": BOOLEAN,
+            "timezone": STRING,
         }
     ),
     "LoginRequest": {

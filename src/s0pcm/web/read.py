@@ -109,12 +109,13 @@ def consumption_document(
     store = ctx.store
     bounds = [float(b) for b in ctx.calendar.buckets(resolution, start, end)]
     series = store.series(meter.key, start, end, resolution)
-    cumulative = []
     total = store.pulses(meter.key, -math.inf, bounds[0])
+    cumulative = [total]
     for _, pulses in series:
         total += pulses
         cumulative.append(total)
-    readings = readings_at(ctx, meter, bounds[1:], cumulative)
+    # At every bound: a bucket's start and end (the page needs no extra request for the first).
+    readings = readings_at(ctx, meter, bounds, cumulative)
     tariffs = ctx.tariffs()
     costs: list[BucketCost | None] = [None] * len(series)
     if tariffs.of(meter.kind):
@@ -132,7 +133,8 @@ def consumption_document(
                 "end": bounds[i + 1],
                 "pulses": pulses,
                 "value": round(pulses / ppu, 6),
-                "reading_end": readings[i],
+                "reading_start": readings[i],
+                "reading_end": readings[i + 1],
                 "cost": None if (c := costs[i]) is None else _round(c.energy),
             }
             for i, (_, pulses) in enumerate(series)
@@ -197,10 +199,10 @@ async def get_costs(request: Request) -> Response:
     ctx.auth.require_read(request)
     resolution = query_resolution(request)
     start, end = query_range(request, resolution=resolution)
-    meters, tariffs = ctx.meters(), ctx.tariffs()
+    meters, tariffs, now = ctx.meters(), ctx.tariffs(), ctx.clock()
     return await json_off_loop(
         lambda: costs_document(
-            ctx.store, ctx.calendar, ctx.pricing, tariffs, meters, start, end, resolution
+            ctx.store, ctx.calendar, ctx.pricing, tariffs, meters, start, end, resolution, now=now
         )
     )
 

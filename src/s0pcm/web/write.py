@@ -20,11 +20,12 @@ from ..errors import ProtocolError, StoreError
 from ..events import DeviceEvent, EventKind
 from ..meters import Kind
 from ..protocol import parse_thresholds
+from ..settings import METERS_KEY, THRESHOLDS_KEY
 from ..store import Anchor, AnchorKind
 from ..tariffs import STATE_KEY as TARIFFS_KEY
 from ..tariffs import TariffError, parse_tariffs
 from .auth import AUTH_KEY, SESSION_COOKIE, SESSION_MAX_AGE, new_token
-from .context import METERS_KEY, Context
+from .context import Context
 from .errors import ApiError
 from .params import (
     bad,
@@ -117,6 +118,8 @@ async def get_session(request: Request) -> Response:
             "csrf": None if session is None else session.csrf,
             "public_read": ctx.auth.public_read,
             "password_set": ctx.auth.password_set(),
+            # Days, hours and months are the logger's local ones, wherever the browser is.
+            "timezone": ctx.tz.key,
         }
     )
 
@@ -222,7 +225,10 @@ async def put_tariffs(request: Request) -> Response:
     return JSONResponse(document)
 
 
+@writes
 async def post_thresholds(request: Request) -> Response:
+    """Store the request; the logger queues it for the module's next start-up (at once when it
+    runs in this process, within seconds from another), and the header after that confirms it."""
     ctx = context(request)
     ctx.auth.require_write(request)
     module = ctx.module(request.path_params["name"])
@@ -234,16 +240,13 @@ async def post_thresholds(request: Request) -> Response:
         thresholds = parse_thresholds(command, model=module.model)
     except ProtocolError as e:
         raise bad("command", e.reason) from None
-    runner = ctx.runner(module.name)
-    if runner is None:
-        raise ApiError(
-            409,
-            "the logger does not run in this process",
-            "thresholds go to the module through the logger: use the logger's web interface, "
-            "or set them in the configuration",
-        )
-    runner.link.send_thresholds(thresholds)
-    runner.health.thresholds_pending = thresholds.to_command()
+    previous = ctx.threshold_request(module.name)
+    seq = max(ctx.thresholds_taken(module.name), previous.seq if previous else 0) + 1
+    requests = ctx.documents.get(THRESHOLDS_KEY) or {}
+    requests[module.name] = {"command": thresholds.to_command(), "seq": seq, "at": ctx.clock()}
+    ctx.documents.set(THRESHOLDS_KEY, requests)
+    _commit(ctx)
+    log.info("thresholds %s requested for %s", thresholds.to_command(), module.name)
     return JSONResponse(
         {"module": module.name, "command": thresholds.to_command(), "pending": True},
         status_code=202,

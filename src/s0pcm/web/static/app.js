@@ -25,10 +25,15 @@ function theme() {
   return isDark;
 }
 
+/** The page the hash names (live when none) and its query. */
+function route() {
+  const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
+  return [PAGES.includes(path) ? path : 'live', query];
+}
+
 export async function render() {
   const my = ++seq;
-  const [path, query] = location.hash.replace(/^#\/?/, '').split('?');
-  const name = PAGES.includes(path) ? path : 'live';
+  const [name, query] = route();
   const params = Object.fromEntries(new URLSearchParams(query || ''));
   if (cleanup) { cleanup(); cleanup = null; }
   for (const a of document.querySelectorAll('nav a')) {
@@ -42,7 +47,7 @@ export async function render() {
     const page = await import(`./${name}.js`);
     if (my !== seq) return;
     const done = await page.mount(main, params, () => my !== seq);
-    if (my === seq) { cleanup = done || null; main.dataset.ready = name; } else done?.();
+    if (my === seq) { cleanup = done || null; main.dataset.ready = name; performance.mark(`s0pcm:ready:${name}`); } else done?.();
   } catch (e) {
     if (my !== seq) return;
     if (e instanceof ApiError && e.status === 401) {
@@ -72,4 +77,5 @@ document.getElementById('theme').addEventListener('click', () => {
   render();
 });
 addEventListener('hashchange', () => { render(); main.focus({ preventScroll: true }); });
-session().then(render);
+// The first page's module loads while the session is asked for, not after.
+Promise.all([session(), import(`./${route()[0]}.js`).catch(() => null)]).then(render);

@@ -71,10 +71,7 @@ export async function mount(main, params, gone) {
     const d = parseDay(p.d);
     const meter = !p.m.startsWith('kind:');
     const [cur, before] = await Promise.all([range(p.r, d), p.c ? range(p.r, shift(p.r, d, -1, true)) : null]);
-    // The reading at the start comes from the server: a correction inside the period would make
-    // "reading at the end minus consumption" wrong.
     const [doc, prev] = await Promise.all([series(p.m, cur), p.c ? series(p.m, before) : null]);
-    const first = meter && doc.buckets.length ? await api(`meters/${encodeURIComponent(p.m)}/reading?at=${doc.buckets[0].start}`).catch(() => null) : null;
     if (gone() || my !== seq) return;
     const now = Date.now() / 1000;
     const b = doc.buckets;
@@ -89,7 +86,9 @@ export async function mount(main, params, gone) {
     const totalCost = sum(costs);
     const past = b.filter((x) => x.start <= now && x.reading_end != null);
     const rEnd = past.at(-1)?.reading_end;
-    const rStart = first && b[0]?.start <= now ? first.reading : null;
+    // The reading at the start comes from the server: a correction inside the period would make
+    // "reading at the end minus consumption" wrong.
+    const rStart = meter && b[0]?.start <= now ? b[0].reading_start ?? null : null;
     const fr = (v) => (v == null ? '–' : `${num(v, 3)} ${doc.unit}`);
 
     destroy?.();

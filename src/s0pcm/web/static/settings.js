@@ -109,7 +109,7 @@ function thresholdForms(health, forms) {
   return section('thresholds', h('p', { class: 'muted' }, t('thhelp')), (health.modules || []).map((m) => {
     const n = m.thresholds?.length || (Math.max(0, ...(m.meters || []).map((x) => x.register)) > 2 ? 5 : 2);
     const inputs = Array.from({ length: n }, (_, i) =>
-      h('input', { type: 'number', min: 1, max: 10000, step: 1, value: m.thresholds?.[i] ?? 30, 'data-register': i + 1 }));
+      h('input', { type: 'number', min: 1, max: 1000, step: 1, value: m.thresholds?.[i] ?? 30, 'data-register': i + 1 }));
     const st = h('p', { class: 'thstate', 'data-threshold-state': 'none', role: 'status', 'aria-live': 'polite' });
     const info = { m, last: null };
     info.show = () => {
