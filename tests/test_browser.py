@@ -14,6 +14,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -338,6 +339,19 @@ def test_settings_need_a_login(browser: Browser, fresh_server: WebServer) -> Non
 
     page.locator("[data-logout]").click()
     expect(page.locator("form[data-login]")).to_be_visible()
+    no_errors(page)
+    context.close()
+
+
+def test_times_typed_are_the_loggers_local_time(browser: Browser, web_server: WebServer) -> None:
+    """A reading's moment typed in New York means that wall-clock time where the logger is."""
+    context = new_context(browser, timezone_id="America/New_York")
+    log_in(context, web_server)
+    page = open_page(context)
+    show(page, web_server, "settings")
+    for wall in ("2026-01-15T08:00", "2026-03-29T03:30", "2026-07-01T12:00"):
+        got = page.evaluate("async (w) => (await import('./static/lib.js')).zoned(w)", wall)
+        assert got == datetime.fromisoformat(wall).replace(tzinfo=TZ).timestamp()
     no_errors(page)
     context.close()
 

@@ -396,6 +396,8 @@ def test_modules_must_be_named_tables_not_an_array() -> None:
 def test_module_name_characters() -> None:
     e = error(MINIMAL.replace("meterkast", '"meter kast"'))
     check(e, 'modules."meter kast"', 1, "may only use letters, digits")
+    e = error(MINIMAL.replace("meterkast", "_auth"))  # would overwrite the logins' document
+    check(e, "modules._auth", 1, "not starting with '_'")
 
 
 def test_model_is_required_and_must_be_2_or_5() -> None:

@@ -344,6 +344,9 @@ RANGE = f"start={NOW - DAY}&end={NOW}"
         (f"/api/meters/power/intervals?start={NOW - 2 * DAY}&end={NOW}", 400, "bad end"),
         ("/api/meters/power/intervals?start=then&end=now", 400, "bad start"),
         ("/api/costs?" + RANGE + "&resolution=minute", 400, "bad resolution"),
+        ("/api/costs?start=253402200000&end=253402300799&resolution=year", 400, "bad end"),
+        ("/api/meters/power/consumption?start=253402200000&end=253402300799&resolution=hour",
+         400, "bad end"),
         (f"/api/costs?start=0&end={NOW}&resolution=day", 400, "bad end"),
         ("/api/events?limit=0", 400, "bad limit"),
         ("/api/events?limit=1001", 400, "bad limit"),
@@ -379,6 +382,14 @@ def test_a_wrong_method_is_405_json(web_login: httpx.Client) -> None:
         ("PUT", "/api/meters/power", {"enabled": "yes"}, 400, "bad enabled"),
         ("PUT", "/api/meters/power", {"kind": "steam"}, 400, "bad kind"),
         ("PUT", "/api/meters/power", {"name": " "}, 400, "bad name"),
+        ("PUT", "/api/meters/power", {"name": "a\udc80"}, 400, "malformed JSON"),
+        ("PUT", "/api/meters/power", '{"pulses_per_unit": 1' + "0" * 400 + "}", 400,
+         "bad pulses_per_unit"),
+        ("POST", "/api/meters/power/reading", '{"reading": 1' + "0" * 400 + "}", 400,
+         "bad reading"),
+        ("POST", "/api/meters/power/reading", '{"reading": 1, "at": 1' + "0" * 400 + "}", 400,
+         "bad at"),
+        ("POST", "/api/tokens", {"name": "\ud800"}, 400, "malformed JSON"),
         ("PUT", "/api/meters/power", {"colour": "red"}, 400, "bad colour"),
         ("PUT", "/api/meters/nope", {"name": "x"}, 404, "unknown meter"),
         ("POST", "/api/meters/power/reading", {}, 400, "bad reading"),
@@ -624,6 +635,7 @@ def test_a_reading_correction_is_an_anchor_and_an_event(fresh_server: WebServer)
         with fresh_server.history.open() as store:
             pulses = store.pulses("water", local(2026, 3, 30, 14), NOW)
         assert reading == pytest.approx(pulses / 2)
+        assert client.get("/api/meters/water").json()["pulses_per_unit"] == 2  # from now on
 
 
 def test_tariffs_replaced_and_used(fresh_server: WebServer) -> None:

@@ -98,7 +98,9 @@ _METER_KEYS: Final = (
 )
 
 _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
-_MODULE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: Not starting with "_": the store keeps each module's state under its name, beside its own
+#: documents ``_auth``, ``_meters``, ``_daemon``...
+_MODULE_NAME: Final = re.compile(r"[A-Za-z0-9-][A-Za-z0-9_-]{0,31}")
 _METER_KEY: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _REGISTER: Final = re.compile(r"[1-9][0-9]{0,2}")
 _HOSTNAME: Final = re.compile(
@@ -742,7 +744,7 @@ class _Checker:
                 raise self.error(
                     where,
                     f"module name {_quote(name)} may only use letters, digits, '_' and '-' "
-                    "(at most 32)",
+                    "(at most 32, not starting with '_')",
                 )
             module = self.module(name, table, where)
             port = "auto" if module.port is None else _normal_port(module.port)

@@ -295,7 +295,7 @@ class Daemon:
             )
             for m in config.modules
         ]
-        self._anchor_meters(config.meters)
+        self._anchor_meters(overridden(config.meters, self.store.state(METERS_KEY)))
         self.load_settings()
         self._stop = asyncio.Event()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -48,12 +49,15 @@ def override_meter(meter: Meter, settings: Mapping[str, Any]) -> Meter:
     if kind is not meter.kind and kind is not Kind.OTHER:
         units = [u for u, _ in KINDS[kind].units]
         unit = unit if unit in units else KINDS[kind].unit
+    ppu = float(settings.get("pulses_per_unit", meter.pulses_per_unit))
+    if not (math.isfinite(ppu) and ppu > 0):
+        raise ValueError(f"pulses_per_unit must be above 0, got {ppu}")
     return dataclasses.replace(
         meter,
         name=str(settings.get("name", meter.name)),
         kind=kind,
         unit=unit,
-        pulses_per_unit=float(settings.get("pulses_per_unit", meter.pulses_per_unit)),
+        pulses_per_unit=ppu,
         enabled=bool(settings.get("enabled", meter.enabled)),
     )
 

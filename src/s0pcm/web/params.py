@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -33,6 +33,9 @@ __all__ = [
 #: Earliest and latest instants accepted (1970-01-01 to 9999-12-31 UTC).
 TIME_MIN: Final = 0.0
 TIME_MAX: Final = 253402300799.0
+#: Bucketed ranges end before 9998: the year (or week) holding the end must end in 9999 at the
+#: latest, which ``datetime`` can still hold.
+BUCKETED_MAX: Final = datetime(9998, 1, 1, tzinfo=UTC).timestamp()
 #: Longest range per resolution (seconds): a bucket list stays small and a query quick.
 MAX_SPAN: Final[Mapping[Resolution, float]] = {
     Resolution.INTERVAL: 86400.0,
@@ -120,6 +123,8 @@ def query_range(
     if end <= start:
         raise bad("end", "must be after start")
     if resolution is not None:
+        if end > BUCKETED_MAX:
+            raise bad("end", "a range with buckets must end before 9998")
         span = MAX_SPAN[resolution]
         if end - start > span:
             raise bad(
@@ -174,9 +179,20 @@ async def json_body(request: Request) -> Any:
         if len(body) > MAX_BODY:
             raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        doc = json.loads(body, parse_constant=_no_constant, parse_int=_int)
+        # "\udc80" is valid JSON but no text: it could be stored, never encoded again.
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "malformed JSON", "a string holds a lone surrogate") from None
     except (ValueError, RecursionError) as e:
         raise ApiError(400, "malformed JSON", str(e)[:200]) from None
+    return doc
+
+
+def _int(text: str) -> int | float:
+    """Whole numbers too big for a float become infinite (and are refused as out of range)
+    instead of overflowing where they are used."""
+    return int(text) if len(text) <= 18 else float(text)
 
 
 def _no_constant(name: str) -> None:

@@ -183,6 +183,11 @@ async def post_reading(request: Request) -> Response:
         raise ApiError(409, "a reading is already set at that moment", at)
     before = store.reading_at(meter.key, at)
     store.add_anchor(Anchor(meter.key, at, reading, ppu, kind))
+    if ppu != meter.pulses_per_unit:
+        # The new meter's constant from now on, for the logger's rates and the dashboard.
+        stored = ctx.documents.get(METERS_KEY) or {}
+        stored[meter.key] = {**(stored.get(meter.key) or {}), "pulses_per_unit": ppu}
+        ctx.documents.set(METERS_KEY, stored)
     was = "" if before is None else f" (was {before:,.3f})"
     store.add_event(
         DeviceEvent(

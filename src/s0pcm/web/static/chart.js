@@ -6,13 +6,14 @@ let loading = null;
 function uPlotLib() {
   loading ||= new Promise((ok, fail) => {
     document.head.append(h('link', { rel: 'stylesheet', href: 'static/vendor/uPlot.min.css' }));
-    document.head.append(h('script', { src: 'static/vendor/uPlot.iife.min.js', onload: () => ok(window.uPlot), onerror: fail }));
+    const failed = (e) => { loading = null; fail(e); }; // the next chart tries again
+    document.head.append(h('script', { src: 'static/vendor/uPlot.iife.min.js', onload: () => ok(window.uPlot), onerror: failed }));
   });
   return loading;
 }
 // The pages that import this module draw a chart as soon as their data is in: fetch uPlot now,
-// beside the data, not after it.
-uPlotLib();
+// beside the data, not after it (a failure shows when a chart is drawn).
+uPlotLib().catch(() => null);
 
 /**
  * el: container; labels/titles: axis and legend label per bucket; series: [{label, values,

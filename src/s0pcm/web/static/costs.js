@@ -6,6 +6,7 @@ import { toolbar, keeper } from './history.js';
 
 export async function mount(main, params, gone) {
   const p = { r: 'day', d: ymd(new Date()), ...params };
+  if (!['day', 'month', 'year'].includes(p.r)) p.r = 'day'; // a hand-made link
   const bar = h('div', { class: 'ctl' });
   const out = h('section', { class: 'card costs' });
   const go = keeper('costs', p, load, out);

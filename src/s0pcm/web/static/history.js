@@ -47,6 +47,7 @@ export async function mount(main, params, gone) {
   const shown = meters.filter((m) => m.enabled !== false);
   const kinds = KINDS.filter((k) => shown.some((m) => m.kind === k));
   const p = { m: shown[0]?.key || '', r: 'day', d: ymd(new Date()), c: '', v: 'value', ...params };
+  if (!['hour', 'day', 'month', 'year'].includes(p.r)) p.r = 'day'; // a hand-made link
   let destroy = null;
   let seq = 0;
 

@@ -53,6 +53,19 @@ export const rate = (v, unit) =>
 export const money = (v, cur = state.currency, d) =>
   v == null || !cur ? '–' : intl(Intl.NumberFormat, { style: 'currency', currency: cur, ...(d == null ? {} : { minimumFractionDigits: d, maximumFractionDigits: d }) }).format(v);
 export const date = (ts, opts) => intl(Intl.DateTimeFormat, opts).format(new Date(ts * 1000));
+/** Unix seconds of a wall-clock time "YYYY-MM-DDTHH:MM" in the logger's time zone (the one the
+ * page shows), whatever the browser's is. */
+export function zoned(wall) {
+  const [y, mo, d, hh, mi] = wall.split(/\D/).map(Number);
+  const utc = Date.UTC(y, mo - 1, d, hh, mi) / 1000;
+  const offset = (ts) => {
+    const parts = Object.fromEntries(intl(Intl.DateTimeFormat, { year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric', hourCycle: 'h23' })
+      .formatToParts(new Date(ts * 1000)).map((x) => [x.type, +x.value]));
+    return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second) / 1000 - ts;
+  };
+  const first = utc - offset(utc);
+  return utc - offset(first); // again at the answer: right across a DST change
+}
 export const when = (ts) => date(ts, { dateStyle: 'medium', timeStyle: 'medium' });
 export function age(s) {
   if (s == null) return t('never');

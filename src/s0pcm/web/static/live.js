@@ -8,12 +8,13 @@ export async function mount(main) {
   const shown = meters.filter((m) => m.enabled !== false);
   const down = new Set();
   const setHealth = (doc) => {
+    // Without the logger in the server's process (s0pcm serve) no record comes by: say so.
+    if (doc?.live === false) status.textContent = t('stored');
     down.clear();
     for (const m of doc?.modules || []) if (!m.connected) down.add(m.name);
   };
-  setHealth(health);
-
   const status = h('p', { class: 'muted status', 'data-live-status': '' });
+  setHealth(health);
   const summary = h('div', { class: 'grid summary' });
   const cards = new Map();
   for (const m of shown) {

@@ -1,6 +1,6 @@
 // Settings (login required): meters, reading corrections and replacements, tariffs, pulse
 // thresholds (pending until the module's start-up header confirms them), API tokens.
-import { h, t, api, qs, listen, field, msg, say, state, session, loginForm, num, when, ymd, date, KINDS } from './lib.js';
+import { h, t, api, qs, listen, field, msg, say, state, session, loginForm, num, when, ymd, date, zoned, KINDS } from './lib.js';
 
 const again = () => dispatchEvent(new HashChangeEvent('hashchange'));
 const section = (key, ...kids) => h('section', { class: 'card', 'aria-labelledby': `s-${key}` }, h('h2', { id: `s-${key}` }, t(key)), ...kids);
@@ -26,7 +26,7 @@ function meterForms(meters) {
   return section('meters', meters.map((m) => {
     const name = h('input', { value: m.name, required: true });
     const kind = h('select', null, KINDS.map((k) => h('option', { value: k, selected: m.kind === k }, t(k))));
-    const ppu = number(m.pulses_per_unit, { min: 0, required: true });
+    const ppu = number(m.pulses_per_unit, { min: 0.000001, required: true });
     const on = h('input', { type: 'checkbox', checked: m.enabled !== false });
     return form({ class: 'meterset', 'data-meter': m.key }, [
       h('h3', null, `${m.module} M${m.register}`, h('small', { class: 'muted' }, ` ${m.key}`)),
@@ -40,7 +40,7 @@ function readingForm(meters) {
   const which = h('select', null, meters.map((m) => h('option', { value: m.key }, `${m.name} (${m.reading == null ? '–' : num(m.reading, 3)} ${m.unit})`)));
   const value = number('', { required: true });
   const at = h('input', { type: 'datetime-local' });
-  const ppu = number('', { min: 0 });
+  const ppu = number('', { min: 0.000001 });
   const ppuField = h('div', { class: 'fields', hidden: true }, field(t('newppu'), ppu));
   const replaced = h('input', { type: 'checkbox', onchange: () => { ppuField.hidden = !replaced.checked; } });
   return section('setreading', h('p', { class: 'muted' }, t('readinghelp')), form({ 'data-reading-form': '' }, [
@@ -48,7 +48,7 @@ function readingForm(meters) {
     h('label', { class: 'check' }, replaced, t('replaced')), ppuField,
   ], () => {
     const body = { reading: +value.value };
-    if (at.value) body.at = new Date(at.value) / 1000;
+    if (at.value) body.at = zoned(at.value);
     if (replaced.checked) { body.replaced = true; if (ppu.value) body.pulses_per_unit = +ppu.value; }
     return api(`meters/${encodeURIComponent(which.value)}/reading`, 'POST', body);
   }));
