@@ -321,6 +321,28 @@ def test_threshold_requests_outlive_logger_restarts(tmp_path: Path) -> None:
     assert stop(start("T1=60;")) == "T1=60;"  # the configuration changed: a new request
 
 
+async def test_a_constant_changed_in_the_file_holds_from_the_next_start(tmp_path: Path) -> None:
+    """Readings were anchored with 100 pulses per m³; the file now says 10: an anchor at the
+    start keeps the reading and changes the constant from there (history keeps its own)."""
+    path = write_config(tmp_path, commit_interval=0.2)
+    anchored = "pulses_per_unit = 100\nreading = 5.0\nreading_at = 2026-01-01T00:00:00Z\n"
+    text = path.read_text().replace("pulses_per_unit = 100\n", anchored)
+
+    async def start(ppu: int) -> list[tuple[float, float]]:
+        path.write_text(text.replace("pulses_per_unit = 100", f"pulses_per_unit = {ppu}"))
+        daemon = Daemon(load_config(path))
+        task = asyncio.create_task(daemon.run())
+        await asyncio.sleep(0.5)  # no module there: the port is retried meanwhile
+        daemon.stop()
+        await task
+        with open_store(str(tmp_path / "s0pcm.sqlite"), tz=TZ) as store:
+            return [(a.reading, a.pulses_per_unit) for a in store.anchors("kast.2")]
+
+    assert await start(100) == [(5.0, 100.0)]
+    assert await start(100) == [(5.0, 100.0)]  # nothing changed, nothing added
+    assert await start(10) == [(5.0, 100.0), (5.0, 10.0)]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -7,6 +7,7 @@ from ``tests/pg.py`` and fails loudly when PostgreSQL is not installed.
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 import threading
 import time
@@ -368,6 +369,19 @@ def test_reading_at_follows_anchors_without_rewriting_history(store: Store) -> N
     # The pulses themselves were never touched.
     assert store.pulses(meter, T0, T0 + 6 * 3600) == 6 * 360
     assert store.meters() == [meter]
+    # Each pulse in the unit of the meter that made it: 1000 per kWh up to 5 h, 500 from there;
+    # an hour split at the change is queried in parts; consumption = difference of readings.
+    constants = store.constants(meter, 1.0)
+    assert constants.steps == ((-math.inf, 1000.0), (T0 + 5 * 3600, 500.0))
+    assert (constants.at(T0), constants.at(T0 + 5 * 3600), constants.current) == (1000, 500, 500)
+    bounds = [T0 + h * 3600 for h in (0, 4.5, 5.5, 6)]
+    units = constants.bucket_units(store, meter, bounds, [1620, 360, 180])
+    assert units == pytest.approx([1.62, 0.18 + 0.36, 0.36])
+    start_reading, end_reading = store.reading_at(meter, bounds[2]), after[6]
+    assert start_reading is not None
+    assert end_reading is not None
+    assert units[2] == pytest.approx(end_reading - start_reading)
+    assert store.constants("gas", 100.0).steps == ((-math.inf, 100.0),)  # no anchors
 
 
 # -- events and state ----------------------------------------------------------------------------

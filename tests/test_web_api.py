@@ -638,6 +638,57 @@ def test_a_reading_correction_is_an_anchor_and_an_event(fresh_server: WebServer)
         assert client.get("/api/meters/water").json()["pulses_per_unit"] == 2  # from now on
 
 
+def test_a_new_constant_counts_from_its_moment_on(fresh_server: WebServer) -> None:
+    """Pulses keep the constant they were counted with. A gas meter replaced at noon by one of
+    10 pulses per m³ (it had 100): the day's consumption is each part in its own unit, the same
+    by day and by hour, priced so, and still the difference of the day's readings; a constant
+    changed in Settings later holds from then on and leaves that day alone."""
+    assert fresh_server.history is not None
+    day, next_day, noon = local(2026, 3, 28), local(2026, 3, 29), local(2026, 3, 28, 12, 0, 5)
+    with fresh_server.history.open() as store:
+        before, after = store.pulses("kast.2", day, noon), store.pulses("kast.2", noon, next_day)
+        start_reading = store.reading_at("kast.2", day)
+    assert before > 0
+    assert after > 0
+    assert start_reading is not None
+    expected = before / 100 + after / 10
+    span = {"start": day, "end": next_day}
+    with fresh_server.client() as client:
+        login(client)
+        replaced = client.post(
+            "/api/meters/kast.2/reading",
+            json={"reading": 7.5, "at": noon, "replaced": True, "pulses_per_unit": 10},
+        )
+        assert replaced.status_code == 201
+        assert client.get("/api/meters/kast.2").json()["pulses_per_unit"] == 10
+        by_day = client.get(
+            "/api/meters/kast.2/consumption", params={**span, "resolution": "day"}
+        ).json()["buckets"][0]
+        assert by_day["value"] == pytest.approx(expected)
+        assert by_day["reading_start"] == pytest.approx(start_reading)
+        assert by_day["reading_end"] == pytest.approx(7.5 + after / 10)
+        assert by_day["cost"] == pytest.approx(expected * 1.25)
+        by_hour = client.get(
+            "/api/meters/kast.2/consumption", params={**span, "resolution": "hour"}
+        ).json()["buckets"]
+        assert math.fsum(b["value"] for b in by_hour) == pytest.approx(expected)
+        assert math.fsum(b["cost"] for b in by_hour) == pytest.approx(expected * 1.25)
+        costs = client.get("/api/costs", params={**span, "resolution": "day"}).json()
+        gas = costs["buckets"][0]["by_kind"]["gas"]
+        assert (gas["value"], gas["energy_cost"]) == (
+            pytest.approx(expected),
+            pytest.approx(expected * 1.25),
+        )
+        changed = client.put("/api/meters/kast.2", json={"pulses_per_unit": 20})
+        assert changed.status_code == 200
+        again = client.get(
+            "/api/meters/kast.2/consumption", params={**span, "resolution": "day"}
+        ).json()["buckets"][0]
+        assert again["value"] == pytest.approx(expected)  # history is not rewritten
+        event = client.get("/api/events", params={"kind": "correction", "limit": 1}).json()[0]
+        assert "20 pulses per m³ from now on (was 10)" in event["detail"]
+
+
 def test_tariffs_replaced_and_used(fresh_server: WebServer) -> None:
     doc = json.loads(json.dumps(TARIFFS))
     doc["tariffs"].append(

@@ -46,6 +46,7 @@ from .link import (
 )
 from .meters import Meter
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
+from .settings import effective_meters, remember_constant
 from .status import collect_status, format_status
 from .store import Anchor, AnchorKind, Resolution, Store, open_store
 
@@ -753,12 +754,13 @@ def _module_name(config: Config, given: str | None) -> str:
     return name
 
 
-def _meter(config: Config, key: str) -> Meter:
-    try:
-        return config.meter(key)
-    except KeyError:
-        keys = ", ".join(m.key for m in config.meters)
-        raise click.BadParameter(f"no meter {key!r}; one of {keys}", param_hint="--meter") from None
+def _meter(config: Config, store: Store, key: str) -> Meter:
+    """The meter ``key`` with what the dashboard changed of it."""
+    for meter in effective_meters(config, store):
+        if meter.key == key:
+            return meter
+    keys = ", ".join(m.key for m in config.meters)
+    raise click.BadParameter(f"no meter {key!r}; one of {keys}", param_hint="--meter")
 
 
 def _store(config: Config) -> Store:
@@ -915,16 +917,18 @@ def set_reading(
         s0pcm set-reading --config s0pcm.toml --meter water --reading 0 --replaced
     """
     config = _config(config_path)
-    meter = _meter(config, meter_key)
     if pulses_per_unit is not None and not replaced:
         raise click.UsageError("--pulses-per-unit goes with --replaced")
     when = time.time() if at is None else at.replace(tzinfo=config.logger.timezone).timestamp()
-    ppu = pulses_per_unit or meter.pulses_per_unit
     kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
     store = _store(config)
     try:
+        meter = _meter(config, store, meter_key)
+        ppu = pulses_per_unit or meter.pulses_per_unit
         before = store.reading_at(meter.key, when)
         store.add_anchor(Anchor(meter.key, when, reading, ppu, kind))
+        if ppu != meter.pulses_per_unit:
+            remember_constant(store, meter.key, ppu)
         event = EventKind.REPLACEMENT if replaced else EventKind.CORRECTION
         was = "" if before is None else f" (was {before:,.3f})"
         store.add_event(
@@ -981,13 +985,13 @@ def export(
             --resolution month --output 2026.csv
     """
     config = _config(config_path)
-    meter = _meter(config, meter_key)
     tz = config.logger.timezone
     t0, t1 = start.replace(tzinfo=tz).timestamp(), end.replace(tzinfo=tz).timestamp()
     if t1 <= t0:
         raise click.BadParameter("must be after --from", param_hint="--to")
     store = _store(config)
     try:
+        meter = _meter(config, store, meter_key)
         write_csv(store, meter, t0, t1, Resolution(resolution), output, tz=tz)
     finally:
         store.close()

@@ -35,7 +35,13 @@ from .link import (
 from .meters import Meter
 from .protocol import Header, Rejected, Telegram, Thresholds, parse_thresholds
 from .rate import RateEstimator
-from .settings import METERS_KEY, THRESHOLDS_KEY, overridden, threshold_requests
+from .settings import (
+    METERS_KEY,
+    THRESHOLDS_KEY,
+    anchor_constant,
+    overridden,
+    threshold_requests,
+)
 from .store import Anchor, AnchorKind, Store, open_store
 
 __all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
@@ -398,6 +404,10 @@ class Daemon:
         self.recover()
         for r in self.runners:
             r.health.connected = False  # this process has not opened a port yet
+        now = self.clock()
+        for meter in overridden(self.config.meters, self.store.state(METERS_KEY)):
+            if anchor_constant(self.store, meter, now):  # changed in the file since
+                log.info("%s: %g pulses per unit from now on", meter.key, meter.pulses_per_unit)
         self.commit()
         tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
         interval = self.config.logger.commit_interval

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from .meters import Meter
 from .store import Resolution, Store
+from .store.buckets import Calendar
 
 __all__ = ["write_csv"]
 
@@ -29,14 +30,18 @@ def write_csv(
     unit = meter.unit
     writer.writerow(["start", "pulses", f"consumption ({unit})", f"reading at end ({unit})"])
     rows = store.series(meter.key, start, end, resolution)
+    bounds = [float(b) for b in Calendar(tz).buckets(resolution, start, end)]
+    ends = bounds[1:]
+    constants = store.constants(meter.key, meter.pulses_per_unit)
+    units = constants.bucket_units(store, meter.key, bounds, [p for _, p in rows])
     for n, (bucket, pulses) in enumerate(rows):
-        bucket_end = rows[n + 1][0] if n + 1 < len(rows) else end
+        bucket_end = ends[n]
         reading = store.reading_at(meter.key, bucket_end)
         writer.writerow(
             [
                 datetime.fromtimestamp(bucket, tz).isoformat(),
                 pulses,
-                f"{pulses / meter.pulses_per_unit:.6g}",
+                f"{units[n]:.6g}",
                 "" if reading is None else f"{reading:.6f}",
             ]
         )

@@ -24,13 +24,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .config import Config
+from .events import DeviceEvent, EventKind
 from .meters import KINDS, Kind, Meter
-from .store import Store
+from .store import Anchor, AnchorKind, Store
 
 __all__ = [
     "METERS_KEY",
     "THRESHOLDS_KEY",
     "ThresholdRequest",
+    "anchor_constant",
     "effective_meters",
     "overridden",
     "override_meter",
@@ -80,6 +82,43 @@ def overridden(meters: tuple[Meter, ...], stored: Mapping[str, Any] | None) -> t
 def effective_meters(config: Config, store: Store) -> tuple[Meter, ...]:
     """The configured meters with the settings stored through the API laid over them."""
     return overridden(config.meters, store.state(METERS_KEY))
+
+
+def remember_constant(store: Store, key: str, ppu: float) -> None:
+    """A replacement's new constant becomes the meter's (for rates and what is counted next);
+    the pulses before keep theirs through the anchors."""
+    stored = store.state(METERS_KEY) or {}
+    stored[key] = {**(stored.get(key) or {}), "pulses_per_unit": ppu}
+    store.set_state(METERS_KEY, stored)
+
+
+def anchor_constant(store: Store, meter: Meter, at: float) -> bool:
+    """Make ``meter``'s constant hold from ``at`` on, when it differs from the one its readings
+    were last anchored with: a correction anchor at ``at`` that keeps the reading, and an event.
+
+    History is never rewritten: what was counted before keeps the constant it was counted with
+    (see :class:`~s0pcm.store.Constants`). A meter without anchors has no such history, and its
+    constant holds throughout. Returns whether an anchor was added (commit to keep it).
+    """
+    anchors = [a for a in store.anchors(meter.key) if a.at <= at]
+    if not anchors or anchors[-1].pulses_per_unit == meter.pulses_per_unit:
+        return False
+    was = anchors[-1].pulses_per_unit
+    reading = store.reading_at(meter.key, at)
+    assert reading is not None  # it has anchors
+    store.add_anchor(Anchor(meter.key, at, reading, meter.pulses_per_unit, AnchorKind.CORRECTION))
+    store.add_event(
+        DeviceEvent(
+            at,
+            EventKind.CORRECTION,
+            meter.module,
+            meter.key,
+            reading,
+            f"{meter.pulses_per_unit:g} pulses per {meter.unit or 'unit'} from now on "
+            f"(was {was:g})",
+        )
+    )
+    return True
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -10,9 +10,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ..errors import StoreError
-from .base import SLOT, Anchor, AnchorKind, Resolution, Store
+from .base import SLOT, Anchor, AnchorKind, Constants, Resolution, Store
 
-__all__ = ["SLOT", "Anchor", "AnchorKind", "Resolution", "Store", "StoreError", "open_store"]
+__all__ = [
+    "SLOT",
+    "Anchor",
+    "AnchorKind",
+    "Constants",
+    "Resolution",
+    "Store",
+    "StoreError",
+    "open_store",
+]
 
 
 def open_store(url_or_path: str, *, tz: ZoneInfo, readonly: bool = False) -> Store:

@@ -12,6 +12,7 @@ daemon's journal). Queries see buffered data as well as committed data, so a das
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,6 +63,61 @@ class Anchor:
     reading: float
     pulses_per_unit: float
     kind: AnchorKind = AnchorKind.INITIAL
+
+
+@dataclass(frozen=True, slots=True)
+class Constants:
+    """A meter's pulses per unit through time, as its anchors state it.
+
+    The arithmetic of :meth:`Store.reading_at`: from each anchor on, its constant; before the
+    first, the first anchor's; a meter without anchors has its configured constant throughout.
+    A meter replaced by one with another constant so counts each pulse in the unit of the meter
+    that made it, and a period's consumption is the difference of its readings (when no
+    correction falls inside it).
+    """
+
+    #: ``(from, pulses per unit)``, the first from -inf; consecutive constants differ.
+    steps: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def of(cls, anchors: Sequence[Anchor], default: float) -> Constants:
+        if not anchors:
+            return cls(((-math.inf, default),))
+        steps = [(-math.inf, anchors[0].pulses_per_unit)]
+        for a in anchors[1:]:
+            if a.pulses_per_unit != steps[-1][1]:
+                steps.append((a.at, a.pulses_per_unit))
+        return cls(tuple(steps))
+
+    @property
+    def current(self) -> float:
+        return self.steps[-1][1]
+
+    def at(self, t: float) -> float:
+        """The constant in force at ``t``."""
+        ppu = self.steps[0][1]
+        for start, value in self.steps[1:]:
+            if start > t:
+                break
+            ppu = value
+        return ppu
+
+    def units(self, store: Store, meter: str, start: float, end: float, pulses: int) -> float:
+        """``pulses``, counted in ``[start, end)``, in units: split where the constant changes
+        inside the span (a query per part), else one division."""
+        cuts = [t for t, _ in self.steps[1:] if start < t < end]
+        if not cuts or not pulses:
+            return pulses / self.at(start)
+        edges = [start, *cuts, end]
+        return math.fsum(
+            store.pulses(meter, a, b) / self.at(a) for a, b in itertools.pairwise(edges)
+        )
+
+    def bucket_units(
+        self, store: Store, meter: str, bounds: Sequence[float], pulses: Sequence[int]
+    ) -> list[float]:
+        """Units per bucket ``[bounds[i], bounds[i + 1])`` of ``pulses[i]``."""
+        return [self.units(store, meter, bounds[i], bounds[i + 1], n) for i, n in enumerate(pulses)]
 
 
 class Store(ABC):
@@ -149,6 +205,11 @@ class Store(ABC):
         limit: int = 1000,
     ) -> list[DeviceEvent]:
         """Events with ``start <= at < end``, newest first."""
+
+    def constants(self, meter: str, default: float) -> Constants:
+        """``meter``'s constant through time (``default``: its configured one, used when it has
+        no anchors)."""
+        return Constants.of(self.anchors(meter), default)
 
     def reading_at(self, meter: str, at: float) -> float | None:
         """The meter's display reading at ``at``; None when the meter has no anchor."""

@@ -18,7 +18,7 @@ from ..daemon import Daemon, Health, ModuleRunner
 from ..ledger import LedgerStats
 from ..meters import Meter
 from ..settings import METERS_KEY, THRESHOLDS_KEY, ThresholdRequest, overridden, threshold_requests
-from ..store import Store
+from ..store import Constants, Store
 from ..store.buckets import Calendar
 from ..tariffs import STATE_KEY as TARIFFS_KEY
 from ..tariffs import TariffError, Tariffs, parse_tariffs
@@ -153,11 +153,17 @@ class Context:
             value = self.store.pulses(meter.key, -math.inf, at) / meter.pulses_per_unit
         return round(value, 6)
 
+    def units(self, constants: Constants, meter: Meter, start: float, end: float) -> float:
+        """What ``meter`` counted in ``[start, end)``, in its unit."""
+        pulses = self.store.pulses(meter.key, start, end)
+        return constants.units(self.store, meter.key, start, end, pulses)
+
     def meter_view(self, meter: Meter, now: float, rate: float | None) -> dict[str, Any]:
         """A meter as ``GET /api/meters`` shows it (reads the store: run it off the loop)."""
         store, ppu = self.store, meter.pulses_per_unit
         midnight = self.day_start(now)
         y0, y1 = self.yesterday_same_time(now)
+        constants = store.constants(meter.key, ppu)
         return {
             "key": meter.key,
             "name": meter.name,
@@ -170,8 +176,8 @@ class Context:
             "reading": self.reading(meter, now),
             "rate": rate,
             "rate_unit": meter.spec.rate_unit,
-            "today": round(store.pulses(meter.key, midnight, now) / ppu, 6),
-            "yesterday_same_time": round(store.pulses(meter.key, y0, y1) / ppu, 6),
+            "today": round(self.units(constants, meter, midnight, now), 6),
+            "yesterday_same_time": round(self.units(constants, meter, y0, y1), 6),
         }
 
     def rates(self, meters: tuple[Meter, ...], now: float) -> dict[str, float | None]:

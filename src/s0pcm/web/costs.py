@@ -21,7 +21,7 @@ from ..store import Resolution, Store
 from ..store.buckets import Calendar
 from ..tariffs import BucketCost, Tariffs, bucket_costs, covered_span, priced_by_day
 
-__all__ = ["DayPricing", "costs_document", "meter_energy", "unit_factor"]
+__all__ = ["DayPricing", "costs_document", "meter_energy", "unit_size"]
 
 #: Entries kept before the cache starts again (a decade of five meters is 18,000).
 MAX_DAYS: Final = 500_000
@@ -30,9 +30,9 @@ _DAY: Final = timedelta(days=1)
 RUN_DAYS: Final = 31
 
 
-def unit_factor(meter: Meter) -> float:
-    """The kind's default unit per pulse of ``meter`` (Wh at 1 imp/Wh -> 0.001 kWh)."""
-    return dict(meter.spec.units).get(meter.unit, 1.0) / meter.pulses_per_unit
+def unit_size(meter: Meter) -> float:
+    """The kind's default unit per unit of ``meter`` (Wh -> 0.001 kWh, L -> 0.001 m³)."""
+    return dict(meter.spec.units).get(meter.unit, 1.0)
 
 
 def _round(value: float | None) -> float | None:
@@ -125,13 +125,28 @@ def meter_energy(
     series: Sequence[tuple[float, int]],
 ) -> list[BucketCost | None]:
     """The energy cost of ``meter`` per bucket (``series``: the meter's pulses per bucket)."""
-    factor = unit_factor(meter)
+    size = unit_size(meter)
+    constants = store.constants(meter.key, meter.pulses_per_unit)
     if resolution in (Resolution.INTERVAL, Resolution.HOUR):
-        fine = [(t, pulses * factor) for t, pulses in series if pulses]
+        units = constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
+        fine = [(t, u * size) for (t, pulses), u in zip(series, units, strict=True) if pulses]
         return bucket_costs(
             tariffs, meter.kind, bounds=bounds, consumption=fine, tz=calendar, fixed=False
         )
     days = pricing.by_day(store, calendar, tariffs, meter, bounds[0], bounds[-1])
+    energy: dict[date, float] = {}
+    for d, priced in days.items():
+        begin, end = calendar.day_start(d), calendar.day_start(d + _DAY)
+        if any(begin < t < end for t, _ in constants.steps[1:]):
+            # The constant changes during the day (a meter replaced by one with another
+            # constant): price its hours in units, each split where the change falls.
+            hours = store.series(meter.key, begin, end, Resolution.HOUR)
+            edges = [float(b) for b in calendar.buckets(Resolution.HOUR, begin, end)]
+            units = constants.bucket_units(store, meter.key, edges, [p for _, p in hours])
+            by_hour = [(t, u) for (t, _), u in zip(hours, units, strict=True)]
+            energy[d] = priced_by_day(tariffs, meter.kind, by_hour, calendar).get(d, 0.0) * size
+        else:
+            energy[d] = priced / constants.at(begin) * size
     return bucket_costs(
         tariffs,
         meter.kind,
@@ -139,7 +154,7 @@ def meter_energy(
         consumption=(),
         tz=calendar,
         fixed=False,
-        energy_by_day={d: v * factor for d, v in days.items()},
+        energy_by_day=energy,
     )
 
 
@@ -170,9 +185,11 @@ def costs_document(
         energy = [0.0] * count
         for meter in of_kind:
             series = store.series(meter.key, start, end, resolution)
-            factor = unit_factor(meter)
-            for i, (_, pulses) in enumerate(series):
-                values[i] += pulses * factor
+            constants = store.constants(meter.key, meter.pulses_per_unit)
+            pulses = [p for _, p in series]
+            size = unit_size(meter)
+            for i, u in enumerate(constants.bucket_units(store, meter.key, bounds, pulses)):
+                values[i] += u * size
             if not tariffs.of(kind):
                 continue
             priced = meter_energy(

@@ -112,7 +112,8 @@ class LiveHub:
             if meter.module != update.module:
                 continue
             midnight = ctx.day_start(update.at)
-            today = ctx.store.pulses(meter.key, midnight, math.inf) / meter.pulses_per_unit
+            constants = ctx.store.constants(meter.key, meter.pulses_per_unit)
+            today = ctx.units(constants, meter, midnight, math.inf)
             meters[meter.key] = {
                 "reading": ctx.reading(meter, math.inf),
                 "rate": rates.get(meter.key),

@@ -122,7 +122,8 @@ def consumption_document(
         costs = meter_energy(
             store, ctx.calendar, ctx.pricing, tariffs, meter, resolution, bounds, series
         )
-    ppu = meter.pulses_per_unit
+    constants = store.constants(meter.key, meter.pulses_per_unit)
+    values = constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
     return {
         "key": meter.key,
         "unit": meter.unit,
@@ -132,7 +133,7 @@ def consumption_document(
                 "start": bounds[i],
                 "end": bounds[i + 1],
                 "pulses": pulses,
-                "value": round(pulses / ppu, 6),
+                "value": round(values[i], 6),
                 "reading_start": readings[i],
                 "reading_end": readings[i + 1],
                 "cost": None if (c := costs[i]) is None else _round(c.energy),

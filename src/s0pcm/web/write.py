@@ -20,7 +20,7 @@ from ..errors import ProtocolError, StoreError
 from ..events import DeviceEvent, EventKind
 from ..meters import Kind
 from ..protocol import parse_thresholds
-from ..settings import METERS_KEY, THRESHOLDS_KEY
+from ..settings import METERS_KEY, THRESHOLDS_KEY, anchor_constant, remember_constant
 from ..store import Anchor, AnchorKind
 from ..tariffs import STATE_KEY as TARIFFS_KEY
 from ..tariffs import TariffError, parse_tariffs
@@ -151,9 +151,10 @@ async def put_meter(request: Request) -> Response:
     stored = ctx.documents.get(METERS_KEY) or {}
     stored[meter.key] = {**(stored.get(meter.key) or {}), **change}
     ctx.documents.set(METERS_KEY, stored)
-    _commit(ctx)
     updated = ctx.meter(meter.key)
     now = ctx.clock()
+    anchor_constant(ctx.store, updated, now)  # a new constant holds from now on
+    _commit(ctx)
     rate = ctx.rate(updated, now)
     return JSONResponse(await off_loop(lambda: ctx.meter_view(updated, now, rate)))
 
@@ -184,10 +185,8 @@ async def post_reading(request: Request) -> Response:
     before = store.reading_at(meter.key, at)
     store.add_anchor(Anchor(meter.key, at, reading, ppu, kind))
     if ppu != meter.pulses_per_unit:
-        # The new meter's constant from now on, for the logger's rates and the dashboard.
-        stored = ctx.documents.get(METERS_KEY) or {}
-        stored[meter.key] = {**(stored.get(meter.key) or {}), "pulses_per_unit": ppu}
-        ctx.documents.set(METERS_KEY, stored)
+        remember_constant(store, meter.key, ppu)
+        ctx.documents.forget(METERS_KEY)
     was = "" if before is None else f" (was {before:,.3f})"
     store.add_event(
         DeviceEvent(

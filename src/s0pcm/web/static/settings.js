@@ -23,7 +23,7 @@ function form(attrs, kids, send, label = t('save')) {
 }
 
 function meterForms(meters) {
-  return section('meters', meters.map((m) => {
+  return section('meters', h('p', { class: 'muted' }, t('metershelp')), meters.map((m) => {
     const name = h('input', { value: m.name, required: true });
     const kind = h('select', null, KINDS.map((k) => h('option', { value: k, selected: m.kind === k }, t(k))));
     const ppu = number(m.pulses_per_unit, { min: 0.000001, required: true });
