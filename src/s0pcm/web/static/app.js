@@ -1,6 +1,6 @@
 // The shell: language, theme, navigation and hash routes (#/live, #/history?...); each page is
 // a module loaded on first visit, with mount(main, params) returning its clean-up.
-import { h, t, state, session, loginForm, ApiError } from './lib.js';
+import { h, t, state, session, loginForm, ApiError, prefetch, dropPrefetched } from './lib.js';
 
 const PAGES = ['live', 'history', 'costs', 'device', 'settings'];
 const main = document.getElementById('main');
@@ -33,6 +33,7 @@ function route() {
 
 export async function render() {
   const my = ++seq;
+  if (my > 1) dropPrefetched(); // another page, or the same after logging in: ask again
   const [name, query] = route();
   const params = Object.fromEntries(new URLSearchParams(query || ''));
   if (cleanup) { cleanup(); cleanup = null; }
@@ -77,5 +78,9 @@ document.getElementById('theme').addEventListener('click', () => {
   render();
 });
 addEventListener('hashchange', () => { render(); main.focus({ preventScroll: true }); });
-// The first page's module loads while the session is asked for, not after.
-Promise.all([session(), import(`./${route()[0]}.js`).catch(() => null)]).then(render);
+// The first page's module and the data most pages start with load while the session is asked
+// for, not one after the other.
+const FIRST_DATA = { live: ['meters', 'health'], history: ['meters', 'tariffs'], device: ['health'], settings: ['meters', 'tariffs', 'health'] };
+const first = route()[0];
+for (const path of FIRST_DATA[first] || []) prefetch(path);
+Promise.all([session(), import(`./${first}.js`).catch(() => null)]).then(render);

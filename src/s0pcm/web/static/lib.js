@@ -84,7 +84,25 @@ export class ApiError extends Error {
     this.detail = body?.detail;
   }
 }
-export async function api(path, method = 'GET', body) {
+const early = new Map();
+/** Ask for GET ``path`` now, before the page that needs it has loaded: its first api(path) in the
+ * next few seconds takes this answer instead of asking again. */
+export function prefetch(path) {
+  const p = request(path);
+  p.catch(() => null); // a failure shows where the answer is used
+  early.set(path, { at: Date.now(), p });
+}
+/** Forget what was asked for early (it was for the first page as the first session saw it). */
+export const dropPrefetched = () => early.clear();
+export function api(path, method = 'GET', body) {
+  const hit = method === 'GET' && early.get(path);
+  if (hit) {
+    early.delete(path);
+    if (Date.now() - hit.at < 5000) return hit.p;
+  }
+  return request(path, method, body);
+}
+async function request(path, method = 'GET', body) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (method !== 'GET' && state.csrf) headers['X-CSRF-Token'] = state.csrf;
