@@ -386,13 +386,27 @@ def test_dashboard_settings_reach_a_logger_in_another_process(tmp_path: Path) ->
 
         try:
             until("the logger stores a header", lambda: health()["firmware"] == "V0.6")
+            # Switched off, a meter is hidden but still counted: nothing is lost.
             assert client.put("/api/meters/kast.2", json={"enabled": False}).status_code == 200
-            time.sleep(1.0)  # the logger looks every loop (0.3 s here), then commits
             before = stored(config)
-            time.sleep(1.0)
-            after = stored(config)
-            assert after[0] > before[0]  # meter 1 counts on...
-            assert after[1] == before[1]  # ...meter 2 is off
+            until("meter 2 counts on", lambda: stored(config)[1] > before[1])
+            assert client.get("/api/meters/kast.2").json()["enabled"] is False
+            # A new constant for a meter with a reading: the logger (which holds every pulse
+            # counted so far) anchors it from the start of its current slot on.
+            set_reading = client.post("/api/meters/kast.1/reading", json={"reading": 100.0})
+            assert set_reading.status_code == 201
+            assert (
+                client.put("/api/meters/kast.1", json={"pulses_per_unit": 500}).status_code == 200
+            )
+
+            def anchored() -> bool:
+                with open_store(cfg.logger.database, tz=TZ, readonly=True) as store:
+                    anchors = store.anchors("kast.1")
+                return anchors[-1].pulses_per_unit == 500 and anchors[-1].at % 10 == 0
+
+            until("the logger anchors the new constant", anchored)
+            events = client.get("/api/events", params={"kind": "correction"}).json()
+            assert any("500 pulses per kWh from now on (was 1000)" in e["detail"] for e in events)
 
             queued = client.post("/api/modules/kast/thresholds", json={"command": "T2=40;"})
             assert queued.status_code == 202

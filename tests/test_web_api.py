@@ -402,6 +402,10 @@ def test_a_wrong_method_is_405_json(web_login: httpx.Client) -> None:
         ("PUT", "/api/tariffs", {"currency": "EUR", "tariffs": [{"kind": "gas"}]},
          400, "bad tariffs[0].valid_from"),
         ("PUT", "/api/tariffs", {"currency": 5, "tariffs": []}, 400, "bad currency"),
+        ("PUT", "/api/tariffs", {"currency": "EUR", "tariffs": [
+            {"kind": "gas", "valid_from": "2026-01-01", "valid_to": "9999-12-31",
+             "periods": [{"name": "all", "days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00",
+                          "end": "24:00", "price": 1.0}]}]}, 400, "bad tariffs[0].valid_to"),
         ("POST", "/api/modules/kast/thresholds", {"command": "T9=40;"}, 400, "bad command"),
         ("POST", "/api/modules/kast/thresholds", {"command": 40}, 400, "bad command"),
         ("POST", "/api/modules/nope/thresholds", {"command": "T2=40;"}, 404, "unknown module"),
@@ -679,14 +683,21 @@ def test_a_new_constant_counts_from_its_moment_on(fresh_server: WebServer) -> No
             pytest.approx(expected),
             pytest.approx(expected * 1.25),
         )
+        # A correction in the morning keeps the constant in force then; the day's consumption
+        # stays what it was (only readings move).
+        morning = client.post(
+            "/api/meters/kast.2/reading", json={"reading": 900, "at": day + 6 * 3600}
+        )
+        assert morning.status_code == 201
         changed = client.put("/api/meters/kast.2", json={"pulses_per_unit": 20})
         assert changed.status_code == 200
         again = client.get(
             "/api/meters/kast.2/consumption", params={**span, "resolution": "day"}
         ).json()["buckets"][0]
         assert again["value"] == pytest.approx(expected)  # history is not rewritten
-        event = client.get("/api/events", params={"kind": "correction", "limit": 1}).json()[0]
-        assert "20 pulses per m³ from now on (was 10)" in event["detail"]
+    with fresh_server.history.open() as store:
+        constants = [(a.kind.value, a.pulses_per_unit) for a in store.anchors("kast.2")]
+    assert constants[-2:] == [("correction", 100.0), ("replacement", 10.0)]
 
 
 def test_tariffs_replaced_and_used(fresh_server: WebServer) -> None:

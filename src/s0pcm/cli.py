@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -30,7 +31,6 @@ from .daemon import Daemon
 from .demo import prepare_demo
 from .emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
 from .errors import ProtocolError, S0pcmError
-from .events import DeviceEvent, EventKind
 from .export import write_csv
 from .legacy import read_measurement_yaml
 from .link import (
@@ -46,7 +46,7 @@ from .link import (
 )
 from .meters import Meter
 from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
-from .settings import effective_meters, remember_constant
+from .settings import add_reading, effective_meters
 from .status import collect_status, format_status
 from .store import Anchor, AnchorKind, Resolution, Store, open_store
 
@@ -919,25 +919,24 @@ def set_reading(
     config = _config(config_path)
     if pulses_per_unit is not None and not replaced:
         raise click.UsageError("--pulses-per-unit goes with --replaced")
+    if pulses_per_unit is not None and not math.isfinite(pulses_per_unit):
+        raise click.BadParameter("must be a finite number", param_hint="--pulses-per-unit")
+    if not math.isfinite(reading):
+        raise click.BadParameter("must be a finite number", param_hint="--reading")
     when = time.time() if at is None else at.replace(tzinfo=config.logger.timezone).timestamp()
-    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
     store = _store(config)
     try:
         meter = _meter(config, store, meter_key)
-        ppu = pulses_per_unit or meter.pulses_per_unit
-        before = store.reading_at(meter.key, when)
-        store.add_anchor(Anchor(meter.key, when, reading, ppu, kind))
-        if ppu != meter.pulses_per_unit:
-            remember_constant(store, meter.key, ppu)
-        event = EventKind.REPLACEMENT if replaced else EventKind.CORRECTION
-        was = "" if before is None else f" (was {before:,.3f})"
-        store.add_event(
-            DeviceEvent(when, event, meter.module, meter.key, reading,
-                        f"reading set to {reading:g} {meter.unit}{was}")
+        if any(a.at == when for a in store.anchors(meter.key)):
+            raise click.ClickException(f"{meter.name} already has a reading at {time.ctime(when)}")
+        before = add_reading(
+            store, meter, at=when, reading=reading, replaced=replaced,
+            pulses_per_unit=pulses_per_unit,
         )  # fmt: skip
         store.commit()
     finally:
         store.close()
+    was = "" if before is None else f" (was {before:,.3f})"
     click.echo(f"{meter.name}: {reading:,.3f} {meter.unit} from {time.ctime(when)}{was}")
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from .settings import (
     overridden,
     threshold_requests,
 )
-from .store import Anchor, AnchorKind, Store, open_store
+from .store import SLOT, Anchor, AnchorKind, Constants, Store, open_store
 
 __all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
 
@@ -132,10 +133,12 @@ class ModuleRunner:
     # -- settings
 
     def set_meters(self, meters: Iterable[Meter]) -> None:
-        """Use ``meters`` (this module's, enabled or not) from the next record on. A meter keeps
-        its rate estimator (it counts pulses, whatever they mean); a disabled one counts nothing."""
+        """Use ``meters`` (this module's) from the next record on. A meter keeps its rate
+        estimator: it counts pulses, whatever they mean."""
         self.all_meters = tuple(m for m in meters if m.module == self.name)
-        self.meters = {m.register: m for m in self.all_meters if m.enabled}
+        # Switched off or not, a wired register is counted: switching a meter off only hides it
+        # (dashboard, costs, publishing), so switching it on again finds its history whole.
+        self.meters = {m.register: m for m in self.all_meters}
         self.rates = {reg: self.rates.get(reg) or RateEstimator() for reg in self.meters}
 
     def _queue_saved_thresholds(self) -> None:
@@ -302,7 +305,9 @@ class Daemon:
             for m in config.modules
         ]
         self._anchor_meters(overridden(config.meters, self.store.state(METERS_KEY)))
-        self.load_settings()
+        #: The ``_meters`` document as last checked for a changed constant (a sentinel: never).
+        self._meters_seen: Any = object()
+        self.load_settings(anchor=False)
         self._stop = asyncio.Event()
 
     def _take_seq(self) -> int:
@@ -318,9 +323,9 @@ class Daemon:
             if any(a.at == meter.reading_at and a.reading == meter.reading for a in anchors):
                 continue
             kind = AnchorKind.CORRECTION if anchors else AnchorKind.INITIAL
-            self.store.add_anchor(
-                Anchor(meter.key, meter.reading_at, meter.reading, meter.pulses_per_unit, kind)
-            )
+            # The constant in force then (the reading may predate a change of constant).
+            ppu = Constants.of(anchors, meter.pulses_per_unit).at(meter.reading_at)
+            self.store.add_anchor(Anchor(meter.key, meter.reading_at, meter.reading, ppu, kind))
             if anchors:
                 self.store.add_event(
                     DeviceEvent(
@@ -333,11 +338,26 @@ class Daemon:
                     )
                 )
 
-    def load_settings(self) -> None:
+    def load_settings(self, *, anchor: bool = True) -> None:
         """Take what the Settings page stored: meter settings, and threshold requests not yet
         taken. Cheap (two small documents): the run loop calls it every few seconds, so a
-        dashboard in another process reaches this logger too."""
-        meters = overridden(self.config.meters, self.store.state(METERS_KEY))
+        dashboard in another process reaches this logger too.
+
+        ``anchor``: a meter's constant changed since the last look (or since the readings were
+        anchored, at start) holds from the start of the current slot on (see
+        :func:`~s0pcm.settings.anchor_constant`); not before the journal is replayed.
+        """
+        doc = self.store.state(METERS_KEY)
+        meters = overridden(self.config.meters, doc)
+        if anchor and doc != self._meters_seen:
+            at = float(math.floor(self.clock() / SLOT) * SLOT)
+            done = [anchor_constant(self.store, meter, at) for meter in meters]
+            for meter, added in zip(meters, done, strict=True):
+                if added:
+                    log.info("%s: %g pulses per unit from now on", meter.key,
+                             meter.pulses_per_unit)  # fmt: skip
+            if None not in done:  # else again at the next look
+                self._meters_seen = doc
         requests = threshold_requests(self.store.state(THRESHOLDS_KEY))
         for runner in self.runners:
             runner.set_meters(meters)
@@ -404,10 +424,7 @@ class Daemon:
         self.recover()
         for r in self.runners:
             r.health.connected = False  # this process has not opened a port yet
-        now = self.clock()
-        for meter in overridden(self.config.meters, self.store.state(METERS_KEY)):
-            if anchor_constant(self.store, meter, now):  # changed in the file since
-                log.info("%s: %g pulses per unit from now on", meter.key, meter.pulses_per_unit)
+        self.load_settings()  # a constant changed in the file or the dashboard meanwhile
         self.commit()
         tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
         interval = self.config.logger.commit_interval

@@ -30,7 +30,7 @@ def write_csv(
     unit = meter.unit
     writer.writerow(["start", "pulses", f"consumption ({unit})", f"reading at end ({unit})"])
     rows = store.series(meter.key, start, end, resolution)
-    bounds = [float(b) for b in Calendar(tz).buckets(resolution, start, end)]
+    bounds = [float(b) for b in Calendar(store.tz).buckets(resolution, start, end)]
     ends = bounds[1:]
     constants = store.constants(meter.key, meter.pulses_per_unit)
     units = constants.bucket_units(store, meter.key, bounds, [p for _, p in rows])

@@ -26,12 +26,13 @@ from typing import Any, Final
 from .config import Config
 from .events import DeviceEvent, EventKind
 from .meters import KINDS, Kind, Meter
-from .store import Anchor, AnchorKind, Store
+from .store import Anchor, AnchorKind, Constants, Store
 
 __all__ = [
     "METERS_KEY",
     "THRESHOLDS_KEY",
     "ThresholdRequest",
+    "add_reading",
     "anchor_constant",
     "effective_meters",
     "overridden",
@@ -92,17 +93,61 @@ def remember_constant(store: Store, key: str, ppu: float) -> None:
     store.set_state(METERS_KEY, stored)
 
 
-def anchor_constant(store: Store, meter: Meter, at: float) -> bool:
+def add_reading(
+    store: Store,
+    meter: Meter,
+    *,
+    at: float,
+    reading: float,
+    replaced: bool = False,
+    pulses_per_unit: float | None = None,
+) -> float | None:
+    """The meter's display showed ``reading`` at ``at``: an anchor and an event (commit to keep
+    them); returns the reading the store had for that moment.
+
+    A correction keeps the constant in force at ``at`` (a past moment may precede a change of
+    constant). A replacement takes ``pulses_per_unit`` (default: the same); when it is the newest
+    anchor, its constant becomes the meter's from then on.
+    """
+    anchors = store.anchors(meter.key)
+    ppu = pulses_per_unit or Constants.of(anchors, meter.pulses_per_unit).at(at)
+    before = store.reading_at(meter.key, at)
+    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
+    store.add_anchor(Anchor(meter.key, at, reading, ppu, kind))
+    if replaced and ppu != meter.pulses_per_unit and all(a.at <= at for a in anchors):
+        remember_constant(store, meter.key, ppu)
+    was = "" if before is None or not math.isfinite(before) else f" (was {before:,.3f})"
+    store.add_event(
+        DeviceEvent(
+            at,
+            EventKind.REPLACEMENT if replaced else EventKind.CORRECTION,
+            meter.module,
+            meter.key,
+            reading,
+            f"reading set to {reading:g} {meter.unit}{was}",
+        )
+    )
+    return before
+
+
+def anchor_constant(store: Store, meter: Meter, at: float) -> bool | None:
     """Make ``meter``'s constant hold from ``at`` on, when it differs from the one its readings
     were last anchored with: a correction anchor at ``at`` that keeps the reading, and an event.
 
+    The logger calls it (at a slot's start), since only it holds every pulse counted before
+    ``at``: an anchor made elsewhere would miss those not yet committed.
+
     History is never rewritten: what was counted before keeps the constant it was counted with
     (see :class:`~s0pcm.store.Constants`). A meter without anchors has no such history, and its
-    constant holds throughout. Returns whether an anchor was added (commit to keep it).
+    constant holds throughout. Returns whether an anchor was added (commit to keep it), None
+    when the last anchor lies at or after ``at`` (a reading set moments ago, in this slot): ask
+    again from a later slot.
     """
-    anchors = [a for a in store.anchors(meter.key) if a.at <= at]
+    anchors = store.anchors(meter.key)
     if not anchors or anchors[-1].pulses_per_unit == meter.pulses_per_unit:
         return False
+    if anchors[-1].at >= at:
+        return None
     was = anchors[-1].pulses_per_unit
     reading = store.reading_at(meter.key, at)
     assert reading is not None  # it has anchors

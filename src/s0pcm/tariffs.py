@@ -222,9 +222,12 @@ def _date(value: object, where: str) -> date:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise TariffError(where, f"must be a date YYYY-MM-DD, got {value!r}")
     try:
-        return date.fromisoformat(value)
+        d = date.fromisoformat(value)
     except ValueError:
         raise TariffError(where, f"is not a date: {value!r}") from None
+    if not 2 <= d.year <= 9998:  # a day's local bounds must fit in a datetime in every zone
+        raise TariffError(where, f"must lie between the years 2 and 9998, got {value!r}")
+    return d
 
 
 def _clock(value: object, where: str, *, end: bool) -> int:

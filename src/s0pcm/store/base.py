@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from ..events import DeviceEvent, EventKind
 
-__all__ = ["SLOT", "Anchor", "AnchorKind", "Resolution", "Store"]
+__all__ = ["SLOT", "Anchor", "AnchorKind", "Constants", "Resolution", "Store"]
 
 #: Seconds per slot of the raw history: the module prints a record every 10 s.
 SLOT: Final = 10

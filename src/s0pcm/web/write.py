@@ -17,11 +17,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..errors import ProtocolError, StoreError
-from ..events import DeviceEvent, EventKind
 from ..meters import Kind
 from ..protocol import parse_thresholds
-from ..settings import METERS_KEY, THRESHOLDS_KEY, anchor_constant, remember_constant
-from ..store import Anchor, AnchorKind
+from ..settings import METERS_KEY, THRESHOLDS_KEY, add_reading
+from ..store import AnchorKind
 from ..tariffs import STATE_KEY as TARIFFS_KEY
 from ..tariffs import TariffError, parse_tariffs
 from .auth import AUTH_KEY, SESSION_COOKIE, SESSION_MAX_AGE, new_token
@@ -151,10 +150,9 @@ async def put_meter(request: Request) -> Response:
     stored = ctx.documents.get(METERS_KEY) or {}
     stored[meter.key] = {**(stored.get(meter.key) or {}), **change}
     ctx.documents.set(METERS_KEY, stored)
+    _commit(ctx)  # the logger anchors a new constant (it holds every pulse counted before)
     updated = ctx.meter(meter.key)
     now = ctx.clock()
-    anchor_constant(ctx.store, updated, now)  # a new constant holds from now on
-    _commit(ctx)
     rate = ctx.rate(updated, now)
     return JSONResponse(await off_loop(lambda: ctx.meter_view(updated, now, rate)))
 
@@ -177,27 +175,14 @@ async def post_reading(request: Request) -> Response:
     ppu = body_number(doc, "pulses_per_unit", positive=True, most=1e9)
     if ppu is not None and not replaced:
         raise bad("pulses_per_unit", "goes with replaced: a new meter's constant")
-    ppu = ppu or meter.pulses_per_unit
-    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
     store = ctx.store
     if any(a.at == at for a in store.anchors(meter.key)):
         raise ApiError(409, "a reading is already set at that moment", at)
-    before = store.reading_at(meter.key, at)
-    store.add_anchor(Anchor(meter.key, at, reading, ppu, kind))
-    if ppu != meter.pulses_per_unit:
-        remember_constant(store, meter.key, ppu)
-        ctx.documents.forget(METERS_KEY)
-    was = "" if before is None else f" (was {before:,.3f})"
-    store.add_event(
-        DeviceEvent(
-            at,
-            EventKind.REPLACEMENT if replaced else EventKind.CORRECTION,
-            meter.module,
-            meter.key,
-            reading,
-            f"reading set to {reading:g} {meter.unit}{was}",
-        )
+    before = add_reading(
+        store, meter, at=at, reading=reading, replaced=replaced, pulses_per_unit=ppu
     )
+    ctx.documents.forget(METERS_KEY)  # a replacement may have changed the constant
+    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
     _commit(ctx)
     return JSONResponse(
         {
