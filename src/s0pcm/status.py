@@ -4,49 +4,74 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .daemon import Daemon
+from .ledger import LedgerStats
+from .meters import Meter
+from .store import Store
 
-__all__ = ["collect_status", "format_status"]
+__all__ = ["collect_status", "display_reading", "format_status", "module_status"]
+
+
+def display_reading(store: Store, meter: Meter, at: float) -> float:
+    """The meter's display reading at ``at``: from the last anchor, else all pulses counted
+    divided by the constant."""
+    value = store.reading_at(meter.key, at)
+    if value is None:
+        value = store.pulses(meter.key, -math.inf, at) / meter.pulses_per_unit
+    return round(value, 6)
+
+
+def module_status(
+    store: Store,
+    *,
+    health: Mapping[str, Any],
+    stats: LedgerStats,
+    meters: Iterable[Meter],
+    rates: Mapping[str, float | None],
+    now: float,
+) -> dict[str, Any]:
+    """One module of the status document: ``health`` (a :meth:`Health.view`), its ledger's
+    counters, and per meter its reading, pulses and live rate (from ``rates``)."""
+    last = health.get("last_telegram_at")
+    return {
+        "name": health["module"],
+        **health,
+        "last_telegram_age": None if last is None else round(now - last, 1),
+        "counters": dataclasses.asdict(stats),
+        "meters": [
+            {
+                "key": meter.key,
+                "name": meter.name,
+                "register": meter.register,
+                "kind": meter.kind.value,
+                "enabled": meter.enabled,
+                "unit": meter.unit,
+                "reading": display_reading(store, meter, now),
+                "pulses": store.pulses(meter.key, -math.inf, math.inf),
+                "rate": rates.get(meter.key),
+                "rate_unit": meter.spec.rate_unit,
+            }
+            for meter in meters
+        ],
+    }
 
 
 def collect_status(daemon: Daemon, now: float) -> dict[str, Any]:
     """Per module its health and counters; per meter its reading, pulses and live rate."""
-    store = daemon.store
-    modules = []
-    for runner in daemon.runners:
-        health = runner.health.view()
-        last = runner.health.last_telegram_at
-        meters = []
-        for meter in runner.all_meters:
-            pulses = store.pulses(meter.key, -math.inf, math.inf)
-            reading = store.reading_at(meter.key, now)
-            if reading is None:
-                reading = pulses / meter.pulses_per_unit
-            meters.append(
-                {
-                    "key": meter.key,
-                    "name": meter.name,
-                    "register": meter.register,
-                    "kind": meter.kind.value,
-                    "enabled": meter.enabled,
-                    "unit": meter.unit,
-                    "reading": round(reading, 6),
-                    "pulses": pulses,
-                    "rate": runner.rate(meter, now) if meter.enabled else None,
-                    "rate_unit": meter.spec.rate_unit,
-                }
-            )
-        modules.append(
-            {
-                "name": runner.name,
-                **health,
-                "last_telegram_age": None if last is None else round(now - last, 1),
-                "counters": dataclasses.asdict(runner.ledger.stats),
-                "meters": meters,
-            }
+    modules = [
+        module_status(
+            daemon.store,
+            health=runner.health.view(),
+            stats=runner.ledger.stats,
+            meters=runner.all_meters,
+            rates={m.key: runner.rate(m, now) for m in runner.all_meters if m.enabled},
+            now=now,
         )
+        for runner in daemon.runners
+    ]
     return {"at": now, "modules": modules}
 
 

@@ -18,6 +18,7 @@ from ..daemon import Daemon, Health, ModuleRunner
 from ..ledger import LedgerStats
 from ..meters import Meter
 from ..settings import METERS_KEY, THRESHOLDS_KEY, ThresholdRequest, overridden, threshold_requests
+from ..status import display_reading, module_status
 from ..store import Constants, Store
 from ..store.buckets import Calendar
 from ..tariffs import STATE_KEY as TARIFFS_KEY
@@ -147,11 +148,8 @@ class Context:
     # -- documents
 
     def reading(self, meter: Meter, at: float) -> float:
-        """The display reading at ``at``: from the last anchor, else all pulses counted / ppu."""
-        value = self.store.reading_at(meter.key, at)
-        if value is None:
-            value = self.store.pulses(meter.key, -math.inf, at) / meter.pulses_per_unit
-        return round(value, 6)
+        """The display reading at ``at`` (see :func:`~s0pcm.status.display_reading`)."""
+        return display_reading(self.store, meter, at)
 
     def units(self, constants: Constants, meter: Meter, start: float, end: float) -> float:
         """What ``meter`` counted in ``[start, end)``, in its unit."""
@@ -209,31 +207,10 @@ class Context:
             request = self.threshold_request(settings.name)
             if request is not None and request.seq > health.thresholds_request:
                 view["thresholds_pending"] = request.command  # the logger has yet to take it
-            last = health.last_telegram_at
-            entries = []
-            for meter in (m for m in meters if m.module == settings.name):
-                pulses = self.store.pulses(meter.key, -math.inf, math.inf)
-                entries.append(
-                    {
-                        "key": meter.key,
-                        "name": meter.name,
-                        "register": meter.register,
-                        "kind": meter.kind.value,
-                        "enabled": meter.enabled,
-                        "unit": meter.unit,
-                        "reading": self.reading(meter, now),
-                        "pulses": pulses,
-                        "rate": rates.get(meter.key),
-                        "rate_unit": meter.spec.rate_unit,
-                    }
-                )
+            of_module = [m for m in meters if m.module == settings.name]
             modules.append(
-                {
-                    "name": settings.name,
-                    **view,
-                    "last_telegram_age": None if last is None else round(now - last, 1),
-                    "counters": dataclasses.asdict(stats),
-                    "meters": entries,
-                }
+                module_status(
+                    self.store, health=view, stats=stats, meters=of_module, rates=rates, now=now
+                )
             )
         return {"at": now, "live": self.daemon is not None, "modules": modules}

@@ -134,19 +134,22 @@ def meter_energy(
             tariffs, meter.kind, bounds=bounds, consumption=fine, tz=calendar, fixed=False
         )
     days = pricing.by_day(store, calendar, tariffs, meter, bounds[0], bounds[-1])
+    # Days on which the constant changes (a meter replaced by one with another constant) are
+    # priced from their hours in units, each split where the change falls; any other day by
+    # the one constant in force all day.
+    changed = {calendar.local_date(t) for t, _ in constants.steps[1:]}
     energy: dict[date, float] = {}
     for d, priced in days.items():
+        if d not in changed:
+            ppu = constants.at(calendar.day_start(d)) if changed else constants.current
+            energy[d] = priced / ppu * size
+            continue
         begin, end = calendar.day_start(d), calendar.day_start(d + _DAY)
-        if any(begin < t < end for t, _ in constants.steps[1:]):
-            # The constant changes during the day (a meter replaced by one with another
-            # constant): price its hours in units, each split where the change falls.
-            hours = store.series(meter.key, begin, end, Resolution.HOUR)
-            edges = [float(b) for b in calendar.buckets(Resolution.HOUR, begin, end)]
-            units = constants.bucket_units(store, meter.key, edges, [p for _, p in hours])
-            by_hour = [(t, u) for (t, _), u in zip(hours, units, strict=True)]
-            energy[d] = priced_by_day(tariffs, meter.kind, by_hour, calendar).get(d, 0.0) * size
-        else:
-            energy[d] = priced / constants.at(begin) * size
+        hours = store.series(meter.key, begin, end, Resolution.HOUR)
+        edges = [float(b) for b in calendar.buckets(Resolution.HOUR, begin, end)]
+        units = constants.bucket_units(store, meter.key, edges, [p for _, p in hours])
+        by_hour = [(t, u) for (t, _), u in zip(hours, units, strict=True)]
+        energy[d] = priced_by_day(tariffs, meter.kind, by_hour, calendar).get(d, 0.0) * size
     return bucket_costs(
         tariffs,
         meter.kind,
