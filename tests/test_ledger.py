@@ -51,6 +51,7 @@ class Rig:
             if self.module.port_present != self.present:
                 self.present = self.module.port_present
                 self.decoder.reset()  # a new connection: the link resets its decoder
+                self.ledger.interrupted(self.now)  # and the daemon tells the ledger
             self.feed_lines(list(lines), deliver=deliver)
 
     def fault(self, fault: Fault, *, duration: float | None = None) -> None:
@@ -159,70 +160,82 @@ def feed(ledger: Ledger, at: float, record: Header | Telegram | Rejected) -> lis
     return [sum(o.pulses for o in out if isinstance(o, Count) and o.register == r) for r in (1, 2)]
 
 
+def start(ledger: Ledger, *totals: int, at: float = 0) -> None:
+    """Two intact records, so that the ledger has confirmed totals (the first is history)."""
+    assert feed(ledger, at, tg(*totals)) == [0, 0]
+    assert feed(ledger, at + 10, tg(*totals)) == [0, 0]
+
+
 def test_a_cut_record_that_parses_is_a_glitch_not_a_restart() -> None:
     ledger = Ledger("m")
     assert feed(ledger, 0, tg(1234, 500)) == [0, 0]
     assert feed(ledger, 10, tg(1240, 510, counts=(6, 10))) == [6, 10]
-    assert feed(ledger, 20, tg(1245, 51)) == [0, 0]  # "515" cut to "51": held back
-    assert feed(ledger, 30, tg(1250, 520, counts=(5, 5))) == [10, 10]
+    assert feed(ledger, 20, tg(1245, 51, counts=(5, 5))) == [0, 0]  # "515" cut to "51": held
+    # The next one disagrees with it and is held too, until the one after vouches for it.
+    assert feed(ledger, 30, tg(1250, 520, counts=(5, 5))) == [0, 0]
+    assert feed(ledger, 40, tg(1255, 525, counts=(5, 5))) == [15, 15]
     assert ledger.stats.glitches == 1
     assert ledger.stats.restarts == 0
 
 
 def test_totals_going_back_where_no_cut_can_explain_it_are_a_restart() -> None:
     ledger = Ledger("m")
-    feed(ledger, 0, tg(1234, 50))
-    assert feed(ledger, 10, tg(3, 0)) == [3, 0]  # more than the last number went back
-    assert feed(ledger, 20, tg(7, 1)) == [4, 1]
+    start(ledger, 1234, 50)
+    assert feed(ledger, 20, tg(3, 0, counts=(3, 0))) == [0, 0]  # held: one record proves little
+    assert feed(ledger, 30, tg(7, 1, counts=(4, 1))) == [7, 1]  # it went on from there: restart
     assert ledger.stats.restarts == 1
     ledger = Ledger("m")
-    feed(ledger, 0, tg(10, 5000))
-    assert feed(ledger, 10, tg(12, 7)) == [12, 7]  # "7" starts no total from 5000 to 5170
+    start(ledger, 10, 5000)
+    feed(ledger, 20, tg(12, 7, counts=(2, 7)))
+    assert feed(ledger, 30, tg(12, 7)) == [12, 7]  # "7" starts no total from 5000 to 5170
     assert ledger.stats.restarts == 1
 
 
 def test_a_restart_with_lost_header_is_told_from_a_cut_by_the_next_record() -> None:
     ledger = Ledger("m")
-    feed(ledger, 0, tg(0, 1234))
-    assert feed(ledger, 10, tg(0, 12)) == [0, 0]  # a cut "1234"? or a restart? held back
-    assert feed(ledger, 20, tg(0, 1240, counts=(0, 6))) == [0, 6]
+    start(ledger, 0, 1234)
+    assert feed(ledger, 20, tg(0, 12, counts=(0, 6))) == [0, 0]  # a cut "1240"? or a restart?
+    assert feed(ledger, 30, tg(0, 1250, counts=(0, 10))) == [0, 0]  # disagrees with it: held
+    assert feed(ledger, 40, tg(0, 1260, counts=(0, 10))) == [0, 26]  # went on: it was a cut
     assert ledger.stats.glitches == 1
-    feed(ledger, 30, tg(0, 1250, counts=(0, 10)))
-    assert feed(ledger, 40, tg(0, 13)) == [0, 0]  # held back
-    assert feed(ledger, 50, tg(0, 25, counts=(0, 12))) == [0, 25]  # goes on from 13: restart
+    assert feed(ledger, 50, tg(0, 13, counts=(0, 13))) == [0, 0]  # held
+    assert feed(ledger, 60, tg(0, 25, counts=(0, 12))) == [0, 25]  # goes on from 13: restart
     assert ledger.stats.restarts == 1
 
 
 def test_header_then_totals_from_zero() -> None:
     ledger = Ledger("m")
-    feed(ledger, 0, tg(1234, 50))
-    feed(ledger, 5, Header.make("1", thresholds=(30, 30)))
-    assert feed(ledger, 15, tg(4, 2)) == [4, 2]
-    assert feed(ledger, 25, tg(9, 2, counts=(5, 0))) == [5, 0]
+    start(ledger, 1234, 50)
+    feed(ledger, 15, Header.make("1", thresholds=(30, 30)))
+    assert feed(ledger, 25, tg(4, 2, counts=(4, 2))) == [4, 2]  # a first record: counts = totals
+    assert feed(ledger, 35, tg(9, 2, counts=(5, 0))) == [5, 0]
 
 
 def test_a_header_without_a_restart_does_not_count_twice() -> None:
     ledger = Ledger("m")
-    feed(ledger, 0, tg(100_000, 50))
-    feed(ledger, 5, Header.make("1"))  # but the totals did not start again
-    assert feed(ledger, 15, tg(100_003, 50)) == [3, 0]
+    start(ledger, 100_000, 50)
+    feed(ledger, 15, Header.make("1"))  # but the totals did not start again
+    assert feed(ledger, 25, tg(100_003, 50, counts=(3, 0))) == [0, 0]
+    assert feed(ledger, 35, tg(100_005, 50, counts=(2, 0))) == [5, 0]
     assert ledger.stats.glitches == 1
 
 
 def test_interval_counts_are_cross_checked() -> None:
     ledger = Ledger("m")
-    feed(ledger, 0, tg(10, 10))
-    out = ledger.feed(10, tg(13, 10, counts=(2, 0)))
+    start(ledger, 10, 10)
+    assert feed(ledger, 20, tg(13, 10, counts=(2, 0))) == [0, 0]  # held until vouched for
+    out = ledger.feed(30, tg(14, 10, counts=(1, 0)))
     assert [o.kind for o in out if isinstance(o, DeviceEvent)] == [EventKind.MISMATCH]
-    assert [o.pulses for o in out if isinstance(o, Count)] == [3]  # the total wins
+    assert [o.pulses for o in out if isinstance(o, Count)] == [3, 1]  # the total wins
 
 
 def test_rejected_lines_are_counted_never_zero() -> None:
     ledger = Ledger("m")
-    feed(ledger, 0, tg(10, 10))
-    out = ledger.feed(5, Rejected("ID:1:I:10:M1:x", "M1 total is not a non-negative integer"))
+    start(ledger, 10, 10)
+    out = ledger.feed(15, Rejected("ID:1:I:10:M1:x", "M1 total is not a non-negative integer"))
     assert [o.kind for o in out if isinstance(o, DeviceEvent)] == [EventKind.REJECTED]
-    assert feed(ledger, 10, tg(12, 10)) == [2, 0]  # not 12: a bad line is no zero
+    assert feed(ledger, 20, tg(12, 10, counts=(1, 0))) == [0, 0]  # after a lost line: held
+    assert feed(ledger, 30, tg(13, 10, counts=(1, 0))) == [3, 0]  # not 13: no zero
     assert ledger.stats.rejected == 1
 
 
@@ -231,5 +244,7 @@ def test_thresholds_from_the_header_bound_spikes() -> None:
     feed(ledger, 0, Header.make("1", thresholds=(500, 30)))
     feed(ledger, 10, tg(0, 0))
     # 500 ms threshold: at most one pulse a second; 40 in 10 s is a spike on register 1 only.
-    assert feed(ledger, 20, tg(40, 40)) == [0, 40]
+    assert feed(ledger, 20, tg(40, 40, counts=(40, 40))) == [0, 0]  # held
+    assert feed(ledger, 30, tg(0, 80, counts=(0, 40))) == [0, 0]  # disagrees with it: held
+    assert feed(ledger, 40, tg(0, 120, counts=(0, 40))) == [0, 120]  # vouched for: M2 counts
     assert ledger.stats.spikes == 1

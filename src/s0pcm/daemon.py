@@ -240,6 +240,8 @@ class ModuleRunner:
         h = self.health
         kind: EventKind
         detail = ""
+        if isinstance(event, Connected | Disconnected):
+            self.ledger.interrupted(event.at)  # what comes next is not joined to what came
         if isinstance(event, Connected):
             h.connected, h.since, h.port = True, event.at, event.port
             h.connects += 1

@@ -40,7 +40,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from .protocol import Header, Model, Register, Telegram
+from .errors import ProtocolError
+from .protocol import Header, Model, Register, Telegram, parse_telegram
 
 __all__ = [
     "Fault",
@@ -91,6 +92,9 @@ class Fault(StrEnum):
     SPIKE = "spike"
     #: The high (parity) bit set on some bytes, as an 8-bit path shows a 7E1 stream.
     NOISE = "noise"
+    #: Characters of the next line (record or header) dropped, doubled or changed, one or a
+    #: burst of a few: a UART overrun, a USB bridge in a brown-out, a flipped data bit.
+    CORRUPT = "corrupt"
 
 
 # --- pulse sources -------------------------------------------------------------------------------
@@ -378,7 +382,28 @@ class Module:
             space=self.header_space,
         )
         corrupt, self._merge_next = self._merge_next, False  # runs into an unended record
-        return Line(header.to_line().encode("ascii") + b"\r\n", self.truth.life, (), corrupt)
+        data = header.to_line().encode("ascii")
+        if Fault.CORRUPT in self._pending:
+            self._pending.remove(Fault.CORRUPT)
+            data, corrupt = self._corrupt(data), True
+        return Line(data + b"\r\n", self.truth.life, (), corrupt)
+
+    def _corrupt(self, data: bytes) -> bytes:
+        """One character dropped, doubled or changed (digits mostly), or a burst of 2-4."""
+        rng = self.rng
+        out = bytearray(data)
+        for _ in range(1 if rng.random() < 0.7 else rng.randint(2, 4)):
+            if not out:
+                break
+            i = rng.randrange(len(out))
+            how = rng.random()
+            if how < 1 / 3:
+                del out[i]
+            elif how < 2 / 3:
+                out.insert(i, out[i])
+            else:
+                out[i] = ord(rng.choice("0123456789" * 4 + ":/IDM- "))
+        return bytes(out)
 
     # -- time
 
@@ -442,8 +467,8 @@ class Module:
             bogus = self.rng.randint(5_000, 60_000)
             registers[i] = Register(registers[i].interval + bogus, registers[i].total + bogus)
             intact[i] = None
-        text = Telegram(self.module_id, max(1, round(self.interval)), tuple(registers)).to_line()
-        data = text.encode("ascii")
+        meant = Telegram(self.module_id, max(1, round(self.interval)), tuple(registers))
+        data = meant.to_line().encode("ascii")
         end = b"\r\n"
         # An unended record before this one runs into its start, unless noise on its own line
         # comes between and ends it.
@@ -451,8 +476,7 @@ class Module:
         self._merge_next = False
         corrupt = False
         if Fault.TRUNCATE in faults:
-            data = data[: self.rng.randrange(1, len(data))]
-            corrupt = True
+            data = data[: self.rng.randrange(1, len(data))]  # judged below, by what parses
         if Fault.MERGE in faults:
             end = b""
             corrupt = self._merge_next = True
@@ -468,11 +492,14 @@ class Module:
             else:
                 corrupt = True
             data = junk + data
+        if Fault.CORRUPT in faults:
+            data = self._corrupt(data)
         if Fault.NOISE in faults:
             data = bytes(b | 0x80 if self.rng.random() < 0.2 else b for b in data)
-        corrupt = corrupt or run_into
-        totals = tuple([None] * len(intact) if corrupt else intact)
-        return Line(data + end, self.truth.life, totals, corrupt)
+        whole = not (corrupt or run_into)
+        totals = _intact(data, meant, intact, whole=whole)
+        altered = not whole or data.translate(_MASK_7BIT) != meant.to_line().encode("ascii")
+        return Line(data + end, self.truth.life, totals, altered)
 
     # -- faults
 
@@ -526,6 +553,36 @@ class Module:
         for line in lines:
             self.truth.deliver(line)
         return b"".join(line.data for line in lines)
+
+
+_MASK_7BIT: Final = bytes(b & 0x7F for b in range(256))
+
+
+def _intact(
+    data: bytes, meant: Telegram, intact: Sequence[int | None], *, whole: bool
+) -> tuple[int | None, ...]:
+    """Per register, the total that reaches a reader intact in the last line of ``data``: the
+    line parses as the record meant (same module, interval and registers) and the register's
+    two numbers are the ones meant (a cut or a changed character spoils only the numbers it
+    hits). ``whole``: the line is not merged with another."""
+    none = (None,) * len(intact)
+    if not whole:
+        return none
+    text = data.translate(_MASK_7BIT).replace(b"\r", b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        got = parse_telegram(text.decode("ascii"))
+    except (ProtocolError, UnicodeDecodeError):
+        return none
+    if (got.module_id, got.interval, len(got.registers)) != (
+        meant.module_id,
+        meant.interval,
+        len(meant.registers),
+    ):
+        return none
+    return tuple(
+        total if got.registers[i] == meant.registers[i] else None
+        for i, total in enumerate(intact)
+    )
 
 
 def _version(firmware: str) -> tuple[int, ...]:

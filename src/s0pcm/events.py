@@ -23,8 +23,12 @@ class EventKind(StrEnum):
     REJECTED = "rejected"
     #: A delta the meter cannot physically produce in the time elapsed: quarantined, not counted.
     SPIKE = "spike"
-    #: Totals went back once and then on from where they were: a corrupted record, ignored.
+    #: A corrupted record (it disagreed with the records around it): not counted, its pulses
+    #: are in the next confirmed total.
     GLITCH = "glitch"
+    #: The last record of a module life could not be confirmed: counted unchecked, or (when it
+    #: disagreed with the records around it) left out with its interval reported unknown.
+    UNCONFIRMED = "unconfirmed"
     #: Pulses in the interval field disagree with the difference of totals.
     MISMATCH = "mismatch"
     #: Pulses recovered from the module's total after a gap (logger down, port unplugged).

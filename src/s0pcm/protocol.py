@@ -306,7 +306,8 @@ class Decoder:
 
     Feed it arbitrary chunks. It accepts CR LF, LF and CR endings, masks bytes to 7 bits, drops
     blank lines, bounds line length, and checks that data records belong to the module that
-    printed the last header and keep its register count (a truncated S0PCM-5 line that happens
+    printed the last header (or to the module of the record before, should the header's id be
+    garbled) and keep its register count (a truncated S0PCM-5 line that happens
     to parse as an S0PCM-2 must not pass). Call :meth:`reset` after every (re)connect: the first
     line on a freshly opened port is usually partial, and is then rejected with its own reason.
     """
@@ -322,6 +323,9 @@ class Decoder:
     _registers: int = field(default=0)
     #: The module `_registers` was learned from; another module's records start afresh.
     _registers_id: str | None = None
+    #: Id of the last data record accepted: a header whose id was garbled must not make the
+    #: module's own records look foreign until the next start-up.
+    _record_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -382,7 +386,7 @@ class Decoder:
             self.module_id = record.module_id
             return record
         header_id = self.module_id
-        if header_id is not None and header_id != record.module_id:
+        if header_id not in (None, record.module_id) and record.module_id != self._record_id:
             return Rejected(
                 line, f"module id {record.module_id} differs from the header's {header_id}"
             )
@@ -394,6 +398,7 @@ class Decoder:
                 f"{count} registers where this module has {self._registers} (truncated line?)",
             )
         self._registers = count
+        self._record_id = record.module_id
         return record
 
     def _learn_module(self, module_id: str) -> None:
