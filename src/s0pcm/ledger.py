@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 from .events import DeviceEvent, EventKind
-from .protocol import Header, Rejected, Telegram
+from .protocol import THRESHOLD_MS_MAX, THRESHOLD_MS_MIN, Header, Rejected, Telegram
 
 __all__ = ["Count", "Ledger", "LedgerStats"]
 
@@ -110,6 +110,8 @@ class _Node:
     #: Nothing came between this node and the one before it, about one interval earlier.
     joined: bool = False
     header: bool = False
+    #: A rejected line came just before it (the record before it was garbled, perhaps).
+    after_loss: bool = False
     #: The line as received, for events.
     line: str = ""
 
@@ -145,6 +147,8 @@ class _State:
     seen_at: float | None = None
     #: Nothing was received (and the link did not break) since the last telegram or header.
     unbroken: bool = False
+    #: The last line received was rejected.
+    lost: bool = False
     interval: float = 10.0
     #: The thresholds the spike bound uses, and those the last header showed.
     thresholds: list[int] | None = None
@@ -226,12 +230,13 @@ class Ledger:
             return self._header(at, record)
         self._s.stats.rejected += 1
         self._s.unbroken = False  # a lost line: the next record is not joined to the last
+        self._s.lost = True
         return [self._event(at, EventKind.REJECTED, detail=f"{record.reason}: {record.raw!r}")]
 
     def interrupted(self, at: float) -> None:
         """The link connected or disconnected (``at``): what comes next is not joined to what
         came before, and a restart may have gone unseen."""
-        self._s.unbroken = False
+        self._s.unbroken = self._s.lost = False
 
     def _event(
         self,
@@ -253,16 +258,18 @@ class Ledger:
             shown, old = list(header.thresholds), s.thresholds
             # A changed character can make a threshold look longer than it is, and a longer
             # one tightens the spike bound: a new value holds once two headers show it, the
-            # shorter of old and new until then.
-            if shown == s.header_thresholds or old is None or len(old) != len(shown):
+            # shorter of old and new until then; one no module takes is ignored.
+            if not all(THRESHOLD_MS_MIN <= v <= THRESHOLD_MS_MAX for v in shown):
+                pass
+            elif shown == s.header_thresholds or old is None:
                 s.thresholds = shown
-            else:
+            elif len(old) == len(shown):
                 s.thresholds = [min(a, b) for a, b in zip(old, shown, strict=True)]
             s.header_thresholds = shown
         out: Out = [self._event(at, EventKind.STARTUP, detail=header.to_line())]
         s.held.append(_Node(at, header.module_id, None, [], [], joined=True, header=True,
                             line=header.to_line()))  # fmt: skip
-        s.unbroken = True
+        s.unbroken, s.lost = True, False
         return out
 
     def _telegram(self, at: float, tg: Telegram) -> Out:
@@ -281,6 +288,7 @@ class Ledger:
         )
         s.seen_at = at
         s.unbroken = True
+        after_loss, s.lost = s.lost, False
         node = _Node(
             at,
             tg.module_id,
@@ -288,6 +296,7 @@ class Ledger:
             [r.interval for r in tg.registers],
             [r.total for r in tg.registers],
             joined=bool(joined),
+            after_loss=after_loss,
             line=tg.to_line(),
         )
         out: Out = []
@@ -322,7 +331,12 @@ class Ledger:
         if not node.joined or node.header:
             return False
         if prev.header:
-            return node.counts == node.totals and self._within(node, prev)
+            # The interval is the firmware's constant: a first record must show the one known.
+            return (
+                node.counts == node.totals
+                and node.interval == round(self._s.interval)
+                and self._within(node, prev)
+            )
         return (
             prev.same_source(node)
             and all(
@@ -476,9 +490,16 @@ class Ledger:
     def _join(self, node: _Node, before: list[_Node], out: Out) -> None:
         """The first confirmed record and no start-up seen: the module counted these pulses
         before we were watching; they are history, not consumption. When the record before it
-        was garbled, its totals are what the interval counts say they were."""
+        was garbled (held, or rejected), its totals are what the interval counts say."""
         s = self._s
         prev = before[-1] if before else None
+        if not before and node.after_loss:
+            # The line before it was a record the line garbled: its interval counts say what
+            # that record's totals were.
+            implied = [max(0, t - c) for c, t in zip(node.counts, node.totals, strict=True)]
+            s.base = _Node(node.at - s.interval, node.module_id, node.interval, [], implied)
+            self._count(node, out)
+            return
         if node.joined and prev is not None and not prev.header:
             implied = [max(0, t - c) for c, t in zip(node.counts, node.totals, strict=True)]
             if len(prev.totals) == len(implied):
