@@ -6,6 +6,8 @@ import json
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from s0pcm.emulator import Fault, Line, Module, Source, steady
 from s0pcm.events import DeviceEvent, EventKind
@@ -248,3 +250,40 @@ def test_thresholds_from_the_header_bound_spikes() -> None:
     assert feed(ledger, 30, tg(0, 80, counts=(0, 40))) == [0, 0]  # disagrees with it: held
     assert feed(ledger, 40, tg(0, 120, counts=(0, 40))) == [0, 120]  # vouched for: M2 counts
     assert ledger.stats.spikes == 1
+
+
+_KINDS = list(Fault)
+_ENDS = (Fault.RESTART, Fault.UNPLUG)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    model=st.sampled_from([Model.S0PCM2, Model.S0PCM5]),
+    rate=st.sampled_from([0.05, 0.4, 2.5]),
+    steps=st.lists(
+        st.tuples(st.floats(1, 90), st.sampled_from(_KINDS)), min_size=1, max_size=60
+    ),
+)
+def test_property_counted_equals_the_truth(
+    model: Model, rate: float, steps: list[tuple[float, Fault]]
+) -> None:
+    """The in-process module is the reference model: random lives (restarts, unplugs), gaps
+    (drops, stalls) and corruptions (characters dropped, doubled, changed; cut, merged and
+    garbage lines; spikes; parity noise). Its truth is the highest total per life that reached
+    the reader intact. Counted never exceeds it, and equals it unless a corrupted record came
+    right before a module life ended after a break: then a record that could not be checked
+    against anything decides, and at most its own interval is unknowable."""
+    rig = Rig(module(model, seed=len(steps), rate=rate))
+    unknowable = False
+    last: tuple[float, Fault] | None = None
+    for seconds, fault in steps:
+        rig.run(seconds)
+        if fault in _ENDS and last is not None and last[1] is Fault.CORRUPT:
+            unknowable = unknowable or rig.now - last[0] <= 3 * INTERVAL
+        rig.fault(fault)
+        last = (rig.now, fault)
+    rig.run(60)
+    reported = rig.reported()
+    assert all(c <= r for c, r in zip(rig.counted, reported, strict=True)) or unknowable
+    if not unknowable:
+        assert rig.counted == reported, rig.module.truth.faults

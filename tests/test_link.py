@@ -281,3 +281,54 @@ def test_framing_parses_and_rejects() -> None:
 def test_auto_detect_without_a_module_says_so() -> None:
     with pytest.raises(LinkError, match="no S0PCM found"):
         Link(None)._resolve()
+
+
+def test_parity_checking_and_marking_are_turned_on() -> None:
+    """pyserial turns INPCK off; the link turns it (and PARMRK) on for a port with parity. A
+    pseudo-terminal has no parity, but keeps the flags, so the settings themselves are tested."""
+    import os
+    import termios
+
+    from s0pcm.link import mark_parity_errors
+
+    master, slave = os.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+        attrs[0] |= termios.IGNPAR | termios.ISTRIP
+        attrs[0] &= ~(termios.INPCK | termios.PARMRK)
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        mark_parity_errors(slave)
+        iflag = termios.tcgetattr(slave)[0]
+        assert iflag & termios.INPCK and iflag & termios.PARMRK
+        assert not iflag & (termios.IGNPAR | termios.ISTRIP)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 1000])
+def test_a_byte_marked_with_a_parity_error_rejects_its_line(chunk: int) -> None:
+    from s0pcm.protocol import Decoder, Rejected, Telegram
+
+    good = b"ID:8237:I:10:M1:3:24130:M2:0:0\r\n"
+    marked = b"ID:8237:I:10:M1:3:24\xff\x0040:M2:0:0\r\n"  # '1' arrived with bad parity as '@'
+    end_hit = b"ID:8237:I:10:M1:3:24131:M2:0:0\xff\x00\n"  # the line end itself: lines merge
+    data = good + marked + good + end_hit + good + b"\xff\xff" + good
+    decoder = Decoder(parity_marks=True)
+    decoder.feed(b"\r\n")  # past the first-line-after-connect rule
+    out = []
+    for i in range(0, len(data), chunk):
+        out += decoder.feed(data[i : i + chunk])
+    kinds = [type(r).__name__ for r in out]
+    # good, marked, good, end-hit merged with the next good, a literal 0xff before a good.
+    assert kinds == ["Telegram", "Rejected", "Telegram", "Rejected", "Rejected"]
+    assert [r.reason.startswith("parity error") for r in out if isinstance(r, Rejected)] == [
+        True,
+        True,
+        False,
+    ]
+    assert isinstance(out[0], Telegram) and out[0].registers[0].total == 24130
+    # Without marking (8N1 on a pseudo-terminal) the same bytes are only masked to 7 bits.
+    plain = Decoder()
+    plain.feed(b"\r\n")
+    assert isinstance(plain.feed(good)[0], Telegram)

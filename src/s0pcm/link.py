@@ -39,6 +39,7 @@ __all__ = [
     "ThresholdsResult",
     "ThresholdsSent",
     "find_ports",
+    "mark_parity_errors",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,19 @@ class Framing:
 
 FRAMING_7E1: Final = Framing()
 FRAMING_8N1: Final = Framing(bytesize=8, parity="N")
+
+
+def mark_parity_errors(fd: int) -> None:
+    """Have the kernel check the parity bit and mark a byte that fails it.
+
+    pyserial turns input parity checking off, so at 7E1 a flipped bit would pass as a wrong
+    character. With INPCK and PARMRK (and neither IGNPAR nor ISTRIP) a byte with a parity or
+    framing error arrives as ``\\377 \\0 byte``, which the decoder turns into a rejected line.
+    """
+    attrs = termios.tcgetattr(fd)
+    attrs[0] |= termios.INPCK | termios.PARMRK
+    attrs[0] &= ~(termios.IGNPAR | termios.ISTRIP)
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -246,6 +260,8 @@ class Link:
             size = termios.tcgetattr(ser.fileno())[2] & termios.CSIZE
             if size != _CSIZE[framing.bytesize]:
                 raise termios.error(22, f"port keeps another character size than {framing}")
+            if framing.parity != "N":
+                mark_parity_errors(ser.fileno())
         except BaseException:
             ser.close()
             raise
@@ -265,6 +281,7 @@ class Link:
                 ser = await loop.run_in_executor(None, self._open_port, port, framing)
                 if framing != self.framing:
                     self._fallback[port] = framing  # no need to try again on reconnect
+                self.decoder.parity_marks = framing.parity != "N"
                 break
             except termios.error as e:
                 if framing == FRAMING_8N1:

@@ -317,7 +317,11 @@ class Decoder:
     model: Model | None = None
     #: Id of the last header seen; data records with another id are rejected.
     module_id: str | None = None
+    #: The port marks bytes with a parity error (PARMRK: ``\\377 \\0 byte``); a line with
+    #: such a byte is rejected.
+    parity_marks: bool = False
     _buf: bytes = b""
+    _mark_carry: bytes = b""
     _discarding: bool = False
     _first: bool = True
     _registers: int = field(default=0)
@@ -333,12 +337,14 @@ class Decoder:
 
     def reset(self) -> None:
         """Forget any partial line; the next line may be cut at its start."""
-        self._buf = b""
+        self._buf = self._mark_carry = b""
         self._discarding = False
         self._first = True
 
     def feed(self, data: bytes) -> list[Header | Telegram | Rejected]:
         """Take a chunk of bytes, return the complete lines' records in order."""
+        if self.parity_marks:
+            data = self._unmark(data)
         pieces = data.translate(_MASK_7BIT).replace(b"\r", b"\n").split(b"\n")
         out: list[Header | Telegram | Rejected] = []
         if self._discarding:
@@ -360,6 +366,34 @@ class Decoder:
             self._buf = tail
         return out
 
+    def _unmark(self, data: bytes) -> bytes:
+        """Turn each parity mark into a NUL (which rejects its line) and ``\\377 \\377`` into
+        the byte it stands for; a mark split across chunks waits for the rest."""
+        data, self._mark_carry = self._mark_carry + data, b""
+        if b"\xff" not in data:
+            return data
+        out = bytearray()
+        i, n = 0, len(data)
+        while i < n:
+            j = data.find(b"\xff", i)
+            if j < 0:
+                out += data[i:]
+                break
+            out += data[i:j]
+            if j + 1 >= n or (data[j + 1] == 0 and j + 2 >= n):
+                self._mark_carry = data[j:]
+                break
+            if data[j + 1] == 0xFF:
+                out.append(0xFF)
+                i = j + 2
+            elif data[j + 1] == 0:
+                out.append(0)  # the byte that failed its parity check
+                i = j + 3
+            else:
+                out.append(0xFF)
+                i = j + 1
+        return bytes(out)
+
     def _too_long(self, piece: bytes) -> Rejected:
         self._first = False
         return Rejected(
@@ -370,6 +404,10 @@ class Decoder:
     def _line(self, piece: bytes) -> Header | Telegram | Rejected:
         if len(piece) > self.max_line:
             return self._too_long(piece)
+        if self.parity_marks and b"\0" in piece:
+            self._first = False
+            text = piece.replace(b"\0", b"?").decode("ascii")
+            return Rejected(text, "parity error (the port marked a byte; shown as ?)")
         return self.feed_line(piece.decode("ascii"))
 
     def feed_line(self, line: str) -> Header | Telegram | Rejected:
