@@ -260,9 +260,7 @@ _ENDS = (Fault.RESTART, Fault.UNPLUG)
 @given(
     model=st.sampled_from([Model.S0PCM2, Model.S0PCM5]),
     rate=st.sampled_from([0.05, 0.4, 2.5]),
-    steps=st.lists(
-        st.tuples(st.floats(1, 90), st.sampled_from(_KINDS)), min_size=1, max_size=60
-    ),
+    steps=st.lists(st.tuples(st.floats(1, 90), st.sampled_from(_KINDS)), min_size=1, max_size=60),
 )
 def test_property_counted_equals_the_truth(
     model: Model, rate: float, steps: list[tuple[float, Fault]]

@@ -299,7 +299,8 @@ def test_parity_checking_and_marking_are_turned_on() -> None:
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         mark_parity_errors(slave)
         iflag = termios.tcgetattr(slave)[0]
-        assert iflag & termios.INPCK and iflag & termios.PARMRK
+        assert iflag & termios.INPCK
+        assert iflag & termios.PARMRK
         assert not iflag & (termios.IGNPAR | termios.ISTRIP)
     finally:
         os.close(master)
@@ -327,7 +328,8 @@ def test_a_byte_marked_with_a_parity_error_rejects_its_line(chunk: int) -> None:
         True,
         False,
     ]
-    assert isinstance(out[0], Telegram) and out[0].registers[0].total == 24130
+    assert isinstance(out[0], Telegram)
+    assert out[0].registers[0].total == 24130
     # Without marking (8N1 on a pseudo-terminal) the same bytes are only masked to 7 bits.
     plain = Decoder()
     plain.feed(b"\r\n")

@@ -580,8 +580,7 @@ def _intact(
     ):
         return none
     return tuple(
-        total if got.registers[i] == meant.registers[i] else None
-        for i, total in enumerate(intact)
+        total if got.registers[i] == meant.registers[i] else None for i, total in enumerate(intact)
     )
 
 

@@ -43,6 +43,7 @@ logger resumes exactly where it stopped, held records included.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -65,6 +66,7 @@ SLACK: Final = 2
 #: a continuation that the next record goes on from, or else dropped (its pulses are in the
 #: later totals).
 MAX_HELD: Final = 6
+
 
 @dataclass(frozen=True, slots=True)
 class Count:
@@ -172,8 +174,9 @@ class Ledger:
             stats = LedgerStats(**doc.pop("stats", {}))
             base = doc.pop("base", None)
             held = [_Node(**n) for n in doc.pop("held", [])]
-            self._s = _State(**doc, base=None if base is None else _Node(**base), held=held,
-                             stats=stats)  # fmt: skip
+            self._s = _State(
+                **doc, base=None if base is None else _Node(**base), held=held, stats=stats
+            )
         elif state:
             self._s = _from_v1(state)
 
@@ -267,8 +270,11 @@ class Ledger:
                 s.thresholds = [min(a, b) for a, b in zip(old, shown, strict=True)]
             s.header_thresholds = shown
         out: Out = [self._event(at, EventKind.STARTUP, detail=header.to_line())]
-        s.held.append(_Node(at, header.module_id, None, [], [], joined=True, header=True,
-                            line=header.to_line()))  # fmt: skip
+        s.held.append(
+            _Node(
+                at, header.module_id, None, [], [], joined=True, header=True, line=header.to_line()
+            )
+        )
         s.unbroken, s.lost = True, False
         return out
 
@@ -406,7 +412,7 @@ class Ledger:
         s = self._s
         held, base = s.held, s.base
         if base is not None and not any(h.header for h in held):
-            for a, b in zip(records, records[1:], strict=False):
+            for a, b in itertools.pairwise(records):
                 if self._follows(base, held[a]) and self._follows(held[a], held[b]):
                     self._settle(a, out)
                     return
@@ -441,8 +447,11 @@ class Ledger:
                 return
             if base is not None and self._goes_on(base, node):
                 s.stats.glitches += 1
-                out.append(self._event(node.at, EventKind.GLITCH,
-                                       detail="start-up header, but the totals went on"))  # fmt: skip
+                out.append(
+                    self._event(
+                        node.at, EventKind.GLITCH, detail="start-up header, but the totals went on"
+                    )
+                )
                 self._drop(records, out)
                 self._count(node, out)
                 return
@@ -454,9 +463,11 @@ class Ledger:
             started_again = (
                 not (not before and node.joined)  # joined to the base: no restart between
                 and node.counts == node.totals
-                and any(c > t - base.total(i) for i, (c, t) in
-                        enumerate(zip(node.counts, node.totals, strict=True), start=1))
-            )  # fmt: skip
+                and any(
+                    c > t - base.total(i)
+                    for i, (c, t) in enumerate(zip(node.counts, node.totals, strict=True), start=1)
+                )
+            )
             if (went_back or started_again) and self._within(node, _start(base.at)):
                 s.stats.restarts += 1
                 detail = (
@@ -475,10 +486,15 @@ class Ledger:
         # No story fits every register (corruptions in a row, or another module): count each
         # register that goes on, take the others as they are now. Nothing is counted twice.
         s.stats.glitches += 1
-        out.append(self._event(node.at, EventKind.GLITCH,
-                               detail=f"neither a restart nor a continuation explains "
-                               f"{node.line!r}; registers that went back go on from it "
-                               "uncounted"))  # fmt: skip
+        out.append(
+            self._event(
+                node.at,
+                EventKind.GLITCH,
+                detail=f"neither a restart nor a continuation explains "
+                f"{node.line!r}; registers that went back go on from it "
+                "uncounted",
+            )
+        )
         self._drop(records, out)
         self._count(node, out)
 
@@ -520,8 +536,9 @@ class Ledger:
     def _new_life(self, node: _Node, start: _Node, out: Out) -> None:
         """``node`` is a record of the life that began at ``start`` (a header, or a guess)."""
         s = self._s
-        s.base = _Node(start.at, node.module_id, node.interval, [], [0] * len(node.totals),
-                       header=True)  # fmt: skip
+        s.base = _Node(
+            start.at, node.module_id, node.interval, [], [0] * len(node.totals), header=True
+        )
         since = s.last_at if s.last_at is not None else start.at
         self._count(node, out, span=node.at - since)
 
@@ -579,7 +596,9 @@ class Ledger:
             for i in range(1, n + 1):
                 c, t = node.counts[i - 1], node.total(i)
                 linked = node.joined and (prev.header or prev.same_source(node))
-                if linked and (k == 0 or ok[k - 1][i - 1] or not refuted[k - 1][i - 1] and fits(prev, i)):
+                if linked and (
+                    k == 0 or ok[k - 1][i - 1] or (not refuted[k - 1][i - 1] and fits(prev, i))
+                ):
                     # Joined to a value that may be right: the interval count decides.
                     good = fits(node, i) and c == t - prev.total(i)
                     wrong.append(not good and (k == 0 or ok[k - 1][i - 1]))
@@ -606,11 +625,16 @@ class Ledger:
                 continue
             lost = [f"M{i}" for i, f in enumerate(fine, start=1) if not f]
             s.stats.unconfirmed += 1
-            out.append(self._event(node.at, EventKind.UNCONFIRMED,
-                                   detail=f"{node.line!r}, near the end of a module life, "
-                                   f"disagrees with the records around it on {', '.join(lost)}: "
-                                   "not counted there; the pulses of its interval are unknown "
-                                   f"(its counts say {node.counts})"))  # fmt: skip
+            out.append(
+                self._event(
+                    node.at,
+                    EventKind.UNCONFIRMED,
+                    detail=f"{node.line!r}, near the end of a module life, "
+                    f"disagrees with the records around it on {', '.join(lost)}: "
+                    "not counted there; the pulses of its interval are unknown "
+                    f"(its counts say {node.counts})",
+                )
+            )
         last = segment[-1]
         s.base = start if not start.header else _start(start.at, n)
         self._count(_Node(best_at, last.module_id, last.interval, [], best), out)
@@ -643,8 +667,11 @@ class Ledger:
         if quiet:
             return
         s.stats.glitches += 1
-        out.append(self._event(node.at, EventKind.GLITCH,
-                               detail=f"a corrupted record, not counted: {node.line!r}"))  # fmt: skip
+        out.append(
+            self._event(
+                node.at, EventKind.GLITCH, detail=f"a corrupted record, not counted: {node.line!r}"
+            )
+        )
 
     def _spike(self, at: float, register: int, delta: int, elapsed: float) -> DeviceEvent:
         return self._event(
