@@ -149,9 +149,10 @@ def logger(config: Path) -> subprocess.Popen[bytes]:
 
 
 def test_fault_gauntlet_with_sigkilled_logger(tmp_path: Path) -> None:
-    """Hundreds of faults in one run: garbage, cut and merged lines, parity noise, spikes,
-    stalls and port drops at random; module restarts and unplugs; and the logger killed with
-    SIGKILL at random moments and started again. Every reported pulse is counted once.
+    """Hundreds of faults in one run: garbage, cut and merged lines, parity noise, characters
+    dropped, doubled or changed, spikes, stalls and port drops at random; module restarts and
+    unplugs; and the logger killed with SIGKILL at random moments and started again. Every
+    reported pulse is counted once.
 
     Module restarts come on demand, once the logger reads and before it is killed:
     a restart whose header is lost while the logger is down, with new totals already past the
@@ -164,7 +165,7 @@ def test_fault_gauntlet_with_sigkilled_logger(tmp_path: Path) -> None:
     config = write_config(tmp_path, commit_interval=1.0)
     kills = restarts = 0
     rates = [f"--rate={n}={r}" for n, r in enumerate((3, 0.4, 7, 1.5, 12), start=1)]
-    faults = "--faults=garbage,truncate,merge,noise,spike,stall,drop"
+    faults = "--faults=garbage,truncate,merge,noise,spike,stall,drop,corrupt"
     with emulator_process(tmp_path, "--interval", "0.1", "--seed", "7", faults, *rates) as truth:
         # The logger sees the module start (before that, its totals are history, not ours).
         proc = logger(config)

@@ -303,12 +303,12 @@ class Ledger:
             [r.total for r in tg.registers],
             joined=bool(joined),
             after_loss=after_loss,
-            line=tg.to_line(),
         )
         out: Out = []
         if s.base is not None and not s.held and self._bridges(s.base, node):
             self._count(node, out, checked=True)  # the everyday path: one interval on
             return out
+        node.line = tg.to_line()  # for the events a held record may give
         self._hold(node, out)
         return out
 
