@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from s0pcm.cli import main
 from s0pcm.config import load_config
+from s0pcm.ledger import Ledger
 from s0pcm.store import Resolution, open_store
 
 from .test_daemon import write_config
@@ -129,7 +130,7 @@ def test_import_legacy_takes_over_readings_and_counters(tmp_path: Path) -> None:
     state = store.state("kast")
     store.close()
     assert state is not None
-    assert state["ledger"]["totals"] == [24130, 10]
+    assert Ledger("kast", state=state["ledger"]).totals == [24130, 10]
     # The module counted on while nobody watched: the first record recovers it, not from 0.
     capture = tmp_path / "after.txt"
     later = datetime.fromtimestamp(at, TZ) + timedelta(minutes=5)
