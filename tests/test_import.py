@@ -1,7 +1,5 @@
 """Importing captures and legacy totals, exporting CSV, through the CLI into a real SQLite file."""
 
-import pytest
-
 from __future__ import annotations
 
 import csv
@@ -11,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from click.testing import CliRunner
 
 from s0pcm.cli import main
