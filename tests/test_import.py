@@ -113,7 +113,7 @@ def test_import_capture_without_times_needs_a_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(
-    reason="issue 8 follow-up: after a take-over the first record waits for a second to vouch for it; this capture has one",
+    reason="issue 8 follow-up: a take-over waits for a second record; this capture has one",
     strict=False,
 )
 def test_import_legacy_takes_over_readings_and_counters(tmp_path: Path) -> None:
