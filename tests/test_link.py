@@ -244,7 +244,10 @@ async def test_thresholds_already_in_force_are_confirmed_without_sending(tmp_pat
 async def test_port_is_opened_exclusively(tmp_path: Path) -> None:
     async with emulated(module(), tmp_path):
         first = fast_link(tmp_path / "s0")
-        await collect(first.events(), lambda ev: count(Telegram, ev) >= 1)
+        # Keep the event iterator: dropped, its finaliser would close the port (and free the
+        # lock) while the second open is still running in the executor.
+        stream = first.events()
+        await collect(stream, lambda ev: count(Telegram, ev) >= 1)
         second = fast_link(tmp_path / "s0")
         with pytest.raises(LinkError, match="lock"):
             await second._open(str(tmp_path / "s0"))

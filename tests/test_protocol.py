@@ -241,17 +241,35 @@ def test_parity_bit_masked() -> None:
     ("first", "second"),
     [
         (FIELD_1, FIELD_2),
-        (FIELD_1, V06_HEADER),
         (V06_HEADER, V06_RECORD),
         (S0PCM2_LINE, S0PCM2_LINE),
     ],
-    ids=["record+record", "record+header", "header+record", "s0pcm2+s0pcm2"],
+    ids=["record+record", "header+record", "s0pcm2+s0pcm2"],
 )
 def test_merged_lines_rejected(first: str, second: str) -> None:
     out = decode(crlf(first + second))
     assert len(out) == 1
     assert isinstance(out[0], Rejected)
     assert out[0].raw == first + second
+
+
+def test_a_header_after_a_lost_line_ending_is_recovered() -> None:
+    """A restart's header merged onto the end of the last record: the header tells a restart
+    from a cut, so it is taken; what came before it stays rejected (a merged line is not
+    trusted)."""
+    out = decode(crlf(FIELD_1 + V06_HEADER) + crlf(V06_RECORD))
+    assert [type(r) for r in out] == [Rejected, Header, Telegram]
+    assert isinstance(out[0], Rejected)
+    assert out[0].raw == FIELD_1
+    assert "header" in out[0].reason
+    assert isinstance(out[1], Header)
+    assert out[1].to_line() == V06_HEADER
+    # Not a header unless it is a whole one, at the very end of the line.
+    for text in (FIELD_1 + V06_HEADER[:-3], FIELD_1 + V06_HEADER + "x", "x/8237:hello"):
+        out = decode(crlf(text))
+        assert len(out) == 1
+        assert isinstance(out[0], Rejected)
+        assert out[0].raw == text
 
 
 def test_header_merged_with_record_names_the_cause() -> None:

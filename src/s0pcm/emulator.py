@@ -241,10 +241,18 @@ class RegisterTruth:
     counted: int = 0
     #: Per module life, the highest total that reached a reader intact.
     best: dict[int, int] = field(default_factory=dict)
+    #: Per module life, the highest total in a line that reached a reader whole (no character
+    #: of it altered). A life that ends on a line altered elsewhere leaves nothing after it to
+    #: vouch for that line, so a reader can be sure of this much, and may count up to ``best``.
+    sure: dict[int, int] = field(default_factory=dict)
 
     @property
     def reported(self) -> int:
         return sum(self.best.values())
+
+    @property
+    def vouched(self) -> int:
+        return sum(self.sure.values())
 
 
 @dataclass(slots=True)
@@ -270,6 +278,8 @@ class Truth:
         for reg, total in zip(self.registers, line.totals, strict=False):
             if total is not None and total > reg.best.get(line.life, 0):
                 reg.best[line.life] = total
+            if total is not None and not line.corrupt and total > reg.sure.get(line.life, 0):
+                reg.sure[line.life] = total
 
     def new_life(self, at: float) -> None:
         self.life += 1
@@ -283,6 +293,7 @@ class Truth:
                     "generated": r.generated,
                     "counted": r.counted,
                     "reported": r.reported,
+                    "vouched": r.vouched,
                 }
                 for n, r in enumerate(self.registers, start=1)
             ],

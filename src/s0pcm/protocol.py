@@ -174,6 +174,11 @@ _HEADER_TEXT_RE: Final = re.compile(
 _THRESHOLD_RE: Final = re.compile(r"T(\d)=(\d{1,5})", re.ASCII)
 # A data record inside a header's text: the line ending between the two was lost.
 _MERGED_RE: Final = re.compile(r"ID:\d+:", re.ASCII)
+# A whole start-up header at the end of a line: the line ending before it was lost. The header is
+# what tells a restart from a cut, so it is worth recovering from the merged line.
+_TRAILING_HEADER_RE: Final = re.compile(
+    r"/\d{1,10}: ?S0 Pulse Counter V\d+(?:\.\d+)*(?: - \d{1,4}(?:/\d{1,4})*ms)?\Z", re.ASCII
+)
 # Field positions of a data record: label, interval count, total, for each register.
 _FIELDS_FOR: Final = {4 + 3 * m: Model(m) for m in (2, 5)}
 _LABELS: Final = tuple(f"M{n}" for n in range(1, 6))
@@ -357,7 +362,13 @@ class Decoder:
         tail = pieces.pop()
         for piece in pieces:
             if piece:
-                out.append(self._line(piece))
+                record = self._line(piece)
+                out.append(record)
+                if isinstance(record, Rejected):
+                    header = self._trailing_header(record)
+                    if header is not None:
+                        out[-1] = header[0]
+                        out.append(header[1])
         if len(tail) > self.max_line:
             out.append(self._too_long(tail))
             self._buf = b""
@@ -393,6 +404,18 @@ class Decoder:
                 out.append(0xFF)
                 i = j + 1
         return bytes(out)
+
+    def _trailing_header(self, rejected: Rejected) -> tuple[Rejected, Header] | None:
+        """A rejected line that ends in a whole header: the line stays rejected (what came
+        before the header is not trusted), the header is taken."""
+        m = _TRAILING_HEADER_RE.search(rejected.raw, 1)
+        if m is None:
+            return None
+        record = self.feed_line(m.group())
+        if not isinstance(record, Header):
+            return None
+        before = rejected.raw[: m.start()]
+        return Rejected(before, "line merged with a start-up header (line ending lost?)"), record
 
     def _too_long(self, piece: bytes) -> Rejected:
         self._first = False
