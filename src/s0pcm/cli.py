@@ -30,7 +30,7 @@ from .config import Config, load_config
 from .daemon import Daemon
 from .demo import prepare_demo
 from .emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
-from .errors import ProtocolError, S0pcmError
+from .errors import ProtocolError, S0pcmError, redact
 from .export import write_csv
 from .legacy import read_measurement_yaml
 from .link import (
@@ -569,7 +569,7 @@ def run(config_path: Path, log_json: bool, no_web: bool, verbose: int) -> None:
 
     async def go() -> None:
         daemon = Daemon(config)
-        log.info("logging %d module(s) to %s", len(config.modules), config.logger.database)
+        log.info("logging %d module(s) to %s", len(config.modules), redact(config.logger.database))
         await _with_web(daemon, config, web=not no_web)
 
     _run(go())
@@ -697,9 +697,17 @@ def status(config_path: Path, as_json: bool) -> None:
     """
     _logging(0)
     config = _config(config_path)
-    daemon = Daemon(config)
-    daemon.recover()
-    doc = collect_status(daemon, time.time())
+    try:
+        # Read-only: creates nothing, works on a read-only disk and beside the running logger.
+        daemon = Daemon(config, readonly=True)
+    except S0pcmError as e:
+        raise click.ClickException(str(e)) from e
+    try:
+        logger = daemon.journal.running() or daemon.store.claimed_by()
+        daemon.recover()
+        doc = collect_status(daemon, time.time(), logger=logger)
+    finally:
+        daemon.close()
     click.echo(json.dumps(doc, indent=1) if as_json else format_status(doc))
 
 
@@ -733,7 +741,7 @@ def check(config_path: Path) -> None:
     Example:
         s0pcm check --config /etc/s0pcm/s0pcm.toml
     """
-    store = _store(_config(config_path))
+    store = _store(_config(config_path), readonly=True)
     try:
         problems = store.check()
     finally:
@@ -763,9 +771,11 @@ def _meter(config: Config, store: Store, key: str) -> Meter:
     raise click.BadParameter(f"no meter {key!r}; one of {keys}", param_hint="--meter")
 
 
-def _store(config: Config) -> Store:
+def _store(config: Config, *, readonly: bool = False) -> Store:
+    """The configured store; ``readonly`` for commands that only look (they create nothing,
+    and work on a read-only disk)."""
     try:
-        return open_store(config.logger.database, tz=config.logger.timezone)
+        return open_store(config.logger.database, tz=config.logger.timezone, readonly=readonly)
     except S0pcmError as e:
         raise click.ClickException(str(e)) from e
 
@@ -808,7 +818,7 @@ def import_capture(
     config = _config(config_path)
     name = _module_name(config, module_name)
     begin = None if start is None else start.replace(tzinfo=config.logger.timezone).timestamp()
-    daemon = Daemon(config)
+    daemon = _writer(config)
     runner = daemon.runner(name)
     before = dataclasses.replace(runner.ledger.stats)
     records = 0
@@ -824,7 +834,7 @@ def import_capture(
         raise click.ClickException(str(e)) from e
     finally:
         daemon.commit()
-        daemon.store.close()
+        daemon.close()
     now, was = runner.ledger.stats, before
     click.echo(
         f"imported {records} lines: {now.telegrams - was.telegrams} records, "
@@ -859,7 +869,7 @@ def import_legacy(config_path: Path, module_name: str | None, measurement: Path)
     except S0pcmError as e:
         raise click.ClickException(str(e)) from e
     at = next((t.updated_at for t in totals if t.updated_at), None) or measurement.stat().st_mtime
-    daemon = Daemon(config)
+    daemon = _writer(config)
     runner = daemon.runner(name)
     try:
         for t in totals:
@@ -879,7 +889,19 @@ def import_legacy(config_path: Path, module_name: str | None, measurement: Path)
                 click.echo("module counters taken over: pulses since then will be recovered")
         daemon.commit()
     finally:
-        daemon.store.close()
+        daemon.close()
+
+
+def _writer(config: Config) -> Daemon:
+    """The logger's side of the store for a command that writes counts (an import): it claims
+    the store (so it refuses while the logger runs) and first replays what a crashed logger
+    left in the journal, which its commit would otherwise empty."""
+    try:
+        daemon = Daemon(config)
+    except S0pcmError as e:
+        raise click.ClickException(str(e)) from e
+    daemon.recover()
+    return daemon
 
 
 @main.command("set-reading")
@@ -988,7 +1010,7 @@ def export(
     t0, t1 = start.replace(tzinfo=tz).timestamp(), end.replace(tzinfo=tz).timestamp()
     if t1 <= t0:
         raise click.BadParameter("must be after --from", param_hint="--to")
-    store = _store(config)
+    store = _store(config, readonly=True)
     try:
         meter = _meter(config, store, meter_key)
         write_csv(store, meter, t0, t1, Resolution(resolution), output, tz=tz)

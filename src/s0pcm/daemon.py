@@ -285,12 +285,27 @@ class Daemon:
         store: Store | None = None,
         links: dict[str, Link] | None = None,
         clock: Callable[[], float] = time.time,
+        readonly: bool = False,
     ) -> None:
+        """``readonly``: only look (``status``): the store is opened read-only and the journal
+        only read, nothing is created or locked, and :meth:`recover` replays into memory.
+        Otherwise this is the store's one logger: it claims the store and the journal before it
+        touches either, and raises :class:`~s0pcm.errors.AlreadyRunning` when another has."""
         self.config = config
         settings = config.logger
-        self.store = store or open_store(settings.database, tz=settings.timezone)
+        self.readonly = readonly
+        self.store = store or open_store(settings.database, tz=settings.timezone, readonly=readonly)
         self.clock = clock
-        self.journal = Journal(Path(settings.journal))
+        try:
+            if readonly:
+                self.store.overlay()
+            else:
+                self.store.claim()
+            self.journal = Journal(Path(settings.journal), readonly=readonly)
+        except BaseException:
+            if store is None:
+                self.store.close()
+            raise
         daemon_state = self.store.state(DAEMON_STATE) or {}
         self.seq = int(daemon_state.get("seq", 0))
         self.committed_seq = self.seq
@@ -451,5 +466,11 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.commit()
+            self.close()
+
+    def close(self) -> None:
+        """Release the store and the journal (and with them the claim on both)."""
+        try:
             self.store.close()
+        finally:
             self.journal.close()

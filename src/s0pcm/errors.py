@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-__all__ = ["ConfigError", "LinkError", "ProtocolError", "S0pcmError", "StoreError"]
+__all__ = [
+    "AlreadyRunning",
+    "ConfigError",
+    "LinkError",
+    "ProtocolError",
+    "S0pcmError",
+    "StoreError",
+]
 
 
 class S0pcmError(Exception):
@@ -62,6 +69,21 @@ class LinkError(S0pcmError):
         super().__init__(f"{port or '(auto)'}: {reason}")
 
 
+class AlreadyRunning(S0pcmError):
+    """Another logger writes this store (or this journal): names what and who (pid, host).
+
+    Two loggers on one store would count the same pulses twice; the second stops at once.
+    """
+
+    def __init__(self, what: str, holder: str) -> None:
+        self.what = what
+        self.holder = holder
+        super().__init__(
+            f"{what} is in use by another s0pcm logger ({holder}); stop that one first "
+            "(serve, status, check and export work beside it)"
+        )
+
+
 class StoreError(S0pcmError):
     """The history database cannot be opened or used: names the database and the reason.
 
@@ -76,6 +98,11 @@ class StoreError(S0pcmError):
             reason = reason.replace(secret, "***")
         self.reason = reason
         super().__init__(f"{self.database}: {self.reason}")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password in it replaced by ``***`` (for logs and messages)."""
+    return _redact_url(url)[0]
 
 
 def _redact_url(url: str) -> tuple[str, set[str]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import ProtocolError
 from .link import Connected, Disconnected
+from .lock import LockFile
 from .protocol import Header, Rejected, Telegram, parse_line
 
 __all__ = ["Entry", "Journal"]
@@ -37,12 +38,30 @@ class Entry:
 
 
 class Journal:
-    """An append-only file of :class:`Entry`, one JSON object per line."""
+    """An append-only file of :class:`Entry`, one JSON object per line.
 
-    def __init__(self, path: Path) -> None:
+    Written by one logger only: opening it for writing takes ``<journal>.lock`` first (see
+    :mod:`s0pcm.lock`), so a second logger stops before it replays or empties the first one's
+    journal. ``readonly``: only read (``status``); creates nothing and takes no lock.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
+        self._fd = -1
+        self.lock = LockFile(path.with_name(path.name + ".lock"), what=f"journal {path}")
+        if readonly:
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.lock.acquire()
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def running(self) -> str | None:
+        """Who is writing this journal now (None: no logger runs on it)."""
+        return self.lock.holder_of(self.lock.path)
 
     def append(self, entry: Entry) -> None:
         record = entry.record
@@ -94,3 +113,4 @@ class Journal:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        self.lock.release()

@@ -59,12 +59,15 @@ def module_status(
     }
 
 
-def collect_status(daemon: Daemon, now: float) -> dict[str, Any]:
-    """Per module its health and counters; per meter its reading, pulses and live rate."""
+def collect_status(daemon: Daemon, now: float, *, logger: str | None = None) -> dict[str, Any]:
+    """Per module its health and counters; per meter its reading, pulses and live rate.
+
+    ``logger``: who runs the logger (None: nobody; its saved health is then history: no module
+    is connected)."""
     modules = [
         module_status(
             daemon.store,
-            health=runner.health.view(),
+            health=runner.health.view() | ({} if logger else {"connected": False}),
             stats=runner.ledger.stats,
             meters=runner.all_meters,
             rates={m.key: runner.rate(m, now) for m in runner.all_meters if m.enabled},
@@ -72,7 +75,16 @@ def collect_status(daemon: Daemon, now: float) -> dict[str, Any]:
         )
         for runner in daemon.runners
     ]
-    return {"at": now, "modules": modules}
+    last = [m["last_record_at"] for m in modules if m["last_record_at"] is not None]
+    return {
+        "at": now,
+        "logger": {
+            "running": logger is not None,
+            "holder": logger,
+            "last_record_age": round(now - max(last), 1) if last else None,
+        },
+        "modules": modules,
+    }
 
 
 def _age(seconds: float | None) -> str:
@@ -87,6 +99,13 @@ def _age(seconds: float | None) -> str:
 
 def format_status(doc: dict[str, Any]) -> str:
     lines = []
+    logger = doc.get("logger")
+    if logger is not None:
+        if logger["running"]:
+            lines.append(f"logger: running ({logger['holder']})")
+        else:
+            age = _age(logger["last_record_age"])
+            lines.append(f"logger: not running (last record {age})")
     for m in doc["modules"]:
         state = "connected" if m["connected"] else "not connected"
         lines.append(f"module {m['name']}: {state} ({m['port'] or 'auto'})")

@@ -242,6 +242,19 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def overlay(self) -> None:
+        """Let a read-only store take writes into memory only (never committed)."""
+
+    @abstractmethod
+    def claim(self) -> None:
+        """Make this the one logger's store, until :meth:`close`; raise
+        :class:`~s0pcm.errors.AlreadyRunning` naming the logger that has it."""
+
+    @abstractmethod
+    def claimed_by(self) -> str | None:
+        """Who has claimed this store now (None: no logger runs)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Commit what is buffered and release the database."""
 

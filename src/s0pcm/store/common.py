@@ -93,6 +93,7 @@ class SqlStore(Store):
         #: Path or URL for messages (StoreError hides a password in it).
         self.database = database
         self.readonly = readonly
+        self._overlay = False
         self.calendar = Calendar(tz)
         self._pending = Pending(self.calendar)
         # One connection, used from whichever thread calls (the daemon's loop, an API worker).
@@ -208,9 +209,16 @@ class SqlStore(Store):
             except self.driver_errors as exc:
                 raise StoreError(self.database, f"{action}: {exc}") from exc
 
-    def _writable(self) -> None:
-        if self.readonly:
+    def _writable(self, *, buffered: bool = False) -> None:
+        """Refuse a write to a read-only store; ``buffered``: a write to the in-memory buffer,
+        which a read-only store takes after :meth:`overlay`."""
+        if self.readonly and not (buffered and self._overlay):
             raise StoreError(self.database, "opened read-only")
+
+    def overlay(self) -> None:
+        """Let a read-only store take writes into memory only: they show in its queries and
+        are never committed (``status`` replays the journal this way, writing nothing)."""
+        self._overlay = True
 
     # -- writing (buffered) ----------------------------------------------------------------------
 
@@ -220,7 +228,7 @@ class SqlStore(Store):
         if not math.isfinite(at):
             raise ValueError(f"not a time: {at}")
         with self._lock:
-            self._writable()
+            self._writable(buffered=True)
             self._pending.add(meter, math.floor(at / SLOT), int(pulses))
 
     def add_hour(self, meter: str, hour_start: float, counts: Sequence[int]) -> None:
@@ -231,22 +239,22 @@ class SqlStore(Store):
         if counts and min(counts) < 0:
             raise ValueError("pulses cannot be negative")
         with self._lock:
-            self._writable()
+            self._writable(buffered=True)
             self._pending.add_hour(meter, int(hour_start) // 3600, counts)
 
     def add_event(self, event: DeviceEvent) -> None:
         with self._lock:
-            self._writable()
+            self._writable(buffered=True)
             self._pending.events.append(event)
 
     def add_anchor(self, anchor: Anchor) -> None:
         with self._lock:
-            self._writable()
+            self._writable(buffered=True)
             self._pending.add_anchor(anchor)
 
     def set_state(self, module: str, state: Mapping[str, Any]) -> None:
         with self._lock:
-            self._writable()
+            self._writable(buffered=True)
             self._pending.set_state(module, state)
 
     def commit(self) -> None:

@@ -18,13 +18,21 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from ..errors import StoreError
+from ..errors import AlreadyRunning, StoreError, redact
+from ..lock import holder
 from .common import Row, SqlStore
 
 __all__ = ["PostgresStore"]
 
 #: Key of the advisory lock that serialises writers ("s0pcm" in ASCII).
 WRITE_LOCK: Final = 0x7330_70636D
+#: Key of the session lock the one logger of a database holds ("s0pcmL").
+LOGGER_LOCK: Final = 0x7330_70636D4C
+_HOLDER_SQL: Final = (
+    "SELECT a.application_name, host(a.client_addr) FROM pg_locks l "
+    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+    "AND l.classid = %s AND l.objid = %s AND l.objsubid = 1"
+)
 
 
 class PostgresStore(SqlStore):
@@ -114,7 +122,30 @@ class PostgresStore(SqlStore):
         return bool(self._rows("SELECT to_regclass(?) IS NOT NULL", (name,))[0][0])
 
     def _disconnect(self) -> None:
-        self._conn.close()
+        self._conn.close()  # ends the session, and with it the logger lock
+
+    # -- one logger ------------------------------------------------------------------------------
+
+    def claim(self) -> None:
+        """A session advisory lock: held across hosts for as long as this connection lives,
+        dropped by the server when the logger dies. The connection's application name says
+        whose it is."""
+        with self._guard("claim"):
+            name = f"s0pcm logger, {holder()}"[:63]
+            self._conn.execute("SELECT set_config('application_name', %s, false)", (name,))
+            if self._rows("SELECT pg_try_advisory_lock(?)", (LOGGER_LOCK,))[0][0]:
+                return
+        raise AlreadyRunning(f"database {redact(self.database)}", self.claimed_by() or "unknown")
+
+    def claimed_by(self) -> str | None:
+        with self._guard("look for a running logger"):
+            rows = self._conn.execute(
+                _HOLDER_SQL, (LOGGER_LOCK >> 32, LOGGER_LOCK & 0xFFFF_FFFF)
+            ).fetchall()
+        if not rows:
+            return None
+        name, host = rows[0]
+        return f"{name or 'a session'}" + (f" from {host}" if host else "")
 
     # -- upkeep ----------------------------------------------------------------------------------
 

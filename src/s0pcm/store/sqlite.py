@@ -14,9 +14,11 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from ..errors import StoreError
+from ..lock import LockFile
 from .common import Row, SqlStore
 
 __all__ = ["SqliteStore"]
@@ -46,27 +48,55 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         super().__init__(tz=tz, database=str(self.path), readonly=readonly)
         self._depth = 0
+        self._claim = LockFile(
+            self.path.with_name(self.path.name + "-logger.lock"), what=f"database {self.path}"
+        )
         if readonly and not self.path.is_file():
             raise StoreError(self.database, "no such database file")
-        try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(self.database, f"cannot open: {exc}") from exc
-        try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            if readonly:
-                self._conn.execute("PRAGMA query_only = ON")
-        except sqlite3.Error as exc:
-            self._conn.close()
-            raise StoreError(self.database, f"cannot open: {exc}") from exc
+        self._conn = self._connect(timeout)
         try:
             self._open()
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        """Writable: create the file if need be, in WAL mode. Read-only: open it so that nothing
+        is created or changed (for a user who may only read it); on a read-only disk, where
+        SQLite cannot make the WAL index beside it, as immutable (nobody can write there)."""
+        modes: list[str | None] = [None]
+        if self.readonly:
+            modes = ["ro"]
+            if not os.access(self.path.parent, os.W_OK):
+                modes.append("ro&immutable=1")
+        for n, mode in enumerate(modes, start=1):
+            target = str(self.path)
+            if mode is not None:
+                target = f"file:{quote(str(self.path.resolve()))}?mode={mode}"
+            try:
+                conn = sqlite3.connect(
+                    target,
+                    timeout=timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    uri=mode is not None,
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(self.database, f"cannot open: {exc}") from exc
+            try:
+                if self.readonly:
+                    conn.execute("PRAGMA query_only = ON")
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                else:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                conn.close()
+                if n < len(modes):
+                    continue
+                raise StoreError(self.database, f"cannot open: {exc}") from exc
+            return conn
+        raise AssertionError("unreachable")
 
     # -- primitives ------------------------------------------------------------------------------
 
@@ -123,6 +153,17 @@ class SqliteStore(SqlStore):
 
     def _disconnect(self) -> None:
         self._conn.close()
+        self._claim.release()
+
+    # -- one logger ------------------------------------------------------------------------------
+
+    def claim(self) -> None:
+        """A lock file beside the database (SQLite's own locks are per transaction)."""
+        if not self._claim.held:
+            self._claim.acquire()
+
+    def claimed_by(self) -> str | None:
+        return self._claim.holder_of(self._claim.path)
 
     def _integrity(self) -> list[str]:
         rows = self._rows("PRAGMA integrity_check")
