@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .clock import Timekeeper, format_step
 from .config import Config, ModuleSettings
 from .errors import ProtocolError
 from .events import DeviceEvent, EventKind
@@ -56,6 +57,16 @@ DAEMON_STATE = "_daemon"
 RATE_HORIZON = 900.0
 #: Seconds between looks at the settings stored by a dashboard in another process.
 SETTINGS_POLL = 10.0
+#: Link events kept at most while the wall clock is wrong (a day of records); then they are
+#: stamped from the last good moment on.
+MAX_WAITING = 8640
+
+#: What waits for the clock: a record received, or the port coming and going.
+Waitable = Header | Telegram | Rejected | Connected | Disconnected
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
 @dataclass(slots=True)
@@ -128,6 +139,12 @@ class ModuleRunner:
                 setattr(self.health, key, value)
         self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
         self.listeners: list[Callable[[Update], None]] = []
+        #: The wall clock as the daemon watches it (None: take every stamp as it comes).
+        self.timekeeper: Timekeeper | None = None
+        #: Called before each link event is stamped: the daemon looks for a clock step there.
+        self.check_clock: Callable[[], None] = lambda: None
+        #: Link events (journal seq, stamp, event) received while the wall clock was wrong.
+        self.waiting: list[tuple[int, float, Waitable]] = []
         self._queue_saved_thresholds()
 
     # -- settings
@@ -224,16 +241,89 @@ class ModuleRunner:
     def state(self) -> dict[str, Any]:
         return {"ledger": self.ledger.state(), "health": dataclasses.asdict(self.health)}
 
+    # -- the clock
+
+    def receive(self, seq: int, at: float, item: Waitable) -> None:
+        """A record or a port event, live or replayed: applied now, or, while the wall clock is
+        clearly wrong, kept (in order) until it is right (see :mod:`s0pcm.clock`)."""
+        keeper = self.timekeeper
+        if keeper is not None and (self.waiting or not keeper.sane(at)):
+            if not self.waiting:
+                log.warning("%s: the clock says %s, before the last record stored; records "
+                            "wait until it is right", self.name, _iso(at))  # fmt: skip
+            self.waiting.append((seq, at, item))
+            self.release(force=len(self.waiting) >= MAX_WAITING)
+            return
+        self._apply_item(at, item)
+
+    def release(self, *, force: bool = False) -> None:
+        """Apply what waited for the clock, once it is right (``force``: now, stamped from the
+        last good moment on)."""
+        keeper = self.timekeeper
+        if not self.waiting or keeper is None or not (force or keeper.sane(keeper.now())):
+            return
+        waiting, self.waiting = self.waiting, []
+        first = waiting[0][1]
+        # Moved as a block, so the records keep their spacing (the ledger's bounds need it).
+        late = max(0.0, keeper.floor - first)
+        for _, at, item in waiting:
+            self._apply_item(at + late, item)
+        if late:
+            last = waiting[-1][1] + late
+            self._clock_event(
+                last,
+                f"{len(waiting)} records arrived while the clock was {format_step(late)[1:]} "
+                f"behind the stored history; stamped from {_iso(first + late)} on",
+            )
+
+    def clock_stepped(self, seconds: float, at: float) -> None:
+        """The wall clock stepped by ``seconds`` (seen at ``at``, after the step): what is kept
+        in wall time moves with it, so the step is neither a gap nor a spike.
+
+        While records wait, the clock was wrong since start-up: only they were stamped by it;
+        the ledger and the health still hold the stored history's times, which stay."""
+        if not self.waiting:
+            self.ledger.shift(seconds)
+            for name in ("last_record_at", "last_telegram_at", "since"):
+                value = getattr(self.health, name)
+                if value is not None:
+                    setattr(self.health, name, value + seconds)
+        self.waiting = [(seq, t + seconds, item) for seq, t, item in self.waiting]
+        for register in self.rates:
+            self.rates[register] = RateEstimator()  # relearnt within a minute
+        self._clock_event(at, f"clock stepped by {format_step(seconds)}")
+
+    def _clock_event(self, at: float, detail: str) -> None:
+        event = DeviceEvent(at, EventKind.CLOCK, self.name, None, None, detail)
+        log.warning("%s: %s", self.name, detail)
+        self.store.add_event(event)
+        update = Update(self.name, at, {}, (event,))
+        for listener in self.listeners:
+            listener(update)
+
+    def first_waiting(self) -> int | None:
+        """Journal seq of the first entry still waiting (the journal must keep it)."""
+        return self.waiting[0][0] if self.waiting else None
+
+    def _apply_item(self, at: float, item: Waitable) -> None:
+        if isinstance(item, Connected | Disconnected):
+            self.note(dataclasses.replace(item, at=at))
+        else:
+            self.apply(at, item)
+
     # -- the link
 
     def _on_link(self, event: Event) -> None:
-        if isinstance(event, Received | Connected | Disconnected) and self.journal is not None:
-            record = event.record if isinstance(event, Received) else event
-            self.journal.append(Entry(self._next_seq(), self.name, event.at, record))
-        if isinstance(event, Received):
-            self.apply(event.at, event.record)
-        else:
+        if not isinstance(event, Received | Connected | Disconnected):
             self.note(event)
+            return
+        self.check_clock()
+        at = event.at if self.timekeeper is None else self.timekeeper.now()
+        item = event.record if isinstance(event, Received) else dataclasses.replace(event, at=at)
+        seq = self._next_seq()
+        if self.journal is not None:
+            self.journal.append(Entry(seq, self.name, at, item))
+        self.receive(seq, at, item)
 
     def note(self, event: Connected | Disconnected | ThresholdsSent | ThresholdsResult) -> None:
         """What happened to the port or the thresholds: health and an event."""
@@ -285,6 +375,7 @@ class Daemon:
         store: Store | None = None,
         links: dict[str, Link] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         readonly: bool = False,
     ) -> None:
         """``readonly``: only look (``status``): the store is opened read-only and the journal
@@ -321,6 +412,11 @@ class Daemon:
             )
             for m in config.modules
         ]
+        self.timekeeper = Timekeeper(wall=clock, monotonic=monotonic)
+        for r in self.runners:
+            self.timekeeper.raise_floor(r.health.last_record_at)
+            r.timekeeper = self.timekeeper
+            r.check_clock = self.check_clock
         self._anchor_meters(overridden(config.meters, self.store.state(METERS_KEY)))
         #: The ``_meters`` document as last checked for a changed constant (a sentinel: never).
         self._meters_seen: Any = object()
@@ -398,6 +494,17 @@ class Daemon:
                 return r
         raise KeyError(name)
 
+    def check_clock(self) -> None:
+        """Look for a step of the wall clock; every module moves with one."""
+        step = self.timekeeper.step()
+        if step is None:
+            return
+        now = self.timekeeper.now()
+        for r in self.runners:
+            r.clock_stepped(step, now)
+        for r in self.runners:
+            r.release()
+
     def recover(self) -> int:
         """Replay what the journal holds past the last commit; returns entries replayed."""
         by_name = {r.name: r for r in self.runners}
@@ -406,10 +513,7 @@ class Daemon:
             runner = by_name.get(entry.module)
             if runner is None:
                 continue
-            if isinstance(entry.record, Connected | Disconnected):
-                runner.note(entry.record)
-            else:
-                runner.apply(entry.at, entry.record)
+            runner.receive(entry.seq, entry.at, entry.record)
             self.seq = max(self.seq, entry.seq)
             replayed += 1
         if replayed:
@@ -417,13 +521,17 @@ class Daemon:
         return replayed
 
     def commit(self) -> None:
-        """Make everything durable, then empty the journal."""
+        """Make everything durable, then empty the journal (unless records in it still wait
+        for the clock: then it is kept, and a restart replays from the first of them)."""
+        waiting = [seq for r in self.runners if (seq := r.first_waiting()) is not None]
+        done = min(waiting) - 1 if waiting else self.seq
         for r in self.runners:
             self.store.set_state(r.name, r.state())
-        self.store.set_state(DAEMON_STATE, {"seq": self.seq})
+        self.store.set_state(DAEMON_STATE, {"seq": done})
         self.store.commit()
-        self.committed_seq = self.seq
-        self.journal.clear()
+        self.committed_seq = done
+        if not waiting:
+            self.journal.clear()
         self.commits += 1
         days = self.config.logger.raw_retention_days
         if days and self.clock() - self._retention_at > 86400:
@@ -455,6 +563,9 @@ class Daemon:
                 for task in tasks:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
+                self.check_clock()  # a step is seen even when no record comes
+                for r in self.runners:
+                    r.release()
                 if loop.time() >= due:
                     self.commit()
                     due = loop.time() + interval

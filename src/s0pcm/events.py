@@ -41,6 +41,8 @@ class EventKind(StrEnum):
     THRESHOLDS_CONFIRMED = "thresholds_confirmed"
     THRESHOLDS_REFUSED = "thresholds_refused"
     WATCHDOG = "watchdog"
+    #: The wall clock stepped, or records waited for a wrong clock to come right.
+    CLOCK = "clock"
 
 
 @dataclass(frozen=True, slots=True)

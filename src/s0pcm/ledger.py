@@ -152,6 +152,9 @@ class _State:
     #: The last line received was rejected.
     lost: bool = False
     interval: float = 10.0
+    #: The time since the base is not known (the wall clock went back across a break of the
+    #: link): no bound from elapsed time until the next record is counted.
+    untimed: bool = False
     #: The thresholds the spike bound uses, and those the last header showed.
     thresholds: list[int] | None = None
     header_thresholds: list[int] | None = None
@@ -238,8 +241,24 @@ class Ledger:
 
     def interrupted(self, at: float) -> None:
         """The link connected or disconnected (``at``): what comes next is not joined to what
-        came before, and a restart may have gone unseen."""
-        self._s.unbroken = self._s.lost = False
+        came before, and a restart may have gone unseen. When ``at`` lies before the last
+        record, the clock went back meanwhile: the time since then is not known."""
+        s = self._s
+        s.unbroken = s.lost = False
+        if s.seen_at is not None and at < s.seen_at:
+            s.untimed = True
+
+    def shift(self, seconds: float) -> None:
+        """The wall clock stepped by ``seconds``: move every time kept, so that what comes
+        next is as far from it as it truly is (a step is neither a gap nor a spike)."""
+        s = self._s
+        for node in (s.base, *s.held):
+            if node is not None:
+                node.at += seconds
+        if s.last_at is not None:
+            s.last_at += seconds
+        if s.seen_at is not None:
+            s.seen_at += seconds
 
     def _event(
         self,
@@ -318,6 +337,10 @@ class Ledger:
         """Most pulses a register can count in ``seconds``: a pulse and an equal pause must each
         last at least the threshold."""
         s = self._s
+        if s.untimed or seconds < 0:
+            # The time since the base is not known (the clock went back across a break, or
+            # behind the base): the totals decide alone.
+            return 1 << 62
         ms = DEFAULT_THRESHOLD_MS
         if s.thresholds is not None and register <= len(s.thresholds):
             ms = max(1, s.thresholds[register - 1])
@@ -735,6 +758,7 @@ class Ledger:
             out.append(Count(node.at, i, delta, max(0.0, elapsed if span is None else span)))
         s.base = node
         s.last_at = node.at
+        s.untimed = False
         if node.interval:
             s.interval = float(node.interval)
 

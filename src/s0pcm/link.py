@@ -360,9 +360,10 @@ class Link:
     async def _read(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> AsyncIterator[Event]:
-        deadline = self.clock() + self.watchdog * self.interval
+        # The watchdog runs on the monotonic clock: a step of the wall clock is not silence.
+        deadline = time.monotonic() + self.watchdog * self.interval
         while not self._closed.is_set():
-            timeout = deadline - self.clock()
+            timeout = deadline - time.monotonic()
             if timeout <= 0:
                 raise _Watchdog
             try:
@@ -379,7 +380,7 @@ class Link:
                     self.stats.telegrams += 1
                     self.stats.last_telegram_at = now
                     self.interval = float(record.interval)
-                    deadline = now + self.watchdog * self.interval
+                    deadline = time.monotonic() + self.watchdog * self.interval
                 elif isinstance(record, Rejected):
                     self.stats.rejected += 1
                     self.stats.last_reason = record.reason
