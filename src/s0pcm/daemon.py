@@ -21,7 +21,7 @@ from typing import Any
 
 from .clock import Timekeeper, format_step
 from .config import Config, ModuleSettings
-from .errors import ProtocolError
+from .errors import ProtocolError, StoreError
 from .events import DeviceEvent, EventKind
 from .journal import Entry, Journal
 from .ledger import Count, Ledger
@@ -60,6 +60,9 @@ SETTINGS_POLL = 10.0
 #: Link events kept at most while the wall clock is wrong (a day of records); then they are
 #: stamped from the last good moment on.
 MAX_WAITING = 8640
+
+#: Seconds between tries at most, while storing fails.
+MAX_BACKOFF = 300.0
 
 #: What waits for the clock: a record received, or the port coming and going.
 Waitable = Header | Telegram | Rejected | Connected | Disconnected
@@ -401,6 +404,10 @@ class Daemon:
         self.seq = int(daemon_state.get("seq", 0))
         self.committed_seq = self.seq
         self.commits = 0
+        #: Why storing fails (None: it works), since when, and the commits that failed.
+        self.storage_problem: str | None = None
+        self._storage_since = 0.0
+        self.failed_commits = 0
         self._retention_at = 0.0
         self.runners = [
             ModuleRunner(
@@ -541,6 +548,40 @@ class Daemon:
             if dropped:
                 log.info("retention: dropped %d ten-second slots older than %d days", dropped, days)
 
+    def try_commit(self) -> bool:
+        """:meth:`commit`, on a disk that may be full or failing: then everything stays in
+        memory (the store's buffer and the journal's entries; the module's totals back them),
+        one line and an event say why, and the caller tries again later."""
+        try:
+            self.commit()
+        except (StoreError, OSError) as e:
+            self.failed_commits += 1
+            if self.storage_problem is None:
+                self.storage_problem = getattr(e, "reason", None) or str(e)
+                self._storage_since = self.clock()
+                log.error("cannot store: %s; counting goes on in memory, trying again", e)
+                self._storage_event(f"cannot store: {self.storage_problem}")
+            return False
+        if self.storage_problem is not None:
+            minutes = (self.clock() - self._storage_since) / 60
+            detail = (
+                f"storing again after {self.failed_commits} failed commits over "
+                f"{minutes:.0f} min ({self.storage_problem}); nothing was lost"
+            )
+            log.warning("%s", detail)
+            self.storage_problem = None
+            self.failed_commits = 0
+            self._storage_event(detail)
+            self.try_commit()  # the event itself
+        return True
+
+    def _storage_event(self, detail: str) -> None:
+        with contextlib.suppress(StoreError):
+            for r in self.runners:
+                r.store.add_event(
+                    DeviceEvent(self.clock(), EventKind.STORAGE, r.name, None, None, detail)
+                )
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -550,11 +591,11 @@ class Daemon:
         for r in self.runners:
             r.health.connected = False  # this process has not opened a port yet
         self.load_settings()  # a constant changed in the file or the dashboard meanwhile
-        self.commit()
-        tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
         interval = self.config.logger.commit_interval
         loop = asyncio.get_running_loop()
-        due = loop.time() + interval
+        backoff = interval
+        due = loop.time() + (interval if self.try_commit() else backoff)
+        tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -567,8 +608,12 @@ class Daemon:
                 for r in self.runners:
                     r.release()
                 if loop.time() >= due:
-                    self.commit()
-                    due = loop.time() + interval
+                    if self.try_commit():
+                        backoff = interval
+                        due = loop.time() + interval
+                    else:  # a full or failing disk: again, less and less often
+                        backoff = min(backoff * 2, max(interval, MAX_BACKOFF))
+                        due = loop.time() + backoff
                 self.load_settings()
         finally:
             for r in self.runners:
@@ -576,12 +621,17 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.commit()
+            if not self.try_commit():
+                log.error("stopping with records not stored (%s): the journal %s and the "
+                          "module's totals hold them for the next start", self.storage_problem,
+                          self.journal.path)  # fmt: skip
             self.close()
 
     def close(self) -> None:
         """Release the store and the journal (and with them the claim on both)."""
         try:
             self.store.close()
+        except StoreError as e:
+            log.error("%s", e)  # what was not stored: see try_commit
         finally:
             self.journal.close()

@@ -43,6 +43,8 @@ class EventKind(StrEnum):
     WATCHDOG = "watchdog"
     #: The wall clock stepped, or records waited for a wrong clock to come right.
     CLOCK = "clock"
+    #: Storing failed (a full or failing disk), or works again.
+    STORAGE = "storage"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ the committed sequence number is replayed through the same code that handled it 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -18,7 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ProtocolError
+from .diskcheck import diagnose
+from .errors import ProtocolError, StoreError
 from .link import Connected, Disconnected
 from .lock import LockFile
 from .protocol import Header, Rejected, Telegram, parse_line
@@ -51,10 +54,19 @@ class Journal:
         self.lock = LockFile(path.with_name(path.name + ".lock"), what=f"journal {path}")
         if readonly:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.lock.acquire()
+        #: Why the last write failed (None: the journal is being written).
+        self.problem: str | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()
+        except OSError as e:
+            raise StoreError(str(path), diagnose(self.lock.path, e)) from None
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as e:
+            self.lock.release()
+            raise StoreError(str(path), diagnose(path, e)) from None
         except BaseException:
             self.lock.release()
             raise
@@ -76,8 +88,31 @@ class Journal:
             doc["why"] = record.reason
         else:
             doc["l"] = record.to_line()
-        # One write() per entry: it lands whole in the page cache or not at all.
-        os.write(self._fd, json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+        self._write(json.dumps(doc, separators=(",", ":")).encode() + b"\n")
+
+    def _write(self, data: bytes) -> bool:
+        """One write() per entry. A full or failing disk must not stop the logger: the entry is
+        then not journalled (the counts stay in memory, and the module's totals back them), a
+        torn part of it is cut off again so that it cannot swallow the next entry, and the next
+        entry tries again. Returns whether the entry is in the journal."""
+        try:
+            written = os.write(self._fd, data)
+            if written == len(data):
+                self._size += written
+                if self.problem is not None:
+                    log.warning("journal %s is written again", self.path)
+                    self.problem = None
+                return True
+            error: OSError = OSError(errno.ENOSPC, "short write")
+        except OSError as e:
+            error = e
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, self._size)  # no torn line left behind
+        if self.problem is None:
+            self.problem = diagnose(self.path, error)
+            log.error("journal %s not written (%s); what comes in is kept in memory until "
+                      "the next commit", self.path, self.problem)  # fmt: skip
+        return False
 
     def entries(self, *, after: int = 0) -> Iterator[Entry]:
         """Entries with a sequence number above ``after``; a torn last line is skipped."""
@@ -107,7 +142,12 @@ class Journal:
 
     def clear(self) -> None:
         """Empty the journal (after a commit has made its entries durable)."""
-        os.ftruncate(self._fd, 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            self._size = 0
+        except OSError as e:
+            # Only on a broken disk; the entries are committed, so a replay finds them done.
+            log.error("journal %s not emptied: %s", self.path, diagnose(self.path, e))
 
     def close(self) -> None:
         if self._fd >= 0:

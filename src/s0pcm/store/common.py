@@ -23,7 +23,7 @@ from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
 from ..errors import StoreError
@@ -78,6 +78,10 @@ class _Hour:
             # Detail dropped by retention: share the hour out evenly (the best estimate left).
             return self.pulses * end // _H - self.pulses * first // _H
         return sum(self.counts[first:end])
+
+
+#: Events kept at most in the write buffer while commits fail.
+MAX_PENDING_EVENTS: Final = 20_000
 
 
 class SqlStore(Store):
@@ -207,7 +211,11 @@ class SqlStore(Store):
             except codec.CodecError as exc:
                 raise StoreError(self.database, f"{action}: damaged slot data: {exc}") from exc
             except self.driver_errors as exc:
-                raise StoreError(self.database, f"{action}: {exc}") from exc
+                raise StoreError(self.database, f"{action}: {self._explain(exc)}") from exc
+
+    def _explain(self, exc: Exception) -> str:
+        """The driver's error in words a user can act on (a backend may look closer)."""
+        return str(exc)
 
     def _writable(self, *, buffered: bool = False) -> None:
         """Refuse a write to a read-only store; ``buffered``: a write to the in-memory buffer,
@@ -245,7 +253,12 @@ class SqlStore(Store):
     def add_event(self, event: DeviceEvent) -> None:
         with self._lock:
             self._writable(buffered=True)
-            self._pending.events.append(event)
+            events = self._pending.events
+            if len(events) >= MAX_PENDING_EVENTS:
+                # Commits fail (a full disk) and a noisy port fills the buffer: the pulses are
+                # kept, the oldest events go (the memory of a Pi is bounded too).
+                del events[: MAX_PENDING_EVENTS // 10]
+            events.append(event)
 
     def add_anchor(self, anchor: Anchor) -> None:
         with self._lock:

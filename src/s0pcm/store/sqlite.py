@@ -1,27 +1,39 @@
 """The SQLite backend: one file on the Pi, written rarely.
 
-WAL journal with ``synchronous=NORMAL``: a commit appends to the WAL without waiting for the card
-(a power cut can lose the last commits, never corrupt the file), readers never block the writer
-and see each commit whole. Each store holds one connection; a second store on the same file (the
+WAL journal with ``synchronous=FULL``: a commit is on the card when it returns (one fsync every
+few minutes, of pages the kernel would write within half a minute anyway), so a power cut or a
+card that dies mid-run loses no commit, and never corrupts the file. Readers never block the
+writer and see each commit whole. Each store holds one connection; a second store on the same file (the
 dashboard, a backup, ``s0pcm check``) reads alongside the daemon.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+from ..diskcheck import diagnose
 from ..errors import StoreError
 from ..lock import LockFile
 from .common import Row, SqlStore
 
 __all__ = ["SqliteStore"]
+
+log = logging.getLogger(__name__)
+
+
+#: Bytes the WAL file is cut back to after a checkpoint.
+WAL_LIMIT: Final = 1 << 20
+#: Bytes of WAL index allocated up front: 32 KiB indexes 4096 pages of WAL, 16 MiB; this is
+#: room for a WAL held back by a long reader, far past the 1 MiB it is cut back to.
+SHM_RESERVE: Final = 128 * 1024
 
 
 class SqliteStore(SqlStore):
@@ -61,15 +73,21 @@ class SqliteStore(SqlStore):
             raise
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
-        """Writable: create the file if need be, in WAL mode. Read-only: open it so that nothing
-        is created or changed (for a user who may only read it); on a read-only disk, where
-        SQLite cannot make the WAL index beside it, as immutable (nobody can write there)."""
-        modes: list[str | None] = [None]
+        """Writable: create the file if need be, in WAL mode with its index reserved on disk;
+        when the disk is too full for that, with the index in memory (exclusive locking: no
+        other process reads beside it until the logger is restarted with room). Read-only:
+        open it so that nothing is created or changed (for a user who may only read it); on a
+        read-only disk, where SQLite cannot make the WAL index beside it, as immutable (nobody
+        can write there)."""
+        attempts: list[tuple[str | None, bool]]  # (URI mode, exclusive locking)
         if self.readonly:
-            modes = ["ro"]
+            attempts = [("ro", False)]
             if not os.access(self.path.parent, os.W_OK):
-                modes.append("ro&immutable=1")
-        for n, mode in enumerate(modes, start=1):
+                attempts.append(("ro&immutable=1", False))
+        else:
+            attempts = [(None, False), (None, True)]
+        problem: Exception | None = None
+        for mode, exclusive in attempts:
             target = str(self.path)
             if mode is not None:
                 target = f"file:{quote(str(self.path.resolve()))}?mode={mode}"
@@ -82,21 +100,61 @@ class SqliteStore(SqlStore):
                     uri=mode is not None,
                 )
             except sqlite3.Error as exc:
-                raise StoreError(self.database, f"cannot open: {exc}") from exc
+                raise StoreError(self.database, f"cannot open: {self._explain(exc)}") from exc
             try:
-                if self.readonly:
-                    conn.execute("PRAGMA query_only = ON")
-                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-                else:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                self._setup(conn, exclusive=exclusive)
+                if not self.readonly and not exclusive:
+                    self._reserve_wal_index()
             except sqlite3.Error as exc:
                 conn.close()
-                if n < len(modes):
+                problem = problem or exc
+                if self.readonly:
                     continue
-                raise StoreError(self.database, f"cannot open: {exc}") from exc
+                break  # not a matter of room: the exclusive way would fail alike
+            except OSError as exc:
+                conn.close()
+                problem = exc
+                log.warning(
+                    "%s: %s; the logger keeps the database to itself until it is restarted "
+                    "with room (other processes cannot read it meanwhile)",
+                    self.path,
+                    diagnose(self.path, exc),
+                )
+                continue
             return conn
-        raise AssertionError("unreachable")
+        assert problem is not None
+        raise StoreError(self.database, f"cannot open: {self._explain(problem)}")
+
+    def _setup(self, conn: sqlite3.Connection, *, exclusive: bool) -> None:
+        if self.readonly:
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            if exclusive:  # before WAL mode: SQLite then keeps the WAL index in memory
+                conn.execute("PRAGMA locking_mode = EXCLUSIVE")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # A small WAL: checkpointed every 256 pages, and cut back after that.
+            conn.execute("PRAGMA wal_autocheckpoint = 256")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    def _reserve_wal_index(self) -> None:
+        """Give the WAL index (``-shm``, which SQLite maps into memory) real blocks on disk.
+
+        SQLite grows it by writing a byte to each new memory page; on a file system with blocks
+        smaller than a page (ext4 with 1 KiB blocks) the rest of the page stays a hole, and a
+        write into a hole on a full disk is a SIGBUS that kills the logger without a word.
+        Allocated up front, the index never needs a block again (the WAL stays small)."""
+        shm = self.path.with_name(self.path.name + "-shm")
+        try:
+            fd = os.open(shm, os.O_RDWR)
+        except OSError:
+            return  # no index (another process's, or none yet): SQLite makes it
+        try:
+            if os.fstat(fd).st_size < SHM_RESERVE:
+                os.posix_fallocate(fd, 0, SHM_RESERVE)
+        finally:
+            os.close(fd)
 
     # -- primitives ------------------------------------------------------------------------------
 
@@ -154,6 +212,12 @@ class SqliteStore(SqlStore):
     def _disconnect(self) -> None:
         self._conn.close()
         self._claim.release()
+
+    def _explain(self, exc: Exception) -> str:
+        """SQLite says "database or disk is full" or "unable to open database file": say which
+        disk, how full, or whose file it is."""
+        cause = diagnose(self.path, exc)
+        return cause if not cause.startswith(f"{self.path}:") else str(exc)
 
     # -- one logger ------------------------------------------------------------------------------
 

@@ -171,10 +171,12 @@ class Context:
             "unit": meter.unit,
             "pulses_per_unit": ppu,
             "enabled": meter.enabled,
-            "reading": self.reading(meter, now),
+            # Everything counted, to the end of time, as the live stream shows it: after the
+            # clock steps back, pulses stamped before the step lie "ahead" of now, and count.
+            "reading": self.reading(meter, math.inf),
             "rate": rate,
             "rate_unit": meter.spec.rate_unit,
-            "today": round(self.units(constants, meter, midnight, now), 6),
+            "today": round(self.units(constants, meter, midnight, math.inf), 6),
             "yesterday_same_time": round(self.units(constants, meter, y0, y1), 6),
         }
 

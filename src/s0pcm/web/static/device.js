@@ -2,7 +2,7 @@
 // /api/health, refreshed by the live stream), and the event log (/api/events).
 import { h, t, api, qs, listen, num, age, when, field } from './lib.js';
 
-const EVENTS = ['connected', 'disconnected', 'startup', 'restart', 'rejected', 'spike', 'glitch', 'unconfirmed', 'mismatch', 'gap', 'correction', 'replacement', 'thresholds_sent', 'thresholds_confirmed', 'thresholds_refused', 'watchdog', 'clock'];
+const EVENTS = ['connected', 'disconnected', 'startup', 'restart', 'rejected', 'spike', 'glitch', 'unconfirmed', 'mismatch', 'gap', 'correction', 'replacement', 'thresholds_sent', 'thresholds_confirmed', 'thresholds_refused', 'watchdog', 'clock', 'storage'];
 
 function moduleCard(m) {
   const c = m.counters || {};

@@ -47,7 +47,7 @@ export const DICT = {
     e_mismatch: 'Mismatch', e_gap: 'Gap recovered', e_correction: 'Reading corrected',
     e_replacement: 'Meter replaced', e_thresholds_sent: 'Thresholds sent',
     e_thresholds_confirmed: 'Thresholds confirmed', e_thresholds_refused: 'Thresholds refused',
-    e_watchdog: 'Watchdog', e_clock: 'Clock',
+    e_watchdog: 'Watchdog', e_clock: 'Clock', e_storage: 'Storage',
   },
   nl: {
     live: 'Nu', history: 'Historie', costs: 'Kosten', device: 'Apparaat', settings: 'Instellingen',
@@ -101,6 +101,6 @@ export const DICT = {
     e_glitch: 'Hapering', e_unconfirmed: 'Onbevestigd', e_mismatch: 'Afwijking', e_gap: 'Onderbreking ingehaald',
     e_correction: 'Meterstand gecorrigeerd', e_replacement: 'Meter vervangen',
     e_thresholds_sent: 'Drempels verstuurd', e_thresholds_confirmed: 'Drempels bevestigd',
-    e_thresholds_refused: 'Drempels geweigerd', e_watchdog: 'Waakhond', e_clock: 'Klok',
+    e_thresholds_refused: 'Drempels geweigerd', e_watchdog: 'Waakhond', e_clock: 'Klok', e_storage: 'Opslag',
   },
 };
