@@ -169,7 +169,7 @@ def test_permission_problems_name_the_path_and_the_user(tmp_path: Path) -> None:
     open_store(str(db), tz=ZoneInfo("Europe/Amsterdam")).close()  # root's, 0644
     os.chmod(db, 0o644)
     for path in (home, config):
-        os.chmod(path, 0o755)
+        os.chmod(path, 0o755)  # noqa: S103 (another user must get in)
     # The interpreter may live where "nobody" cannot read (pyenv under /root): everything is
     # imported first, then the process becomes nobody and runs the command.
     script = (

@@ -3,8 +3,8 @@
 WAL journal with ``synchronous=FULL``: a commit is on the card when it returns (one fsync every
 few minutes, of pages the kernel would write within half a minute anyway), so a power cut or a
 card that dies mid-run loses no commit, and never corrupts the file. Readers never block the
-writer and see each commit whole. Each store holds one connection; a second store on the same file (the
-dashboard, a backup, ``s0pcm check``) reads alongside the daemon.
+writer and see each commit whole. Each store holds one connection; a second store on the same
+file (the dashboard, a backup, ``s0pcm check``) reads alongside the daemon.
 """
 
 from __future__ import annotations
