@@ -24,6 +24,7 @@ import serial_asyncio_fast
 from serial.tools import list_ports
 
 from .errors import ConfigError, LinkError, S0pcmError
+from .noise import NoiseLog
 from .protocol import Decoder, Header, Model, Rejected, Telegram, Thresholds
 
 __all__ = [
@@ -207,6 +208,8 @@ class Link:
         self.exclusive = exclusive
         self.clock = clock
         self.stats = LinkStats()
+        #: What the log says of rejected lines: a few whole, then summaries.
+        self.noise = NoiseLog()
         self.interval = DEFAULT_INTERVAL
         self.connected_port: str | None = None
         self._pending: Thresholds | None = None
@@ -331,6 +334,7 @@ class Link:
             self._writer = writer
             self.connected_port = port
             self.decoder.reset()
+            self.noise.opened(time.monotonic())
             self.stats.connects += 1
             log.info("connected to %s (%s)", port, self.framing)
             yield Connected(self.clock(), port)
@@ -386,7 +390,13 @@ class Link:
                     self.stats.last_reason = record.reason
                     key = record.reason.split(" (")[0].split(":")[0]
                     self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
-                    rejected_log.warning("rejected line: %s: %r", record.reason, record.raw)
+                noise = (
+                    self.noise.rejected(time.monotonic(), record.reason, record.raw)
+                    if isinstance(record, Rejected)
+                    else self.noise.valid(time.monotonic())
+                )
+                for line in noise:  # a few lines, however noisy the port (see s0pcm.noise)
+                    rejected_log.warning("%s", line)
                 yield Received(now, record)
                 if isinstance(record, Header):
                     self.stats.headers += 1
