@@ -40,10 +40,10 @@ def test_a_day_of_garbage_is_a_few_kilobytes() -> None:
     size = sum(len(line) + 40 for line in out)  # with the logger's time stamp and name
     assert out[:SHOWN] == [
         *[
-            f"rejected line: expected 10 or 19 fields (S0PCM-2 or S0PCM-5), got 7: "
-            f"'ID:1:I:10:garbage'"
+            "rejected line: expected 10 or 19 fields (S0PCM-2 or S0PCM-5), got 7: "
+            "'ID:1:I:10:garbage'"
         ]
-        * (SHOWN - 1),  # fmt: skip
+        * (SHOWN - 1),
         "rejected line: expected 10 or 19 fields (S0PCM-2 or S0PCM-5), got 7: "
         "'ID:1:I:10:garbage' (more are summed up)",
     ]
