@@ -129,6 +129,9 @@ def main() -> None:
         s0pcm emulate --link /tmp/s0 --interval 0.5 &
         s0pcm read /tmp/s0 --framing 8N1
     """
+    # Whatever s0pcm creates (database, journal, backups, exports) is its owner's alone: the
+    # database holds the session secret and the password and token hashes.
+    os.umask(os.umask(0o077) | 0o077)
 
 
 # --- read ----------------------------------------------------------------------------------------

@@ -31,9 +31,31 @@ log = logging.getLogger(__name__)
 
 #: Bytes the WAL file is cut back to after a checkpoint.
 WAL_LIMIT: Final = 1 << 20
-#: Bytes of WAL index allocated up front: 32 KiB indexes 4096 pages of WAL, 16 MiB; this is
-#: room for a WAL held back by a long reader, far past the 1 MiB it is cut back to.
-SHM_RESERVE: Final = 128 * 1024
+
+
+def _private(path: Path) -> None:
+    """Make the database file readable by its owner only, before SQLite opens it: it holds the
+    session secret and the password and token hashes, and SQLite gives its ``-wal`` and ``-shm``
+    the database's mode. A file another user could read is tightened (and said so)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # SQLite says why, with the path (see _explain)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+            log.warning("%s was readable by others (mode %04o): now %04o", path, mode,
+                        mode & 0o700)  # fmt: skip
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(OSError):
+            if side.stat().st_mode & 0o077:
+                os.chmod(side, 0o600)
 
 
 class SqliteStore(SqlStore):
@@ -65,6 +87,8 @@ class SqliteStore(SqlStore):
         )
         if readonly and not self.path.is_file():
             raise StoreError(self.database, "no such database file")
+        if not readonly:
+            _private(self.path)
         self._conn = self._connect(timeout)
         try:
             self._open()
@@ -103,8 +127,6 @@ class SqliteStore(SqlStore):
                 raise StoreError(self.database, f"cannot open: {self._explain(exc)}") from exc
             try:
                 self._setup(conn, exclusive=exclusive)
-                if not self.readonly and not exclusive:
-                    self._reserve_wal_index()
             except sqlite3.Error as exc:
                 conn.close()
                 problem = problem or exc
@@ -137,24 +159,6 @@ class SqliteStore(SqlStore):
             conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-
-    def _reserve_wal_index(self) -> None:
-        """Give the WAL index (``-shm``, which SQLite maps into memory) real blocks on disk.
-
-        SQLite grows it by writing a byte to each new memory page; on a file system with blocks
-        smaller than a page (ext4 with 1 KiB blocks) the rest of the page stays a hole, and a
-        write into a hole on a full disk is a SIGBUS that kills the logger without a word.
-        Allocated up front, the index never needs a block again (the WAL stays small)."""
-        shm = self.path.with_name(self.path.name + "-shm")
-        try:
-            fd = os.open(shm, os.O_RDWR)
-        except OSError:
-            return  # no index (another process's, or none yet): SQLite makes it
-        try:
-            if os.fstat(fd).st_size < SHM_RESERVE:
-                os.posix_fallocate(fd, 0, SHM_RESERVE)
-        finally:
-            os.close(fd)
 
     # -- primitives ------------------------------------------------------------------------------
 
@@ -244,6 +248,7 @@ class SqliteStore(SqlStore):
         partial = target.with_name(target.name + ".partial")
         with self._guard(f"backup to {target}"):
             partial.unlink(missing_ok=True)
+            _private(partial)  # a backup holds the secrets too
             copy = sqlite3.connect(partial)
             try:
                 # pages=-1: all pages in one step, under one read transaction.
