@@ -48,6 +48,14 @@ class Rig:
         self.decoder = Decoder()
         self.daemon: Daemon | None = None
 
+    def history(self, seconds: float) -> None:
+        """A first logger sees the module start and counts ``seconds`` on a right clock."""
+        self.start()
+        self.deliver(self.module.power_on(self.clocks.true))
+        self.run(seconds)
+        assert self.stored() == self.reported()
+        self.stop()
+
     def start(self) -> Daemon:
         self.daemon = Daemon(self.config, clock=self.clocks.wall, monotonic=self.clocks.monotonic)
         self.daemon.recover()
@@ -115,11 +123,7 @@ def test_wrong_clock_at_start_up_stamps_nothing_until_ntp_steps_it(tmp_path: Pat
     t0 = time.time()
     clocks = Clocks(t0)
     rig = Rig(tmp_path, clocks)
-    rig.start()
-    rig.deliver(rig.module.power_on(t0))
-    rig.run(300)
-    assert rig.stored() == rig.reported()
-    rig.stop()
+    rig.history(300)
     clocks.offset = -30 * DAY  # the reboot: the wall clock is a month behind
     daemon = rig.start()
     rig.run(120)
@@ -141,10 +145,7 @@ def test_records_waiting_for_the_clock_survive_a_crash(tmp_path: Path) -> None:
     t0 = time.time()
     clocks = Clocks(t0)
     rig = Rig(tmp_path, clocks)
-    rig.start()
-    rig.deliver(rig.module.power_on(t0))
-    rig.run(300)
-    rig.stop()
+    rig.history(300)
     clocks.offset = -365 * DAY
     daemon = rig.start()
     rig.run(100)

@@ -97,21 +97,15 @@ class SqliteStore(SqlStore):
             raise
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
-        """Writable: create the file if need be, in WAL mode with its index reserved on disk;
-        when the disk is too full for that, with the index in memory (exclusive locking: no
-        other process reads beside it until the logger is restarted with room). Read-only:
-        open it so that nothing is created or changed (for a user who may only read it); on a
-        read-only disk, where SQLite cannot make the WAL index beside it, as immutable (nobody
-        can write there)."""
-        attempts: list[tuple[str | None, bool]]  # (URI mode, exclusive locking)
+        """Writable: create the file if need be, in WAL mode. Read-only: open it so that nothing
+        is created or changed (for a user who may only read it); on a read-only disk, where
+        SQLite cannot make the WAL index beside it, as immutable (nobody can write there)."""
+        modes: list[str | None] = [None]
         if self.readonly:
-            attempts = [("ro", False)]
+            modes = ["ro"]
             if not os.access(self.path.parent, os.W_OK):
-                attempts.append(("ro&immutable=1", False))
-        else:
-            attempts = [(None, False), (None, True)]
-        problem: Exception | None = None
-        for mode, exclusive in attempts:
+                modes.append("ro&immutable=1")
+        for n, mode in enumerate(modes, start=1):
             target = str(self.path)
             if mode is not None:
                 target = f"file:{quote(str(self.path.resolve()))}?mode={mode}"
@@ -126,33 +120,19 @@ class SqliteStore(SqlStore):
             except sqlite3.Error as exc:
                 raise StoreError(self.database, f"cannot open: {self._explain(exc)}") from exc
             try:
-                self._setup(conn, exclusive=exclusive)
+                self._setup(conn)
             except sqlite3.Error as exc:
                 conn.close()
-                problem = problem or exc
-                if self.readonly:
+                if n < len(modes):
                     continue
-                break  # not a matter of room: the exclusive way would fail alike
-            except OSError as exc:
-                conn.close()
-                problem = exc
-                log.warning(
-                    "%s: %s; the logger keeps the database to itself until it is restarted "
-                    "with room (other processes cannot read it meanwhile)",
-                    self.path,
-                    diagnose(self.path, exc),
-                )
-                continue
+                raise StoreError(self.database, f"cannot open: {self._explain(exc)}") from exc
             return conn
-        assert problem is not None
-        raise StoreError(self.database, f"cannot open: {self._explain(problem)}")
+        raise AssertionError("unreachable")
 
-    def _setup(self, conn: sqlite3.Connection, *, exclusive: bool) -> None:
+    def _setup(self, conn: sqlite3.Connection) -> None:
         if self.readonly:
             conn.execute("PRAGMA query_only = ON")
         else:
-            if exclusive:  # before WAL mode: SQLite then keeps the WAL index in memory
-                conn.execute("PRAGMA locking_mode = EXCLUSIVE")
             conn.execute("PRAGMA journal_mode = WAL")
             # A small WAL: checkpointed every 256 pages, and cut back after that.
             conn.execute("PRAGMA wal_autocheckpoint = 256")
