@@ -39,14 +39,26 @@ def wait_for(path: Path) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("name", sorted(main.commands))
+def _commands() -> list[str]:
+    """Every command, and every command of a group ("token new")."""
+    names = []
+    for name, command in sorted(main.commands.items()):
+        names.append(name)
+        if isinstance(command, click.Group):
+            names += [f"{name} {sub}" for sub in sorted(command.commands)]
+    return names
+
+
+@pytest.mark.parametrize("name", _commands())
 def test_every_command_has_help_with_an_example(name: str) -> None:
-    result = CliRunner().invoke(main, [name, "--help"])
+    result = CliRunner().invoke(main, [*name.split(), "--help"])
     assert result.exit_code == 0
     assert "Example:" in result.output
     assert f"s0pcm {name}" in result.output
-    command = main.commands[name]
-    assert isinstance(command, click.Command)
+    command: click.Command = main
+    for part in name.split():
+        assert isinstance(command, click.Group)
+        command = command.commands[part]
     for param in command.params:
         if isinstance(param, click.Option) and param.name != "help":
             assert param.help, f"s0pcm {name} {param.opts[0]} has no help"

@@ -411,18 +411,31 @@ def test_a_wrong_method_is_405_json(web_login: httpx.Client) -> None:
         ("POST", "/api/modules/nope/thresholds", {"command": "T2=40;"}, 404, "unknown module"),
         ("POST", "/api/tokens", {"name": ""}, 400, "bad name"),
         ("POST", "/api/tokens", {}, 400, "bad name"),
+        ("POST", "/api/tokens", {"name": "x", "days": 0}, 400, "bad days"),
+        ("POST", "/api/tokens", {"name": "x", "days": 4000}, 400, "bad days"),
+        ("POST", "/api/tokens", {"name": "x", "days": "30"}, 400, "bad days"),
         ("POST", "/api/login", {"password": 5}, 400, "bad password"),
         ("POST", "/api/login", {"password": "x", "user": "y"}, 400, "bad user"),
         ("POST", "/api/login", "x" * 300_000, 413, "body too large"),
     ],
 )  # fmt: skip
 def test_bad_bodies_are_refused_before_anything_changes(
-    token_client: httpx.Client, method: str, path: str, body: Any, status: int, error: str
+    web_server: WebServer,
+    token_client: httpx.Client,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    error: str,
 ) -> None:
     content = body if isinstance(body, str) else json.dumps(body)
-    response = token_client.request(
-        method, path, content=content, headers={"Content-Type": "application/json"}
-    )
+    with web_server.client() as session:
+        if path == "/api/tokens":  # only a session makes tokens
+            login(session)
+        client = session if path == "/api/tokens" else token_client
+        response = client.request(
+            method, path, content=content, headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
 

@@ -599,7 +599,7 @@ async def _with_web(daemon: Daemon, config: Config, *, web: bool) -> None:
                 log.error("dashboard not started on %s: %s", config.web.listen, e)
 
         server = asyncio.create_task(web_server())
-        log.info("dashboard on http://%s/", config.web.listen)
+        log.info("dashboard on %s://%s/", config.web.scheme, config.web.listen)
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
@@ -633,7 +633,7 @@ def serve_command(config_path: Path, verbose: int) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         app = create_app(config=config, store=store)
-        log.info("dashboard on http://%s/", config.web.listen)
+        log.info("dashboard on %s://%s/", config.web.scheme, config.web.listen)
         try:
             await serve(app, host=config.web.host, port=config.web.port, stop=stop)
         finally:
@@ -645,14 +645,18 @@ def serve_command(config_path: Path, verbose: int) -> None:
 @main.command()
 @config_option
 @click.password_option("--password", help="The new password (asked for when not given).")
-def passwd(config_path: Path, password: str) -> None:
+@click.option(
+    "--revoke-tokens", is_flag=True, help="Revoke every API token too (the old password leaked?)."
+)
+def passwd(config_path: Path, password: str, revoke_tokens: bool) -> None:
     """Set the password that settings and every change in the dashboard need.
 
-    Stored scrypt-hashed in the database.
+    Stored scrypt-hashed in the database. Every session logged in with the old password ends;
+    API tokens keep working unless --revoke-tokens is given.
 
     \b
     Example:
-        s0pcm passwd --config /etc/s0pcm/s0pcm.toml
+        s0pcm passwd --config /etc/s0pcm/s0pcm.toml --revoke-tokens
     """
     from .web import set_password
 
@@ -660,29 +664,114 @@ def passwd(config_path: Path, password: str) -> None:
         raise click.BadParameter("use at least 8 characters", param_hint="--password")
     store = _store(_config(config_path))
     try:
-        set_password(store, password)
+        set_password(store, password, revoke_tokens=revoke_tokens)
     finally:
         store.close()
-    click.echo("password set")
+    tokens = "; every token revoked" if revoke_tokens else ""
+    click.echo(f"password set; every session ended{tokens}")
 
 
-@main.command()
-@config_option
-@click.option("--name", required=True, help="What the token is for, e.g. home-assistant.")
-def token(config_path: Path, name: str) -> None:
-    """Make an API token for scripts and Home Assistant (printed once, stored hashed).
+@main.group()
+def token() -> None:
+    """API tokens for scripts and Home Assistant: make, list and revoke them.
 
     \b
     Example:
-        s0pcm token --config /etc/s0pcm/s0pcm.toml --name home-assistant
+        s0pcm token new --config /etc/s0pcm/s0pcm.toml home-assistant
+        s0pcm token list --config /etc/s0pcm/s0pcm.toml
+    """
+
+
+@token.command("new")
+@config_option
+@click.argument("name")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0, min_open=True, max=3650),
+    help="It stops working this many days from now (default: when revoked).",
+)
+def token_new(config_path: Path, name: str, days: float | None) -> None:
+    """Make a token named NAME (what it is for); printed once, stored hashed.
+
+    \b
+    Example:
+        s0pcm token new --config /etc/s0pcm/s0pcm.toml home-assistant --days 365
     """
     from .web import new_token
 
-    store = _store(_config(config_path))
+    config = _config(config_path)
+    store = _store(config)
     try:
-        click.echo(new_token(store, name))
+        try:
+            click.echo(new_token(store, name, days=days))
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="NAME") from None
     finally:
         store.close()
+
+
+@token.command("list")
+@config_option
+def token_list(config_path: Path) -> None:
+    """The tokens: id, name, made, expires (never the tokens themselves).
+
+    \b
+    Example:
+        s0pcm token list --config /etc/s0pcm/s0pcm.toml
+    """
+    from .web.auth import AUTH_KEY, list_tokens
+
+    config = _config(config_path)
+    store = _store(config, readonly=True)
+    try:
+        doc = store.state(AUTH_KEY)
+    finally:
+        store.close()
+    infos = list_tokens(doc if isinstance(doc, dict) else {})
+    if not infos:
+        click.echo("no tokens")
+        return
+    now = time.time()
+    tz = config.logger.timezone
+
+    def local(t: float | None) -> str:
+        if t is None:
+            return "never"
+        return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")
+
+    for info in infos:
+        state = " (expired)" if info.expired(now) else ""
+        click.echo(
+            f"{info.id}  {info.name}  made {local(info.created)}  "
+            f"expires {local(info.expires)}{state}"
+        )
+
+
+@token.command("revoke")
+@config_option
+@click.argument("which", required=False)
+@click.option("--all", "every", is_flag=True, help="Revoke every token.")
+def token_revoke(config_path: Path, which: str | None, every: bool) -> None:
+    """Revoke the token with id WHICH (or every token named WHICH); it stops working within
+    two seconds, in every process.
+
+    \b
+    Example:
+        s0pcm token revoke --config /etc/s0pcm/s0pcm.toml 3f2a9c01b7de
+    """
+    from .web.auth import revoke_tokens
+
+    if (which is None) == (not every):
+        raise click.UsageError("name one token (its id or name), or give --all")
+    store = _store(_config(config_path))
+    try:
+        gone = revoke_tokens(store, None if every else which)
+    finally:
+        store.close()
+    if not gone:
+        raise click.ClickException(f"no token has the id or name {which!r} (see: s0pcm token list)")
+    for info in gone:
+        click.echo(f"revoked {info.id}  {info.name}")
 
 
 @main.command()
@@ -732,7 +821,7 @@ def backup(config_path: Path, destination: Path) -> None:
         store.backup(destination)
     finally:
         store.close()
-    click.echo(f"backed up {config.logger.database} to {destination}")
+    click.echo(f"backed up {redact(config.logger.database)} to {destination}")
 
 
 @main.command()

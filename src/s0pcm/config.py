@@ -84,7 +84,18 @@ DEFAULT_LISTEN: Final = "127.0.0.1:8080"
 
 _ROOT_KEYS: Final = ("logger", "web", "modules")
 _LOGGER_KEYS: Final = ("database", "timezone", "commit_interval", "journal", "raw_retention_days")
-_WEB_KEYS: Final = ("listen", "public_read")
+_WEB_KEYS: Final = (
+    "listen",
+    "public_read",
+    "allowed_hosts",
+    "trusted_proxies",
+    "tls_certificate",
+    "tls_key",
+    "max_connections",
+)
+#: Connections the server keeps at once unless told otherwise: plenty for a household's
+#: browsers, few enough that a flood cannot take the logger's file descriptors.
+DEFAULT_MAX_CONNECTIONS: Final = 64
 _MODULE_KEYS: Final = ("port", "model", "framing", "thresholds", "meters")
 _METER_KEYS: Final = (
     "name",
@@ -152,6 +163,20 @@ class WebSettings:
     port: int
     #: Whether readers need no login (writing always does).
     public_read: bool
+    #: Host names the dashboard answers to besides the loopback names, this machine's name
+    #: and IP addresses ("*.example" matches any subdomain). Other names are refused: a DNS
+    #: rebinding page cannot reach the dashboard through a name it controls.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Addresses (or networks) of reverse proxies whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: Serve HTTPS with this certificate chain and key (PEM), both or neither.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_certificate is not None else "http"
 
     @property
     def listen(self) -> str:
@@ -598,6 +623,15 @@ class _Checker:
             raise self.error((*path, key), f"must be {what}, got {_describe(value)}")
         return float(value)
 
+    def strings(self, table: dict[str, Any], path: KeyPath, key: str) -> tuple[str, ...]:
+        """An optional array of non-empty strings (a lone string is taken as one)."""
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise self.error((*path, key), f"must be an array of strings, got {_describe(value)}")
+        return tuple(v.strip() for v in value)
+
     def integer(self, table: dict[str, Any], path: KeyPath, key: str, what: str) -> int | None:
         if key not in table:
             return None
@@ -719,7 +753,51 @@ class _Checker:
                 except ValueError:
                     raise self.error(where, f"{host!r} is not an IPv4 address") from None
         public = self.boolean(table, path, "public_read", default=False)
-        return WebSettings(host, port, public)
+        hosts = self.strings(table, path, "allowed_hosts")
+        for n, name in enumerate(hosts):
+            bare = name.removeprefix("*.") if name.startswith("*.") else name
+            if not _HOSTNAME.fullmatch(bare):
+                raise self.error(
+                    (*path, "allowed_hosts"),
+                    f"item {n + 1}: {name!r} is not a host name (or *.domain)",
+                )
+        proxies = self.strings(table, path, "trusted_proxies")
+        for n, proxy in enumerate(proxies):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise self.error(
+                    (*path, "trusted_proxies"),
+                    f"item {n + 1}: {proxy!r} is not an IP address or network (e.g. 127.0.0.1)",
+                ) from None
+        tls: dict[str, Path] = {}
+        for key in ("tls_certificate", "tls_key"):
+            text = self.string(table, path, key)
+            if text is None:
+                continue
+            file = self.local_path(text)
+            try:
+                with file.open("rb"):
+                    pass
+            except OSError as e:
+                raise self.error((*path, key), f"cannot read {file}: {e.strerror}") from None
+            tls[key] = file
+        if len(tls) == 1:
+            missing = "tls_key" if "tls_certificate" in tls else "tls_certificate"
+            raise self.error((*path, next(iter(tls))), f"needs {missing} too (HTTPS needs both)")
+        most = self.integer(table, path, "max_connections", "a whole number from 4 to 10000")
+        if most is not None and not 4 <= most <= 10_000:
+            raise self.error((*path, "max_connections"), f"must be 4..10000, got {most}")
+        return WebSettings(
+            host,
+            port,
+            public,
+            allowed_hosts=tuple(h.lower() for h in hosts),
+            trusted_proxies=proxies,
+            tls_certificate=tls.get("tls_certificate"),
+            tls_key=tls.get("tls_key"),
+            max_connections=DEFAULT_MAX_CONNECTIONS if most is None else most,
+        )
 
     def modules(self, value: object, path: KeyPath) -> tuple[ModuleSettings, ...]:
         example = (

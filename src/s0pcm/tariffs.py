@@ -60,6 +60,19 @@ __all__ = [
 #: The store's state document holding the tariffs.
 STATE_KEY: Final = "_tariffs"
 DEFAULT_CURRENCY: Final = "EUR"
+#: ISO 4217 currency codes in use (and a few recently withdrawn, for old tariffs): what the
+#: browser's ``Intl.NumberFormat`` formats as money. Anything else would break the Costs page.
+_ISO_4217: Final = """
+    AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN
+    BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD EGP
+    ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HRK HTG HUF IDR ILS INR IQD IRR
+    ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD
+    MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR
+    PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL
+    THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF
+    XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
+"""
+CURRENCIES: Final = frozenset(_ISO_4217.split())
 WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MAX_TARIFFS: Final = 200
 MAX_PERIODS: Final = 50
@@ -321,7 +334,9 @@ def parse_tariffs(doc: object) -> Tariffs:
     for key in ("currency", "tariffs"):
         if key not in top:
             raise TariffError(key, "missing")
-    currency = _string(top["currency"], "currency", most=16)
+    currency = _string(top["currency"], "currency", most=16).strip().upper()
+    if currency not in CURRENCIES:
+        raise TariffError("currency", "an ISO 4217 code such as EUR, GBP, CHF or USD")
     raw = top["tariffs"]
     if not isinstance(raw, list) or len(raw) > MAX_TARIFFS:
         raise TariffError("tariffs", f"must be an array of at most {MAX_TARIFFS} tariffs")

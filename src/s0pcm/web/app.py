@@ -8,7 +8,10 @@ event per record, without it (``s0pcm serve``) it is a view of what the store ho
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -76,6 +79,67 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HostCheck:
+    """Answers only to the host names it knows (``[web] allowed_hosts``, besides the loopback
+    names, this machine's own name and any IP address).
+
+    A DNS-rebinding page makes a visitor's browser send requests to the dashboard under the
+    attacker's host name; refusing unknown names in ``Host`` stops it. IP addresses are always
+    fine: a rebinding needs a name.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed: tuple[str, ...] = ()) -> None:
+        self.app = app
+        machine = socket.gethostname().lower()
+        names = {"localhost", machine, f"{machine}.local", *allowed}
+        self.exact = frozenset(n for n in names if not n.startswith("*."))
+        self.suffixes = (*(n[1:] for n in names if n.startswith("*.")), ".localhost")
+
+    def allows(self, host: str) -> bool:
+        host = host.strip().lower()
+        if host.startswith("["):  # [v6]:port
+            address, _, _ = host[1:].partition("]")
+            return _is_ip(address)
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+        name = name.rstrip(".")
+        return _is_ip(name) or name in self.exact or name.endswith(self.suffixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        if self.allows(host):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            {
+                "error": "unknown host",
+                "detail": f"this server does not answer to {host[:100]!r}; "
+                "add the name to [web] allowed_hosts",
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Dashboard(StaticFiles):
@@ -174,5 +238,6 @@ def create_app(
     # JSON and the dashboard's files compress to a third; the live stream is left alone (an
     # event must not wait in a compressor), and answers under 1 KiB are not worth it.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
+    app.add_middleware(HostCheck, allowed=config.web.allowed_hosts)  # outermost: first check
     app.state.context = ctx
     return app

@@ -4,13 +4,18 @@ Everything secret lives in the store's state document ``_auth``::
 
     {"password": {"scheme": "scrypt", "n": 16384, "r": 8, "p": 1, "salt": hex, "hash": hex},
      "secret": hex,      # signs session cookies; a new password replaces it (all sessions end)
-     "tokens": [{"name": ..., "hash": sha256 hex, "created": unix}]}
+     "tokens": [{"name": ..., "hash": sha256 hex, "created": unix, "expires": unix | null}],
+     "revoked": {session id: unix when it would have expired anyway}}
 
 The password is scrypt-hashed (slow on purpose); API tokens are 256-bit random strings, so a
-plain SHA-256 of them is enough and keeps every request cheap. Sessions are stateless signed
-cookies (HttpOnly, SameSite=Strict) carrying a session id and the session's CSRF token; a write
-made with a session must repeat the CSRF token in ``X-CSRF-Token``. Logging out revokes the
-session id in this process. Nothing here logs a password, a token or a cookie.
+plain SHA-256 of them is enough and keeps every request cheap. A token is named by the first
+12 hex digits of its hash (its ``id``): enough to list and revoke it, useless to forge it.
+Sessions are signed cookies (HttpOnly, SameSite=Strict) carrying a session id and the
+session's CSRF token; a write made with a session must repeat the CSRF token in
+``X-CSRF-Token``. Logging out writes the session id into ``revoked``, so it stays ended across
+restarts and in every process that serves the same store. Only a session (someone who knows the
+password) makes or revokes tokens: a leaked token cannot breed more of itself. Nothing here logs
+a password, a token or a cookie.
 """
 
 from __future__ import annotations
@@ -40,7 +45,10 @@ __all__ = [
     "Auth",
     "LoginLimiter",
     "Session",
+    "TokenInfo",
+    "list_tokens",
     "new_token",
+    "revoke_tokens",
     "set_password",
 ]
 
@@ -58,6 +66,11 @@ LOGIN_FAILURES: Final = 5
 LOGIN_WINDOW: Final = 60.0
 TOKEN_PREFIX: Final = "s0pcm_"  # noqa: S105 (a label, not a secret)
 MAX_PASSWORD: Final = 1024
+#: Logged-out sessions remembered; past this many, the signing secret is replaced instead (every
+#: session ends), so a flood of logins and logouts cannot grow the document without bound.
+MAX_REVOKED: Final = 1000
+#: The longest expiry a token may be given, in days (ten years).
+MAX_TOKEN_DAYS: Final = 3650
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -100,11 +113,14 @@ def _document(store: Store) -> dict[str, Any]:
     return dict(doc) if isinstance(doc, dict) else {}
 
 
-def set_password(store: Store, password: str, *, commit: bool = True) -> None:
+def set_password(
+    store: Store, password: str, *, revoke_tokens: bool = False, commit: bool = True
+) -> None:
     """Set the password that logs in to the dashboard (scrypt-hashed in ``_auth``).
 
-    Replaces the session secret, so every session made with the old password ends. ``commit``:
-    commit the store (pass False when the caller commits, e.g. through the logger).
+    Replaces the session secret, so every session made with the old password ends;
+    ``revoke_tokens`` ends every API token too (a password that leaked may have made some).
+    ``commit``: commit the store (pass False when the caller commits, e.g. through the logger).
     Raises ValueError for an empty or absurdly long password.
     """
     if not password or len(password) > MAX_PASSWORD:
@@ -112,25 +128,113 @@ def set_password(store: Store, password: str, *, commit: bool = True) -> None:
     doc = _document(store)
     doc["password"] = hash_password(password)
     doc["secret"] = secrets.token_hex(32)
+    doc.pop("revoked", None)  # the new secret ends every session anyway
+    if revoke_tokens:
+        doc["tokens"] = []
     store.set_state(AUTH_KEY, doc)
     if commit:
         store.commit()
 
 
-def new_token(store: Store, name: str, *, commit: bool = True) -> str:
-    """A new API token for ``Authorization: Bearer``; returned once, stored only hashed."""
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What may be shown of a token: never the token, nor its whole hash."""
+
+    id: str
+    name: str
+    created: float | None
+    expires: float | None
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and self.expires <= now
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "created": self.created,
+            "expires": self.expires,
+            "expired": self.expired(now),
+        }
+
+
+def _entries(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        t for t in doc.get("tokens", []) if isinstance(t, dict) and isinstance(t.get("hash"), str)
+    ]
+
+
+def _info(entry: dict[str, Any]) -> TokenInfo:
+    def number(key: str) -> float | None:
+        value = entry.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    return TokenInfo(
+        id=str(entry["hash"])[:12],
+        name=str(entry.get("name", "")),
+        created=number("created"),
+        expires=number("expires"),
+    )
+
+
+def list_tokens(doc: dict[str, Any]) -> list[TokenInfo]:
+    """The tokens in an ``_auth`` document, oldest first."""
+    return [_info(entry) for entry in _entries(doc)]
+
+
+def new_token(
+    store: Store,
+    name: str,
+    *,
+    days: float | None = None,
+    now: float | None = None,
+    commit: bool = True,
+) -> str:
+    """A new API token for ``Authorization: Bearer``; returned once, stored only hashed.
+
+    ``days``: it stops working that many days from now (None: until revoked).
+    Raises ValueError for a name of no or too many characters, or an impossible expiry.
+    """
     name = name.strip()
     if not name or len(name) > 64:
         raise ValueError("a token's name has 1..64 characters")
+    if days is not None and not (0 < days <= MAX_TOKEN_DAYS):
+        raise ValueError(f"a token expires in 1..{MAX_TOKEN_DAYS} days")
+    now = time.time() if now is None else now
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     doc = _document(store)
-    tokens = [t for t in doc.get("tokens", []) if isinstance(t, dict)]
-    tokens.append({"name": name, "hash": _token_hash(token), "created": round(time.time(), 3)})
+    tokens = _entries(doc)
+    tokens.append(
+        {
+            "name": name,
+            "hash": _token_hash(token),
+            "created": round(now, 3),
+            "expires": None if days is None else round(now + days * 86400, 3),
+        }
+    )
     doc["tokens"] = tokens
     store.set_state(AUTH_KEY, doc)
     if commit:
         store.commit()
     return token
+
+
+def revoke_tokens(store: Store, which: str | None, *, commit: bool = True) -> list[TokenInfo]:
+    """Revoke the token whose id is ``which`` or, failing that, every token named ``which``
+    (None: every token). Returns what was revoked (empty: nothing matched)."""
+    doc = _document(store)
+    tokens = _entries(doc)
+    if which is None:
+        gone = tokens
+    else:
+        gone = [t for t in tokens if _info(t).id == which.strip().lower()]
+        gone = gone or [t for t in tokens if t.get("name") == which.strip()]
+    if gone:
+        doc["tokens"] = [t for t in tokens if t not in gone]
+        store.set_state(AUTH_KEY, doc)
+        if commit:
+            store.commit()
+    return [_info(t) for t in gone]
 
 
 class LoginLimiter:
@@ -196,8 +300,6 @@ class Auth:
         self.public_read = public_read
         self._commit = commit
         self.limiter = LoginLimiter()
-        #: Session ids logged out in this process, with when they would expire anyway.
-        self._revoked: dict[str, float] = {}
         #: Used only when the store cannot keep a secret (read-only): sessions end at restart.
         self._fallback_secret = secrets.token_hex(32)
 
@@ -242,7 +344,10 @@ class Auth:
         if not isinstance(data, dict):
             return None
         sid, csrf = data.get("sid"), data.get("csrf")
-        if not isinstance(sid, str) or not isinstance(csrf, str) or sid in self._revoked:
+        if not isinstance(sid, str) or not isinstance(csrf, str):
+            return None
+        revoked = self._document().get("revoked")
+        if isinstance(revoked, dict) and sid in revoked:
             return None
         return Session(sid, csrf)
 
@@ -254,14 +359,30 @@ class Auth:
         return cookie, session
 
     def revoke(self, session: Session) -> None:
+        """End ``session`` for good: its id is written to the store (every process sees it).
+
+        Raises StoreError when the store cannot be written (the caller answers 409)."""
         now = time.time()
-        self._revoked = {sid: t for sid, t in self._revoked.items() if t > now}
-        self._revoked[session.sid] = now + SESSION_MAX_AGE
+        doc = self._document()
+        kept = doc.get("revoked")
+        revoked = {
+            sid: until
+            for sid, until in (kept.items() if isinstance(kept, dict) else ())
+            if isinstance(until, int | float) and until > now
+        }
+        revoked[session.sid] = round(now + SESSION_MAX_AGE)
+        if len(revoked) > MAX_REVOKED:
+            doc["secret"] = secrets.token_hex(32)  # ends every session, this one included
+            revoked = {}
+        doc["revoked"] = revoked
+        self.documents.set(AUTH_KEY, doc)
+        self._commit()
 
     # -- tokens
 
     def _bearer(self, request: Request) -> bool | None:
-        """None without an Authorization header; else whether it carries a valid token."""
+        """None without an Authorization header; else whether it carries a valid token (one
+        that is stored and has not expired)."""
         header = request.headers.get("authorization")
         if header is None:
             return None
@@ -269,10 +390,10 @@ class Auth:
         if scheme.lower() != "bearer" or not token.strip():
             return False
         digest = _token_hash(token.strip())
+        now = time.time()
         found = False
-        for entry in self._document().get("tokens", []):
-            stored = entry.get("hash") if isinstance(entry, dict) else None
-            if isinstance(stored, str) and hmac.compare_digest(stored, digest):
+        for entry in _entries(self._document()):
+            if hmac.compare_digest(entry["hash"], digest) and not _info(entry).expired(now):
                 found = True
         return found
 
@@ -307,6 +428,17 @@ class Auth:
         presented = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
             raise ApiError(403, "CSRF token missing or wrong", f"send it in {CSRF_HEADER}")
+        return session
+
+    def require_session(self, request: Request) -> Session:
+        """A write only a logged-in session may make (managing tokens): a token gets 403."""
+        session = self.require_write(request)
+        if session is None:
+            raise ApiError(
+                403, "a session is needed",
+                "tokens are made, listed and revoked by someone logged in with the password, "
+                "not with a token",
+            )  # fmt: skip
         return session
 
     async def check_login(self, address: str, password: str) -> None:

@@ -56,6 +56,8 @@ class LiveHub:
     def __init__(self, ctx: Context, *, health_interval: float = HEALTH_INTERVAL) -> None:
         self.ctx = ctx
         self.health_interval = health_interval
+        #: Live clients at once; the server lowers it below its connection cap.
+        self.max_clients = MAX_CLIENTS
         self.clients: set[Client] = set()
         #: Events sent, for tests and benchmarks.
         self.sent = 0
@@ -200,8 +202,8 @@ class LiveHub:
     def connect(self) -> Client:
         if self._closed:
             raise ApiError(409, "shutting down")
-        if len(self.clients) >= MAX_CLIENTS:
-            raise ApiError(429, "too many live clients", f"at most {MAX_CLIENTS}")
+        if len(self.clients) >= self.max_clients:
+            raise ApiError(429, "too many live clients", f"at most {self.max_clients}")
         client = Client()
         self.clients.add(client)
         return client

@@ -46,6 +46,7 @@ INTEGER: Final[Schema] = {"type": "integer"}
 STRING: Final[Schema] = {"type": "string"}
 BOOLEAN: Final[Schema] = {"type": "boolean"}
 TIME: Final[Schema] = {"type": "number", "description": "Unix seconds"}
+NULLABLE_TIME: Final[Schema] = _nullable(TIME)
 TIME_INPUT: Final[Schema] = {
     "anyOf": [
         {"type": "number", "minimum": TIME_MIN, "maximum": TIME_MAX},
@@ -310,7 +311,11 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "Tariffs": {
         "type": "object",
         "properties": {
-            "currency": {"type": "string", "minLength": 1, "maxLength": 16, "pattern": r"\S"},
+            "currency": {
+                "type": "string",
+                "pattern": "^ *[A-Za-z]{3} *$",
+                "description": "An ISO 4217 code (EUR, GBP, CHF, USD, …)",
+            },
             "tariffs": {"type": "array", "items": _ref("Tariff"), "maxItems": 200},
         },
         "required": ["currency", "tariffs"],
@@ -351,25 +356,51 @@ SCHEMAS: Final[dict[str, Schema]] = {
     "TokenRequest": {
         "type": "object",
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"}
+            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
+            "days": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 3650,
+                "description": "It stops working this many days from now (absent: never)",
+            },
         },
         "required": ["name"],
         "additionalProperties": False,
     },
-    "TokenResult": _object({"name": STRING, "token": STRING}),
+    "Token": _object(
+        {
+            "id": {"type": "string", "description": "Names the token to revoke it; not the token"},
+            "name": STRING,
+            "created": NULLABLE_TIME,
+            "expires": NULLABLE_TIME,
+            "expired": BOOLEAN,
+        }
+    ),
+    "TokenResult": _object(
+        {
+            "id": STRING,
+            "name": STRING,
+            "created": NULLABLE_TIME,
+            "expires": NULLABLE_TIME,
+            "expired": BOOLEAN,
+            "token": {"type": "string", "description": "The token itself: shown this once"},
+        }
+    ),
 }
 
 _ERRORS: Final = {
     400: "Bad parameter or body",
     401: "Not logged in, or a bad token",
-    403: "Missing or wrong CSRF token",
-    404: "No such meter or module",
+    403: "Missing or wrong CSRF token, or a token where a session is needed",
+    404: "No such meter, module or token",
+    408: "The body came too slowly",
     409: "Cannot be done here (read-only database, no logger in this process)",
     413: "Body too large",
     415: "The body is not sent as application/json",
     429: "Too many failed logins, or live clients",
 }
 READ: Final[list[dict[str, list[str]]]] = [{}, {"bearerAuth": []}, {"sessionCookie": []}]
+SESSION: Final[list[dict[str, list[str]]]] = [{"sessionCookie": [], "csrfToken": []}]
 WRITE: Final[list[dict[str, list[str]]]] = [
     {"bearerAuth": []},
     {"sessionCookie": [], "csrfToken": []},
@@ -443,7 +474,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
     if modules:
         module_schema["examples"] = modules
     key = _param("key", "path", key_schema, "Meter key")
-    write_errors = (400, 401, 403, 409, 413, 415)
+    write_errors = (400, 401, 403, 408, 409, 413, 415)
     return {
         "/api/meters": {
             "get": _op("Every configured meter, with its reading now", tag="meters",
@@ -535,7 +566,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
         "/api/login": {
             "post": _op("Log in with the password", tag="session",
                         ok=(200, _ref("LoginResult"), "Logged in; sets the session cookie"),
-                        body=_ref("LoginRequest"), errors=(400, 401, 413, 415, 429)),
+                        body=_ref("LoginRequest"), errors=(400, 401, 408, 413, 415, 429)),
         },
         "/api/logout": {
             "post": _op("End the session", tag="session", ok=(200, _ref("LogoutResult"), ""),
@@ -546,9 +577,17 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
                        ok=(200, _ref("Session"), "")),
         },
         "/api/tokens": {
+            "get": _op("The API tokens (never the tokens themselves)", tag="session",
+                       ok=(200, {"type": "array", "items": _ref("Token")}, ""),
+                       errors=(401, 403), security=SESSION),
             "post": _op("A new API token (shown once, stored hashed)", tag="session",
                         ok=(201, _ref("TokenResult"), "Created"), body=_ref("TokenRequest"),
-                        errors=write_errors, security=WRITE),
+                        errors=write_errors, security=SESSION),
+        },
+        "/api/tokens/{id}": {
+            "delete": _op("Revoke an API token", tag="session", ok=(204, None, "Revoked"),
+                          params=[_param("id", "path", {"type": "string"}, "The token's id")],
+                          errors=(401, 403, 404, 409), security=SESSION),
         },
         "/api/openapi.json": {
             "get": _op("This document", tag="reference", ok=(200, {"type": "object"}, "")),

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from starlette.requests import Request
+import anyio
+from starlette.requests import ClientDisconnect, Request
 
 from ..store import Resolution
 from .errors import ApiError
@@ -47,6 +48,8 @@ MAX_SPAN: Final[Mapping[Resolution, float]] = {
 }
 #: Request bodies are small documents; anything bigger is refused before parsing.
 MAX_BODY: Final = 256 * 1024
+#: Seconds a client has to send a request body (a Pi's worker slots are few).
+BODY_TIMEOUT: Final = 10.0
 _NUMBER: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _ISO: Final = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
@@ -174,10 +177,17 @@ async def json_body(request: Request) -> Any:
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
         raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+    try:
+        with anyio.fail_after(BODY_TIMEOUT):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise ApiError(413, "body too large", f"at most {MAX_BODY} bytes")
+    except TimeoutError:
+        raise ApiError(408, "body too slow", f"send it within {BODY_TIMEOUT:g} s") from None
+    except ClientDisconnect:
+        # Nobody is left to answer; a 400 ends the request without a traceback in the log.
+        raise ApiError(400, "body cut short", "the client went away mid-body") from None
     try:
         doc = json.loads(body, parse_constant=_no_constant, parse_int=_int)
         # "\udc80" is valid JSON but no text: it could be stored, never encoded again.

@@ -23,7 +23,15 @@ from ..settings import METERS_KEY, THRESHOLDS_KEY, add_reading
 from ..store import AnchorKind
 from ..tariffs import STATE_KEY as TARIFFS_KEY
 from ..tariffs import TariffError, parse_tariffs
-from .auth import AUTH_KEY, SESSION_COOKIE, SESSION_MAX_AGE, new_token
+from .auth import (
+    AUTH_KEY,
+    MAX_TOKEN_DAYS,
+    SESSION_COOKIE,
+    SESSION_MAX_AGE,
+    list_tokens,
+    new_token,
+    revoke_tokens,
+)
 from .context import Context
 from .errors import ApiError
 from .params import (
@@ -94,6 +102,7 @@ async def login(request: Request) -> Response:
     return response
 
 
+@writes
 async def logout(request: Request) -> Response:
     ctx = context(request)
     auth = ctx.auth
@@ -242,19 +251,45 @@ async def post_thresholds(request: Request) -> Response:
     )
 
 
+async def get_tokens(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_session(request)
+    now = ctx.clock()
+    doc = ctx.documents.get(AUTH_KEY) or {}
+    return JSONResponse([info.to_dict(now) for info in list_tokens(doc)])
+
+
 @writes
 async def post_token(request: Request) -> Response:
     ctx = context(request)
-    ctx.auth.require_write(request)
-    doc = body_object(await json_body(request), ["name"])
+    ctx.auth.require_session(request)
+    doc = body_object(await json_body(request), ["name", "days"])
     name = body_string(doc, "name", most=64)
     if name is None:
         raise bad("name", "missing: what the token is for")
-    token = new_token(ctx.store, name, commit=False)
+    days = body_number(doc, "days", positive=True, most=MAX_TOKEN_DAYS)
+    now = ctx.clock()
+    token = new_token(ctx.store, name, days=days, now=now, commit=False)
     ctx.documents.forget(AUTH_KEY)
     _commit(ctx)
-    log.info("API token %r created", name)
-    return JSONResponse({"name": name, "token": token}, status_code=201)
+    info = list_tokens(ctx.documents.get(AUTH_KEY) or {})[-1]
+    log.info("API token %r (%s) created", name, info.id)
+    return JSONResponse({**info.to_dict(now), "token": token}, status_code=201)
+
+
+@writes
+async def delete_token(request: Request) -> Response:
+    ctx = context(request)
+    ctx.auth.require_session(request)
+    token_id = request.path_params["id"]
+    known = {info.id for info in list_tokens(ctx.documents.get(AUTH_KEY) or {})}
+    if token_id not in known:
+        raise ApiError(404, "no such token", f"{token_id!r} is not the id of a token")
+    gone = revoke_tokens(ctx.store, token_id, commit=False)
+    ctx.documents.forget(AUTH_KEY)
+    _commit(ctx)
+    log.info("API token %r (%s) revoked", gone[0].name, gone[0].id)
+    return Response(status_code=204)
 
 
 ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
@@ -265,5 +300,7 @@ ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
     ("/api/meters/{key}/reading", post_reading, ["POST"]),
     ("/api/tariffs", put_tariffs, ["PUT"]),
     ("/api/modules/{name}/thresholds", post_thresholds, ["POST"]),
+    ("/api/tokens", get_tokens, ["GET"]),
     ("/api/tokens", post_token, ["POST"]),
+    ("/api/tokens/{id}", delete_token, ["DELETE"]),
 ]

@@ -146,12 +146,29 @@ function thresholdForms(health, forms) {
 
 function tokenForm() {
   const name = h('input', { required: true, value: 'home-assistant' });
+  const days = h('select', null, [['', t('never')], [30, '30'], [90, '90'], [365, '365']].map(([v, l]) => h('option', { value: v }, l)));
   const shown = h('output', { class: 'token' });
-  return section('tokens', h('p', { class: 'muted' }, t('tokenhelp')), form({ 'data-token-form': '' }, [h('div', { class: 'fields' }, field(t('name'), name)), shown], async () => {
-    const r = await api('tokens', 'POST', { name: name.value });
-    shown.replaceChildren(t('tokenonce'), ' ', h('code', null, r.token));
-    return ' ';
-  }, t('create')));
+  const list = h('ul', { class: 'tokens', 'data-tokens': '' });
+  const out = msg();
+  const refresh = async () => {
+    const tokens = await api('tokens').catch(() => []);
+    list.replaceChildren(...(tokens.length ? tokens.map((k) => h('li', { 'data-token': k.id },
+      h('span', null, h('b', null, k.name), ' ', h('code', { class: 'muted' }, k.id)),
+      h('small', { class: k.expired ? 'bad' : 'muted' }, k.expired ? t('expired') : k.expires ? `${t('expires')} ${when(k.expires)}` : t('noexpiry')),
+      h('button', { type: 'button', 'data-revoke': k.id, async onclick() {
+        if (!confirm(t('revokeq', { n: k.name }))) return;
+        try { await api(`tokens/${encodeURIComponent(k.id)}`, 'DELETE'); say(out, t('revoked', { n: k.name })); } catch (e) { fail(out, e); }
+        refresh();
+      } }, t('revoke')))) : [h('li', { class: 'muted' }, t('notokens'))]));
+  };
+  refresh();
+  return section('tokens', h('p', { class: 'muted' }, t('tokenhelp')), list, out,
+    form({ 'data-token-form': '' }, [h('div', { class: 'fields' }, field(t('name'), name), field(t('expiresin'), days)), shown], async () => {
+      const r = await api('tokens', 'POST', days.value ? { name: name.value, days: +days.value } : { name: name.value });
+      shown.replaceChildren(t('tokenonce'), ' ', h('code', null, r.token));
+      refresh();
+      return ' ';
+    }, t('create')));
 }
 
 export async function mount(main) {
