@@ -337,6 +337,26 @@ def test_settings_need_a_login(browser: Browser, fresh_server: WebServer) -> Non
     gas_now = context.request.get(f"{url}/api/meters/kast.2").json()
     assert gas_now["reading"] == pytest.approx(4321.5)
 
+    # Tokens: made (shown once), listed with their expiry, revoked after a confirmation.
+    tokens = page.locator("[data-tokens]")
+    expect(tokens.locator("li[data-token]")).to_have_count(1)  # the tests' own
+    made = page.locator("form[data-token-form]")
+    made.get_by_label("Name").fill("grafana")
+    made.get_by_label("Expires after (days)").select_option("30")
+    made.get_by_role("button", name="Create").click()
+    secret = made.locator("output.token code")
+    expect(secret).to_have_text(re.compile(r"^s0pcm_"))
+    token = secret.inner_text()
+    expect(tokens.locator("li[data-token]")).to_have_count(2)
+    grafana = tokens.locator("li[data-token]", has_text="grafana")
+    expect(grafana).to_contain_text("expires")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert context.request.get(f"{url}/api/meters", headers=bearer).status == 200
+    page.once("dialog", lambda dialog: dialog.accept())
+    grafana.get_by_role("button", name="Revoke").click()
+    expect(tokens.locator("li[data-token]")).to_have_count(1)
+    assert context.request.get(f"{url}/api/meters", headers=bearer).status == 401
+
     page.locator("[data-logout]").click()
     expect(page.locator("form[data-login]")).to_be_visible()
     no_errors(page)

@@ -150,7 +150,10 @@ def slot_pulses(key: str, slot: int) -> int:
     return (slot * 7 + hour * 3 + register) % (4 + register) // 2
 
 
-def write_config(directory: Path, *, port: Path | None = None, public_read: bool = False) -> Path:
+def write_config(
+    directory: Path, *, port: Path | None = None, public_read: bool = False, web: str = ""
+) -> Path:
+    """The history's configuration; ``web``: more lines for its ``[web]`` table."""
     meters = "".join(
         f'[modules.kast.meters.{reg}]\nkey = "{key}"\nname = "{key.title()}"\n'
         f'kind = "{kind}"\npulses_per_unit = {ppu}\n'
@@ -161,7 +164,7 @@ def write_config(directory: Path, *, port: Path | None = None, public_read: bool
     path = directory / "s0pcm.toml"
     path.write_text(
         f'[logger]\ndatabase = "{directory / "s0pcm.sqlite"}"\ntimezone = "Europe/Amsterdam"\n'
-        f"commit_interval = 1\n\n[web]\npublic_read = {str(public_read).lower()}\n\n"
+        f"commit_interval = 1\n\n[web]\npublic_read = {str(public_read).lower()}\n{web}\n"
         f'[modules.kast]\nport = "{port or directory / "s0"}"\nmodel = 5\n{meters}',
         encoding="utf-8",
     )

@@ -294,11 +294,18 @@ class Auth:
     """The checks the handlers call: ``require_read``, ``require_write``, ``login``."""
 
     def __init__(
-        self, documents: Documents, *, public_read: bool, commit: Callable[[], None]
+        self,
+        documents: Documents,
+        *,
+        public_read: bool,
+        commit: Callable[[], None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.documents = documents
         self.public_read = public_read
         self._commit = commit
+        #: "Now" for token expiry (the app's clock, which tests fix).
+        self.clock = clock
         self.limiter = LoginLimiter()
         #: Used only when the store cannot keep a secret (read-only): sessions end at restart.
         self._fallback_secret = secrets.token_hex(32)
@@ -390,7 +397,7 @@ class Auth:
         if scheme.lower() != "bearer" or not token.strip():
             return False
         digest = _token_hash(token.strip())
-        now = time.time()
+        now = self.clock()
         found = False
         for entry in _entries(self._document()):
             if hmac.compare_digest(entry["hash"], digest) and not _info(entry).expired(now):
@@ -430,16 +437,24 @@ class Auth:
             raise ApiError(403, "CSRF token missing or wrong", f"send it in {CSRF_HEADER}")
         return session
 
-    def require_session(self, request: Request) -> Session:
-        """A write only a logged-in session may make (managing tokens): a token gets 403."""
-        session = self.require_write(request)
-        if session is None:
+    def require_session(self, request: Request, *, write: bool = True) -> Session:
+        """What only a logged-in session may do (managing tokens): a token gets 403.
+        ``write``: a change, so the CSRF token must come too (a listing needs none)."""
+        if self._bearer(request) is True:
             raise ApiError(
                 403, "a session is needed",
                 "tokens are made, listed and revoked by someone logged in with the password, "
                 "not with a token",
             )  # fmt: skip
-        return session
+        if write:
+            session = self.require_write(request)
+            assert session is not None  # a bearer header ended above or in require_write
+            return session
+        self.require_read(request)  # 401 for a bad token or no login
+        found = self.session(request)
+        if found is None:  # public reading, but no session
+            raise ApiError(401, "login required", "tokens are shown to a logged-in session")
+        return found
 
     async def check_login(self, address: str, password: str) -> None:
         """Raise 429 while ``address`` is locked out, 401 on a wrong password."""

@@ -54,7 +54,9 @@ class Context:
         self.tz = config.logger.timezone
         self.calendar = Calendar(self.tz)
         self.documents = Documents(store)
-        self.auth = Auth(self.documents, public_read=config.web.public_read, commit=self.commit)
+        self.auth = Auth(
+            self.documents, public_read=config.web.public_read, commit=self.commit, clock=clock
+        )
         self.pricing = DayPricing()
         self._tariffs: tuple[Any, Tariffs] = (None, Tariffs())
         #: Set by the app: the fan-out of live updates to ``/api/live``.

@@ -579,7 +579,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
         "/api/tokens": {
             "get": _op("The API tokens (never the tokens themselves)", tag="session",
                        ok=(200, {"type": "array", "items": _ref("Token")}, ""),
-                       errors=(401, 403), security=SESSION),
+                       errors=(401, 403), security=[{"sessionCookie": []}]),
             "post": _op("A new API token (shown once, stored hashed)", tag="session",
                         ok=(201, _ref("TokenResult"), "Created"), body=_ref("TokenRequest"),
                         errors=write_errors, security=SESSION),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import resource
 import socket
 import ssl
@@ -44,6 +45,9 @@ HEAD_TIMEOUT: Final = 10.0
 KEEP_ALIVE: Final = 5
 #: File descriptors kept for the logger (port, database, journal, locks, logs) and Python.
 RESERVED_FDS: Final = 48
+#: Connections asyncio accepts in one go (and the listen backlog): each is a descriptor before
+#: the cap can turn it away, so a burst must stay well inside the room the cap leaves.
+ACCEPT_BURST: Final = 16
 _BUSY_BODY: Final = b'{"error": "too many connections", "detail": "try again soon"}'
 BUSY: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
@@ -57,16 +61,17 @@ class Limits:
 
     connections: int
     live: int
-    head_timeout: float = HEAD_TIMEOUT
+    head_timeout: float
 
     @classmethod
     def of(cls, wanted: int = DEFAULT_MAX_CONNECTIONS) -> Limits:
         """``wanted`` connections, fewer when the fd limit (``ulimit -n``) is too low for them
         beside the logger's own files (each connection is one descriptor)."""
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        room = wanted if soft == resource.RLIM_INFINITY else max(4, soft - RESERVED_FDS)
+        # Half the free descriptors: the other half takes bursts being turned away.
+        room = wanted if soft == resource.RLIM_INFINITY else (soft - RESERVED_FDS) // 2
         connections = max(2, min(wanted, room))
-        return cls(connections=connections, live=max(1, connections * 3 // 4))
+        return cls(connections, max(1, connections * 3 // 4), HEAD_TIMEOUT)
 
 
 def _protocol(limits: Limits) -> type[H11Protocol]:
@@ -138,6 +143,37 @@ class _Server(uvicorn.Server):
             self.ready.set()
 
 
+class _AcceptErrors(logging.Filter):
+    """asyncio logs a traceback for every accept() that fails for want of descriptors (then
+    pauses accepting for a second): at most one line a minute, without the traceback."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = -math.inf
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "accept() out of system resource" not in str(record.msg):
+            return True
+        now = time.monotonic()
+        if now - self.last < 60:
+            self.dropped += 1
+            return False
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = "cannot accept connections: %s (%d more since the last line)"
+        record.args = (getattr(error, "strerror", None) or error, self.dropped)
+        record.exc_info = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        self.last, self.dropped = now, 0
+        return True
+
+
+def _quiet_accept_errors() -> None:
+    logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _AcceptErrors) for f in logger.filters):
+        logger.addFilter(_AcceptErrors())
+
+
 def _check_tls(certificate: Path, key: Path) -> None:
     """A certificate and key that do not load are a clear error now, not uvicorn's exit."""
     try:
@@ -207,12 +243,14 @@ async def serve(
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         server_header=False,
+        backlog=ACCEPT_BURST,
         timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=5,
         ssl_certfile=certificate,
         ssl_keyfile=key,
         ws="none",
     )
+    _quiet_accept_errors()
     # uvicorn decides per connection whether to log access from the logger's handlers; a test
     # harness (or a root handler) may add some. Off, whatever the logging set-up.
     logging.getLogger("uvicorn.access").disabled = True

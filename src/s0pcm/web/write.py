@@ -253,7 +253,7 @@ async def post_thresholds(request: Request) -> Response:
 
 async def get_tokens(request: Request) -> Response:
     ctx = context(request)
-    ctx.auth.require_session(request)
+    ctx.auth.require_session(request, write=False)
     now = ctx.clock()
     doc = ctx.documents.get(AUTH_KEY) or {}
     return JSONResponse([info.to_dict(now) for info in list_tokens(doc)])
