@@ -187,9 +187,56 @@ def test_steps_back_give_no_spike_and_lose_nothing(tmp_path: Path, model_restart
     assert EventKind.MISMATCH not in kinds
     assert sorted(rig.clock_events()) == [
         "clock stepped by -10 min",
-        "clock stepped by -2.0 d",
+        "clock stepped by -2 d",
         "clock stepped by -20 s",
     ]
     # After the last step, the pulses are on the day the clock says now (two days back).
     wall_end = clocks.wall()
     assert rig.stored(wall_end - 300 - 15, wall_end + 15) >= rig.reported() - before_last
+
+
+def test_records_wait_while_the_system_says_the_clock_is_not_synchronised(
+    tmp_path: Path,
+) -> None:
+    """Just after boot the clock is an hour fast but after the stored history, so only the
+    time service's word says it is wrong: records wait for its first synchronisation (a step
+    back of an hour) and land on their true times, with one clock event."""
+    t0 = time.time()
+    clocks = Clocks(t0)
+    rig = Rig(tmp_path, clocks)
+    rig.history(300)
+    synced = [False]
+    clocks.offset = 3600.0
+    rig.daemon = Daemon(
+        rig.config, clock=clocks.wall, monotonic=clocks.monotonic, unsynced=lambda: not synced[0]
+    )
+    rig.daemon.recover()
+    rig.run(120)
+    assert rig.daemon.runners[0].waiting
+    assert rig.stored(clocks.true + 60, math.inf) == 0  # nothing stamped an hour ahead
+    clocks.offset, synced[0] = 0.0, True  # NTP's first synchronisation steps it back
+    rig.run(60)
+    assert not rig.daemon.runners[0].waiting
+    assert rig.stored() == rig.reported()
+    assert rig.stored(clocks.true + 1, math.inf) == 0
+    assert rig.clock_events() == ["clock stepped by -1 h"]
+    assert EventKind.SPIKE not in rig.kinds()
+
+
+def test_unsynchronised_asks_the_kernel_only_where_a_time_service_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real adjtimex(2): this machine's kernel answer, read with and without a time service's
+    mark and inside and past the grace after boot."""
+    import ctypes
+
+    from s0pcm import clock
+
+    state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.create_string_buffer(512))
+    monkeypatch.setattr(clock, "TIME_SERVICES", (str(tmp_path / "timesync"),))
+    monkeypatch.setattr(clock, "SYNC_GRACE", 1e12)
+    assert clock.unsynchronised() is False  # no time service: nothing will synchronise it
+    (tmp_path / "timesync").mkdir()
+    assert clock.unsynchronised() is (state == 5)  # TIME_ERROR: not synchronised
+    monkeypatch.setattr(clock, "SYNC_GRACE", 0.0)
+    assert clock.unsynchronised() is False  # long after boot: the clock is what there is

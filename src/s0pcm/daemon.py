@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .clock import Timekeeper, format_step
+from .clock import Timekeeper, format_step, unsynchronised
 from .config import Config, ModuleSettings
 from .errors import ProtocolError, StoreError
 from .events import DeviceEvent, EventKind
@@ -252,8 +252,8 @@ class ModuleRunner:
         keeper = self.timekeeper
         if keeper is not None and (self.waiting or not keeper.sane(at)):
             if not self.waiting:
-                log.warning("%s: the clock says %s, before the last record stored; records "
-                            "wait until it is right", self.name, _iso(at))  # fmt: skip
+                log.warning("%s: the clock says %s, %s; records wait until it is right",
+                            self.name, _iso(at), keeper.why(at))  # fmt: skip
             self.waiting.append((seq, at, item))
             self.release(force=len(self.waiting) >= MAX_WAITING)
             return
@@ -379,9 +379,12 @@ class Daemon:
         links: dict[str, Link] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        unsynced: Callable[[], bool] = unsynchronised,
         readonly: bool = False,
     ) -> None:
-        """``readonly``: only look (``status``): the store is opened read-only and the journal
+        """``clock``, ``monotonic``, ``unsynced``: the wall clock, the monotonic clock and
+        whether the system says the wall clock is not synchronised yet (tests give their own).
+        ``readonly``: only look (``status``): the store is opened read-only and the journal
         only read, nothing is created or locked, and :meth:`recover` replays into memory.
         Otherwise this is the store's one logger: it claims the store and the journal before it
         touches either, and raises :class:`~s0pcm.errors.AlreadyRunning` when another has."""
@@ -419,7 +422,7 @@ class Daemon:
             )
             for m in config.modules
         ]
-        self.timekeeper = Timekeeper(wall=clock, monotonic=monotonic)
+        self.timekeeper = Timekeeper(wall=clock, monotonic=monotonic, unsynced=unsynced)
         for r in self.runners:
             self.timekeeper.raise_floor(r.health.last_record_at)
             r.timekeeper = self.timekeeper
