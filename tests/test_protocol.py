@@ -505,6 +505,19 @@ def test_bad_number_rejected_in_stream_then_next_record_accepted() -> None:
     ]
 
 
+@pytest.mark.parametrize("field", [3, 5, 6, 18], ids=["interval", "M1c", "M1t", "M5t"])
+def test_leading_zeros_rejected(field: int) -> None:
+    """The firmware prints numbers plainly: "024130" is a character doubled or inserted (found
+    by bench/bench_fuzz.py, which saw such records accepted and re-read as another number)."""
+    parts = FIELD_1.split(":")
+    parts[field] = "0" + parts[field]
+    line = ":".join(parts)
+    with pytest.raises(ProtocolError, match="has a leading zero"):
+        parse_telegram(line)
+    decoder = seen_five_registers()
+    assert isinstance(decoder.feed(crlf(line))[0], Rejected)
+
+
 def test_interval_zero_rejected() -> None:
     with pytest.raises(ProtocolError, match="interval is 0"):
         parse_telegram(FIELD_1.replace(":I:10:", ":I:0:"))

@@ -187,12 +187,16 @@ _LABELS: Final = tuple(f"M{n}" for n in range(1, 6))
 def _number(line: str, text: str, what: str) -> int:
     if not (text.isdigit() and len(text) <= _MAX_DIGITS):
         raise ProtocolError(line, f"{what} is not a non-negative integer: {text!r}")
+    if len(text) > 1 and text[0] == "0":
+        # The firmware prints numbers plainly; "07" is a character doubled or inserted.
+        raise ProtocolError(line, f"{what} has a leading zero: {text!r}")
     return int(text)
 
 
-_N = rf"(\d{{1,{_MAX_DIGITS}}})"
+_ID = rf"(\d{{1,{_MAX_DIGITS}}})"
+_N = rf"(0|[1-9]\d{{0,{_MAX_DIGITS - 1}}})"
 _TELEGRAM_RE: Final = re.compile(
-    rf"ID:{_N}:I:{_N}:M1:{_N}:{_N}:M2:{_N}:{_N}(?::M3:{_N}:{_N}:M4:{_N}:{_N}:M5:{_N}:{_N})?",
+    rf"ID:{_ID}:I:{_N}:M1:{_N}:{_N}:M2:{_N}:{_N}(?::M3:{_N}:{_N}:M4:{_N}:{_N}:M5:{_N}:{_N})?",
     re.ASCII,
 )
 
