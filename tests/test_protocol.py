@@ -401,6 +401,24 @@ def test_record_of_another_module_than_the_header_rejected() -> None:
     assert decoder.module_id == "8237"
 
 
+def test_a_module_swapped_in_with_its_header_lost_is_taken_after_three_records() -> None:
+    """Found by bench/bench_fuzz.py: after a swap whose start-up header was lost (the first
+    line on a reopened port is often cut), the new module's records were refused until its next
+    power-up, months maybe. Three whole records in a row from one id make it the module; a
+    garbled id in between the old module's records never does."""
+    decoder = Decoder()
+    other = ["ID:9:I:10:M1:0:5:M2:1:1", "ID:9:I:10:M1:0:5:M2:0:1", "ID:9:I:10:M1:2:7:M2:0:1"]
+    garbled = FIELD_1.replace("ID:21434", "ID:21435")
+    out = decoder.feed(crlf(V06_HEADER, V06_RECORD, garbled, V06_RECORD, garbled, V06_RECORD))
+    assert [type(r) for r in out] == [Header, Telegram, Rejected, Telegram, Rejected, Telegram]
+    out = decoder.feed(crlf(*other, "ID:9:I:10:M1:0:7:M2:0:1"))
+    assert [type(r) for r in out] == [Rejected, Rejected, Telegram, Telegram]
+    assert out[2] == parse_line(other[2])
+    assert decoder.module_id == "9"
+    # ...and the old module's records are now the foreign ones.
+    assert isinstance(decoder.feed(crlf(V06_RECORD))[0], Rejected)
+
+
 def test_new_header_switches_module_and_register_count() -> None:
     decoder = Decoder()
     out = decoder.feed(

@@ -302,6 +302,9 @@ def parse_thresholds(text: str, *, model: Model = Model.S0PCM5) -> Thresholds:
     return Thresholds(tuple(values))
 
 
+#: Whole records in a row from another module id than the header's that make it the module.
+FOREIGN_RUN: Final = 3
+
 # --- framing -------------------------------------------------------------------------------------
 
 # The port runs 7E1; on an 8-bit path (a pseudo-terminal, a misconfigured port) the parity bit
@@ -339,6 +342,10 @@ class Decoder:
     #: Id of the last data record accepted: a header whose id was garbled must not make the
     #: module's own records look foreign until the next start-up.
     _record_id: str | None = None
+    #: Records in a row of a module other than the header's: (its id, how many). A garbled id
+    #: is a one-off; :data:`FOREIGN_RUN` whole records in a row from one other id are another
+    #: module whose start-up header was lost (swapped in while the port was closed).
+    _foreign: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -452,9 +459,15 @@ class Decoder:
             return record
         header_id = self.module_id
         if header_id not in (None, record.module_id) and record.module_id != self._record_id:
-            return Rejected(
-                line, f"module id {record.module_id} differs from the header's {header_id}"
-            )
+            seen = self._foreign
+            run = seen[1] + 1 if seen is not None and seen[0] == record.module_id else 1
+            self._foreign = (record.module_id, run)
+            if run < FOREIGN_RUN:
+                return Rejected(
+                    line, f"module id {record.module_id} differs from the header's {header_id}"
+                )
+            self.module_id = record.module_id  # another module now: its header was lost
+        self._foreign = None
         self._learn_module(record.module_id)
         count = len(record.registers)
         if count < self._registers:

@@ -1,0 +1,281 @@
+"""Soak: a sped-up logger life with at least 10,000 injected faults, counted against the truth.
+
+Real processes as in the field: the emulator on a pseudo-terminal (records every 30 ms instead of
+10 s, every second one damaged: garbage, cut and merged lines, parity noise, characters dropped,
+doubled or changed, spikes, stalls, port drops), and ``s0pcm run`` on a database and journal on
+a small tmpfs, under Debian's libfaketime. Meanwhile, at random every one to three seconds, one
+of: the module restarts or is unplugged, the logger is killed with SIGKILL and started again,
+the wall clock steps (forward by hours or days, back by seconds, minutes or days, as NTP does),
+or the disk fills up and is freed seconds later.
+
+At the end the module's day ends as a real one does (clean records, the clock right, room on
+the disk) and the logger stops. Every register's count must lie between what whole lines
+vouch for and the truth, and equal the truth wherever the two agree (a life that ends on a
+damaged record leaves that record's interval unknowable: see tests/test_corruption.py); no
+pulse may be stamped outside the run. Printed: faults by kind, counted against the truth, the
+log's size, the logger's peak RSS.
+
+``python -m bench soak`` runs until 10,000 faults (about 12 minutes); ``--quick`` until 800.
+Needs root (the tmpfs) and libfaketime; without them it says so and runs without that part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Final
+
+from s0pcm.config import load_config
+from s0pcm.store import open_store
+
+S0PCM: Final = [sys.executable, "-m", "s0pcm"]
+LIBFAKETIME: Final = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+FULL_FAULTS: Final = 10_000
+QUICK_FAULTS: Final = 800
+SEED: Final = 20261201
+INTERVAL: Final = 0.03
+DAY: Final = 86400.0
+STEPS: Final = (334 * DAY, 3 * 3600.0, 2 * DAY, -20.0, -600.0, -2 * DAY, -5.0)
+RATES: Final = ((1, 3.0), (2, 0.4), (3, 7.0), (4, 1.5), (5, 12.0))
+
+
+def lines_read(truth: Path) -> int:
+    try:
+        return int(json.loads(truth.read_text() or "{}").get("lines", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_for_lines(truth: Path, lines: int, *, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while lines_read(truth) < lines:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@contextlib.contextmanager
+def tmpfs(directory: Path, size_mb: int) -> Iterator[bool]:
+    """A tmpfs of ``size_mb`` on ``directory`` (True), or a plain directory without root."""
+    directory.mkdir()
+    if os.geteuid() != 0:
+        yield False
+        return
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(directory)], check=True
+    )
+    try:
+        yield True
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill(directory: Path) -> Path:
+    """Fill ``directory``'s file system to the last byte."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 16, 4096, 512, 64, 1):
+            chunk = b"\0" * size
+            with contextlib.suppress(OSError):
+                while os.write(fd, chunk) == size:
+                    pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+class Soak:
+    def __init__(self, root: Path, *, faked: bool) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.truth = root / "truth.json"
+        self.control = root / "control"
+        self.offset = root / "offset"
+        self.log = root / "logger.log"
+        self.faked = faked
+        self.logger: subprocess.Popen[bytes] | None = None
+        self.offset.write_text("+0\n")
+        self.config = root / "s0pcm.toml"
+        meters = "".join(
+            f'[modules.kast.meters.{n}]\nname = "M{n}"\nkind = "other"\npulses_per_unit = 1\n'
+            for n, _ in RATES
+        )
+        self.config.write_text(
+            f'[logger]\ndatabase = "{self.data / "s0pcm.sqlite"}"\n'
+            f'journal = "{self.data / "s0pcm.journal"}"\n'
+            'timezone = "Europe/Amsterdam"\ncommit_interval = 1\n\n'
+            f'[modules.kast]\nport = "{root / "s0"}"\nmodel = 5\nframing = "8N1"\n{meters}',
+            encoding="utf-8",
+        )
+
+    def start_logger(self) -> None:
+        env = dict(os.environ)
+        if self.faked:
+            env.update(
+                LD_PRELOAD=str(LIBFAKETIME),
+                FAKETIME_TIMESTAMP_FILE=str(self.offset),
+                FAKETIME_NO_CACHE="1",
+                FAKETIME_DONT_FAKE_MONOTONIC="1",
+            )
+        with self.log.open("ab") as out:
+            self.logger = subprocess.Popen(
+                [*S0PCM, "run", "--config", str(self.config), "--no-web"],
+                env=env, stdout=out, stderr=out,
+            )  # fmt: skip
+
+    def kill_logger(self) -> None:
+        assert self.logger is not None
+        self.logger.send_signal(signal.SIGKILL)
+        self.logger.wait()
+
+    def command(self, text: str) -> None:
+        self.control.write_text(text + "\n")
+
+    def peak_rss_kb(self) -> int:
+        assert self.logger is not None
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.logger.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def stored(config: Path, start: float = -math.inf, end: float = math.inf) -> list[int]:
+    """Pulses per meter stored between ``start`` and ``end``."""
+    cfg = load_config(config)
+    with open_store(cfg.logger.database, tz=cfg.logger.timezone, readonly=True) as store:
+        return [store.pulses(m.key, start, end) for m in cfg.meters]
+
+
+def main() -> None:
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    goal = int(os.environ.get("S0PCM_SOAK_FAULTS", QUICK_FAULTS if quick else FULL_FAULTS))
+    rnd = random.Random(SEED)
+    faked = LIBFAKETIME.exists()
+    if not faked:
+        print("libfaketime missing (apt-get install libfaketime): no clock steps")
+    with tempfile.TemporaryDirectory(prefix="s0pcm-soak-") as tmp:
+        root = Path(tmp)
+        with tmpfs(root / "data", 24) as mounted:
+            if not mounted:
+                print("not root: no tmpfs, no full disk")
+            run(root, rnd, goal=goal, faked=faked, disk=mounted)
+
+
+def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -> None:
+    soak = Soak(root, faked=faked)
+    actions: Counter[str] = Counter()
+    started = time.time()
+    began = time.monotonic()
+    rates = [f"--rate={n}={r}" for n, r in RATES]
+    faults = "--faults=garbage,truncate,merge,noise,spike,stall,drop,corrupt"
+    emulator = subprocess.Popen(
+        [*S0PCM, "emulate", "--link", str(root / "s0"), "--truth", str(soak.truth),
+         "--control", str(soak.control), "--interval", str(INTERVAL), "--seed", "11",
+         faults, *rates],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    peak = 0
+    try:
+        deadline = time.monotonic() + 10
+        while not soak.control.exists():
+            assert time.monotonic() < deadline, "the emulator never started"
+            time.sleep(0.02)
+        soak.start_logger()  # it sees the module start
+        assert wait_for_lines(soak.truth, 20), "the logger never read"
+        soak.command("rate 0.5")
+        offset = 0.0
+        filler: Path | None = None
+
+        def module_faults() -> int:
+            doc = json.loads(soak.truth.read_text() or "{}")
+            return int(sum(doc.get("faults", {}).values()))
+
+        while (done := module_faults() + sum(actions.values())) < goal:
+            time.sleep(rnd.uniform(1.0, 3.0))
+            choice = rnd.choices(["module", "kill", "clock", "disk"], weights=(4, 3, 2, 2))[0]
+            if choice == "module":
+                soak.command(rnd.choice(["restart", "unplug"]))
+                actions["module restarts and unplugs"] += 1
+                time.sleep(rnd.uniform(0.5, 1.5))  # seen before anything else happens
+            elif choice == "kill":
+                peak = max(peak, soak.peak_rss_kb())
+                soak.kill_logger()
+                actions["logger SIGKILLs"] += 1
+                seen = lines_read(soak.truth)
+                soak.start_logger()
+                # The next restart only once this logger reads (see the gauntlet's note).
+                wait_for_lines(soak.truth, seen + 3)
+            elif choice == "clock" and faked:
+                step = rnd.choice(STEPS)
+                # Wander around the true time; never further back than a few days.
+                offset = max(-3 * DAY, min(400 * DAY, offset + step))
+                soak.offset.write_text(f"{offset:+.0f}\n")
+                actions["clock steps"] += 1
+            elif choice == "disk" and disk and filler is None:
+                filler = fill(soak.data)
+                actions["disk full"] += 1
+                time.sleep(rnd.uniform(1.0, 4.0))
+                filler.unlink()
+                filler = None
+            if soak.logger is not None and soak.logger.poll() is not None:
+                actions["logger exits (restarted)"] += 1
+                soak.start_logger()
+            if time.monotonic() - began > 60 and int(time.monotonic() - began) % 60 < 3:
+                print(f"  {done:,} faults so far", flush=True)
+        # The day ends: the clock right, clean records that vouch for any held, room on disk.
+        soak.offset.write_text("+0\n")
+        soak.command("rate 0")
+        seen = lines_read(soak.truth)
+        assert wait_for_lines(soak.truth, seen + 40), "the last logger never read"
+        time.sleep(1.0)
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=20)
+    peak = max(peak, soak.peak_rss_kb())
+    assert soak.logger is not None
+    soak.logger.send_signal(signal.SIGTERM)
+    status = soak.logger.wait(timeout=30)
+    ended = time.time()
+    doc = json.loads(soak.truth.read_text())
+    counted = stored(soak.config)
+    inside = sum(stored(soak.config, started - 60, ended + 60))
+    reported = [r["reported"] for r in doc["registers"]]
+    vouched = [r["vouched"] for r in doc["registers"]]
+    module = Counter(doc["faults"])
+    total = sum(module.values()) + sum(actions.values())
+    log_size = soak.log.stat().st_size
+    print(f"seconds          {time.monotonic() - began:>10.0f}")
+    print(f"faults           {total:>10,}")
+    for name, n in sorted((module + actions).items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<28} {n:>8,}")
+    print(f"records          {doc['lines']:>10,} read by the loggers")
+    print(f"truth            {reported}")
+    print(f"vouched          {vouched}")
+    print(f"counted          {counted}")
+    exact = sum(c == r for c, r in zip(counted, reported, strict=True))
+    in_band = all(v <= c <= r for v, c, r in zip(vouched, counted, reported, strict=True))
+    print(f"exact registers  {exact} of {len(reported)}; all within [vouched, truth]: {in_band}")
+    print(f"off the run      {sum(counted) - inside} pulses stamped outside its hours")
+    print(f"log              {log_size:,} bytes ({log_size / max(1, total):.0f} per fault)")
+    print(f"logger peak RSS  {peak / 1024:.1f} MiB; last exit status {status}")
+    wrong = [(v, c, r) for v, c, r in zip(vouched, counted, reported, strict=True) if v == r != c]
+    if not in_band or wrong or sum(counted) != inside or status != 0:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
