@@ -34,6 +34,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -98,13 +99,15 @@ class Module:
         self.rnd = rnd
         #: Pulses counted by the module, all lives together: what a perfect reader counts.
         self.produced = 0
+        self.models: dict[str, int] = {}
         self.swap()
 
     def swap(self) -> None:
-        """Another module on the port (rare: an installer's swap)."""
+        """Another module on the port (rare: an installer's swap). A module's id is its own,
+        and so is its model: the same id never comes back with other registers."""
         rnd = self.rnd
         self.id = str(rnd.choice([8237, 21434, rnd.randrange(1, 10**6)]))
-        self.registers = rnd.choice([2, 5, 5])
+        self.registers = self.models.setdefault(self.id, rnd.choice([2, 5, 5]))
         self.rates = [rnd.choice([0, 0.3, 2, 8, 40]) for _ in range(self.registers)]
         self.restart()
 
@@ -187,7 +190,7 @@ def _pieces(chunk: bytes) -> set[str]:
     return {p for p in text.split("\n") if p}
 
 
-def fuzz(seed: int, lines: int) -> Tally:
+def fuzz(seed: int, lines: int, trace: Callable[[Tally, Module], None] | None = None) -> Tally:
     """Fuzz ``lines`` lines from ``seed``: the tally of one worker."""
     rnd = random.Random(seed)
     tally = Tally()
@@ -216,6 +219,8 @@ def fuzz(seed: int, lines: int) -> Tally:
             tally.examples.append(why)
 
     while tally.lines < lines:
+        if trace is not None:
+            trace(tally, module)
         batch = bytearray()
         clean: set[str] = set()
         for _ in range(rnd.randrange(1, 40)):

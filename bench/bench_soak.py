@@ -1,7 +1,7 @@
 """Soak: a sped-up logger life with at least 10,000 injected faults, counted against the truth.
 
-Real processes as in the field: the emulator on a pseudo-terminal (records every 30 ms instead of
-10 s, every second one damaged: garbage, cut and merged lines, parity noise, characters dropped,
+Real processes as in the field: the emulator on a pseudo-terminal (records every 50 ms instead of
+10 s, six in ten damaged: garbage, cut and merged lines, parity noise, characters dropped,
 doubled or changed, spikes, stalls, port drops), and ``s0pcm run`` on a database and journal on
 a small tmpfs, under Debian's libfaketime. Meanwhile, at random every one to three seconds, one
 of: the module restarts or is unplugged, the logger is killed with SIGKILL and started again,
@@ -15,7 +15,7 @@ damaged record leaves that record's interval unknowable: see tests/test_corrupti
 pulse may be stamped outside the run. Printed: faults by kind, counted against the truth, the
 log's size, the logger's peak RSS.
 
-``python -m bench soak`` runs until 10,000 faults (about 12 minutes); ``--quick`` until 800.
+``python -m bench soak`` runs until 10,000 faults (about 15 minutes); ``--quick`` until 800.
 Needs root (the tmpfs) and libfaketime; without them it says so and runs without that part.
 """
 
@@ -44,7 +44,7 @@ LIBFAKETIME: Final = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 FULL_FAULTS: Final = 10_000
 QUICK_FAULTS: Final = 800
 SEED: Final = 20261201
-INTERVAL: Final = 0.03
+INTERVAL: Final = 0.05
 DAY: Final = 86400.0
 STEPS: Final = (334 * DAY, 3 * 3600.0, 2 * DAY, -20.0, -600.0, -2 * DAY, -5.0)
 RATES: Final = ((1, 3.0), (2, 0.4), (3, 7.0), (4, 1.5), (5, 12.0))
@@ -196,7 +196,7 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
             time.sleep(0.02)
         soak.start_logger()  # it sees the module start
         assert wait_for_lines(soak.truth, 20), "the logger never read"
-        soak.command("rate 0.5")
+        soak.command("rate 0.6")
         offset = 0.0
         filler: Path | None = None
 

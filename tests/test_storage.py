@@ -114,6 +114,33 @@ def test_a_full_disk_keeps_the_logger_reading_and_loses_nothing(tmp_path: Path, 
     assert "storing again after" in text
 
 
+def test_a_crash_just_after_the_disk_is_freed_loses_nothing(tmp_path: Path) -> None:
+    """Found by the soak (bench/bench_soak.py): the module restarts while the disk is full, so
+    only memory knows the old life's end; the disk is freed, and the logger is killed a second
+    later. The commit must not wait for its back-off (seconds by then): the journal's first
+    good write after the failures commits at once."""
+    log = tmp_path / "logger.log"
+    with small_disk(tmp_path, "tmpfs", size_mb=6) as disk:
+        config = config_on(disk, tmp_path)
+        args = ("--interval", "0.1", "--rate", "1=20", "--rate", "3=7", "--rate", "5=50")
+        with emulator_process(tmp_path, *args) as truth:
+            proc = logger_logging_to(config, log)
+            wait_for_lines(truth, 20)
+            filler = fill(disk)
+            more_lines(truth, 80)  # past what the journal's last page still takes
+            (tmp_path / "control").write_text("restart\n")  # only memory holds the old life now
+            more_lines(truth, 60)  # failed commits: the back-off is past 5 s by now
+            filler.unlink()
+            more_lines(truth, 10)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc = logger_logging_to(config, tmp_path / "second.log")
+            more_lines(truth, 20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert stored(config) == reported(truth)
+
+
 def test_a_disk_that_fails_mid_run_keeps_the_logger_reading(tmp_path: Path) -> None:
     """``remount,abort``: the card is gone read-only mid-run. The logger reads on, says so,
     stops cleanly; once the disk is back, the next logger has every pulse (from the module's

@@ -146,6 +146,8 @@ class ModuleRunner:
         self.timekeeper: Timekeeper | None = None
         #: Called before each link event is stamped: the daemon looks for a clock step there.
         self.check_clock: Callable[[], None] = lambda: None
+        #: Called when the journal is written again after failing: the daemon commits at once.
+        self.storage_back: Callable[[], None] = lambda: None
         #: Link events (journal seq, stamp, event) received while the wall clock was wrong.
         self.waiting: list[tuple[int, float, Waitable]] = []
         self._queue_saved_thresholds()
@@ -326,6 +328,8 @@ class ModuleRunner:
         seq = self._next_seq()
         if self.journal is not None:
             self.journal.append(Entry(seq, self.name, at, item))
+            if self.journal.recovered:
+                self.storage_back()
         self.receive(seq, at, item)
 
     def note(self, event: Connected | Disconnected | ThresholdsSent | ThresholdsResult) -> None:
@@ -427,11 +431,17 @@ class Daemon:
             self.timekeeper.raise_floor(r.health.last_record_at)
             r.timekeeper = self.timekeeper
             r.check_clock = self.check_clock
+            r.storage_back = self._storage_back
         self._anchor_meters(overridden(config.meters, self.store.state(METERS_KEY)))
         #: The ``_meters`` document as last checked for a changed constant (a sentinel: never).
         self._meters_seen: Any = object()
         self.load_settings(anchor=False)
         self._stop = asyncio.Event()
+        #: Set to end the main loop's wait early: stop, or the disk is back.
+        self._wake = asyncio.Event()
+
+    def _storage_back(self) -> None:
+        self._wake.set()
 
     def _take_seq(self) -> int:
         self.seq += 1
@@ -587,6 +597,7 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     async def run(self) -> None:
         """Until :meth:`stop`: read every module, commit every ``commit_interval`` seconds."""
@@ -603,13 +614,17 @@ class Daemon:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     wait = min(due - loop.time(), SETTINGS_POLL)
-                    await asyncio.wait_for(self._stop.wait(), max(wait, 0.0))
+                    await asyncio.wait_for(self._wake.wait(), max(wait, 0.0))
+                self._wake.clear()
                 for task in tasks:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
                 self.check_clock()  # a step is seen even when no record comes
                 for r in self.runners:
                     r.release()
+                if self.journal.recovered:  # the disk is back: store what memory holds, now
+                    self.journal.recovered = False
+                    due = loop.time()
                 if loop.time() >= due:
                     if self.try_commit():
                         backoff = interval

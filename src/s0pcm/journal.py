@@ -52,10 +52,14 @@ class Journal:
         self.path = path
         self._fd = -1
         self.lock = LockFile(path.with_name(path.name + ".lock"), what=f"journal {path}")
-        if readonly:
-            return
         #: Why the last write failed (None: the journal is being written).
         self.problem: str | None = None
+        #: Set when a write succeeds after failing: the disk is back, and what only memory
+        #: holds (the entries not written meanwhile) should be committed now, not after the
+        #: commit's back-off (a crash in between would lose them). The logger clears it.
+        self.recovered = False
+        if readonly:
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.lock.acquire()
@@ -102,6 +106,7 @@ class Journal:
                 if self.problem is not None:
                     log.warning("journal %s is written again", self.path)
                     self.problem = None
+                    self.recovered = True
                 return True
             error: OSError = OSError(errno.ENOSPC, "short write")
         except OSError as e:
