@@ -289,3 +289,34 @@ def test_property_counted_equals_the_truth(
     assert all(c <= r for c, r in zip(rig.counted, reported, strict=True)) or unknowable
     if not unknowable:
         assert rig.counted == reported, rig.module.truth.faults
+
+
+def test_a_garbled_interval_twice_in_a_row_does_not_stop_the_counting() -> None:
+    """Found by bench/bench_fuzz.py: two records in a row whose "I:10" read "I:1" (totals
+    sound, so each vouched for the other) made the ledger take 1 s as the module's interval,
+    and from then on no record was joined or counted again (every total a glitch): 22 % of a
+    10-million-line run lost. The interval is now learnt only from two records that agree."""
+    ledger = Ledger("kast")
+    totals = [100, 2000]
+    counted = [0, 0]
+    at = 1_800_000_000.0
+
+    def record(interval: int, counts: tuple[int, int]) -> Telegram:
+        for i, c in enumerate(counts):
+            totals[i] += c
+        regs = tuple(Register(c, t) for c, t in zip(counts, totals, strict=True))
+        return Telegram("8237", interval, regs)
+
+    truth = [0, 0]
+    for n in range(40):
+        at += INTERVAL
+        counts = (n % 3, 5 + n % 7)
+        line = record(1 if n in (10, 11) else 10, counts)
+        if n:  # the first record joins a life: its totals are history
+            truth = [t + c for t, c in zip(truth, counts, strict=True)]
+        for item in ledger.feed(at, line):
+            if isinstance(item, Count):
+                counted[item.register - 1] += item.pulses
+    assert ledger.held == 0
+    assert counted == truth
+    assert ledger.stats.glitches == 0

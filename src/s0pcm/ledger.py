@@ -122,12 +122,13 @@ class _Node:
         return self.totals[register - 1] if register <= len(self.totals) else 0
 
     def same_source(self, other: _Node) -> bool:
-        """Same module id, interval and register count (where ``self`` knows them)."""
-        return (
-            (self.module_id is None or other.module_id == self.module_id)
-            and (self.interval is None or other.interval == self.interval)
-            and len(self.totals) == len(other.totals)
-        )
+        """Same module id and register count (where ``self`` knows them). Not the interval: a
+        record whose interval alone was garbled has sound totals, and once it is the base, the
+        records after it must still go on from it (the ledger learns the module's interval
+        only from two records in a row that agree on it: see ``_count``)."""
+        return (self.module_id is None or other.module_id == self.module_id) and len(
+            self.totals
+        ) == len(other.totals)
 
 
 def _start(at: float, registers: int = 0) -> _Node:
@@ -759,7 +760,10 @@ class Ledger:
         s.base = node
         s.last_at = node.at
         s.untimed = False
-        if node.interval:
+        # The interval from two records in a row that agree on it, never from one: a garbled
+        # "I:1" taken alone would make every later record look late (never joined) and every
+        # total a spike, for good (found by bench/bench_fuzz.py).
+        if node.interval and node.interval == base.interval:
             s.interval = float(node.interval)
 
 
