@@ -5,15 +5,16 @@ Real processes as in the field: the emulator on a pseudo-terminal (records every
 doubled or changed, spikes, stalls, port drops), and ``s0pcm run`` on a database and journal on
 a small tmpfs, under Debian's libfaketime. Meanwhile, at random every one to three seconds, one
 of: the module restarts or is unplugged, the logger is killed with SIGKILL and started again,
-the wall clock steps (forward by hours or days, back by seconds, minutes or days, as NTP does),
-or the disk fills up and is freed seconds later.
+the machine "reboots" with a stale wall clock (a month or two days back, or 1970) that NTP steps
+right seconds later, the clock steps back by seconds or minutes and is stepped right again, or
+the disk fills up and is freed seconds later.
 
 At the end the module's day ends as a real one does (clean records, the clock right, room on
 the disk) and the logger stops. Every register's count must lie between what whole lines
 vouch for and the truth, and equal the truth wherever the two agree (a life that ends on a
 damaged record leaves that record's interval unknowable: see tests/test_corruption.py); no
-pulse may be stamped outside the run. Printed: faults by kind, counted against the truth, the
-log's size, the logger's peak RSS.
+pulse may be stamped outside the run (give or take the ten minutes of the largest back-step).
+Printed: faults by kind, counted against the truth, the log's size, the logger's peak RSS.
 
 ``python -m bench soak`` runs until 10,000 faults (about 15 minutes); ``--quick`` until 800.
 Needs root (the tmpfs) and libfaketime; without them it says so and runs without that part.
@@ -46,7 +47,11 @@ QUICK_FAULTS: Final = 800
 SEED: Final = 20261201
 INTERVAL: Final = 0.05
 DAY: Final = 86400.0
-STEPS: Final = (334 * DAY, 3 * 3600.0, 2 * DAY, -20.0, -600.0, -2 * DAY, -5.0)
+#: Where a rebooted Pi's clock starts before NTP steps it right: its image's day, a month back,
+#: the last shutdown two days ago, 1970 (as an offset from the true time: None).
+STALE: Final = (-30 * DAY, -2 * DAY, -334 * DAY, None)
+#: Steps back that NTP makes on a clock that ran ahead (then it is right again).
+BACK: Final = (-5.0, -20.0, -600.0)
 RATES: Final = ((1, 3.0), (2, 0.4), (3, 7.0), (4, 1.5), (5, 12.0))
 
 
@@ -197,7 +202,6 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
         soak.start_logger()  # it sees the module start
         assert wait_for_lines(soak.truth, 20), "the logger never read"
         soak.command("rate 0.6")
-        offset = 0.0
         filler: Path | None = None
 
         def module_faults() -> int:
@@ -219,12 +223,25 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
                 soak.start_logger()
                 # The next restart only once this logger reads (see the gauntlet's note).
                 wait_for_lines(soak.truth, seen + 3)
-            elif choice == "clock" and faked:
-                step = rnd.choice(STEPS)
-                # Wander around the true time; never further back than a few days.
-                offset = max(-3 * DAY, min(400 * DAY, offset + step))
+            elif choice == "clock" and faked and rnd.random() < 0.5:
+                # A reboot on a stale clock, NTP a few seconds later.
+                peak = max(peak, soak.peak_rss_kb())
+                soak.kill_logger()
+                stale = rnd.choice(STALE)
+                offset = -(time.time() - 86400.0) if stale is None else stale
                 soak.offset.write_text(f"{offset:+.0f}\n")
-                actions["clock steps"] += 1
+                seen = lines_read(soak.truth)
+                soak.start_logger()
+                wait_for_lines(soak.truth, seen + 3)
+                time.sleep(rnd.uniform(1.0, 4.0))
+                soak.offset.write_text("+0\n")
+                actions["reboots on a stale clock, then NTP"] += 1
+            elif choice == "clock" and faked:
+                # The clock ran ahead; NTP steps it back, and later right again.
+                soak.offset.write_text(f"{rnd.choice(BACK):+.0f}\n")
+                time.sleep(rnd.uniform(1.0, 3.0))
+                soak.offset.write_text("+0\n")
+                actions["clock steps back and forth"] += 1
             elif choice == "disk" and disk and filler is None:
                 filler = fill(soak.data)
                 actions["disk full"] += 1
@@ -252,7 +269,7 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
     ended = time.time()
     doc = json.loads(soak.truth.read_text())
     counted = stored(soak.config)
-    inside = sum(stored(soak.config, started - 60, ended + 60))
+    inside = sum(stored(soak.config, started - 900, ended + 900))
     reported = [r["reported"] for r in doc["registers"]]
     vouched = [r["vouched"] for r in doc["registers"]]
     module = Counter(doc["faults"])
@@ -261,7 +278,7 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
     print(f"seconds          {time.monotonic() - began:>10.0f}")
     print(f"faults           {total:>10,}")
     for name, n in sorted((module + actions).items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<28} {n:>8,}")
+        print(f"  {name:<36} {n:>8,}")
     print(f"records          {doc['lines']:>10,} read by the loggers")
     print(f"truth            {reported}")
     print(f"vouched          {vouched}")
