@@ -166,6 +166,33 @@ def test_cli_makes_lists_and_revokes_tokens_and_passwd_revokes_them_all(
     assert runner.invoke(main, ["token", "list", "--config", config]).output == "no tokens\n"
 
 
+def test_a_logout_does_not_undo_a_passwd_made_elsewhere(history: History) -> None:
+    """The logout writes the ``_auth`` document back whole; from the documents' two-second
+    cache it would restore the old password and tokens that `passwd --revoke-tokens` had just
+    replaced in another process."""
+    runner = CliRunner()
+    with history_server(history) as server, server.client() as client:
+        login(client)
+        assert client.get("/api/tokens").status_code == 200  # the document is in the cache
+        out = runner.invoke(
+            main, ["passwd", "--config", str(history.config_path), "--password",
+                   "the new one!", "--revoke-tokens"],
+        )  # fmt: skip
+        assert out.exit_code == 0, out.output
+        client.post("/api/logout")  # at once, within the cache's two seconds
+        time.sleep(2.5)
+        with server.client(headers=_bearer(history.token)) as robot:
+            assert robot.get("/api/meters").status_code == 401
+        with server.client() as fresh:
+            assert fresh.post("/api/login", json={"password": PASSWORD}).status_code == 401
+            login(fresh, "the new one!")
+            # An id is an id: a token named like another's id is not revoked by it.
+            made = fresh.post("/api/tokens", json={"name": "x"}).json()
+            fresh.post("/api/tokens", json={"name": made["id"][::-1]})
+            assert fresh.delete(f"/api/tokens/{made['id'][::-1]}").status_code == 404
+            assert len(fresh.get("/api/tokens").json()) == 2
+
+
 def _until(check: object, seconds: float = 5.0) -> None:
     assert callable(check)
     deadline = time.monotonic() + seconds
@@ -204,12 +231,16 @@ def test_logout_holds_across_restarts_and_other_servers(history: History) -> Non
 
 
 def test_only_known_host_names_are_answered(web_history: History, tmp_path: Path) -> None:
-    history = _copy(web_history, tmp_path, web='allowed_hosts = ["s0pcm.home.arpa", "*.lan"]')
+    history = _copy(
+        web_history,
+        tmp_path,
+        web='allowed_hosts = ["s0pcm.home.arpa", "*.lan"]\nlisten = "dash.example:8080"',
+    )
     machine = socket.gethostname()
     good = [
         "127.0.0.1", "127.0.0.1:8080", "localhost:8080", "LOCALHOST", "[::1]:8080",
         "192.168.1.20", "s0pcm.home.arpa", "s0pcm.home.arpa:8080", "pi.lan", machine,
-        f"{machine}.local", "app.localhost",
+        f"{machine}.local", "app.localhost", "dash.example:8080",  # the name it listens on
     ]  # fmt: skip
     bad = ["evil.example", "evil.example:8080", "home.arpa", "lan", "s0pcm.home.arpa.evil", ""]
     with history_server(history) as server, server.client() as client:
@@ -282,7 +313,7 @@ def test_https_serves_secure_cookies(web_history: History, tmp_path: Path) -> No
 def test_forwarded_headers_count_only_from_a_trusted_proxy(
     web_history: History, tmp_path: Path, trusted: bool
 ) -> None:
-    history = _copy(web_history, tmp_path, web='trusted_proxies = ["127.0.0.1/32"]' * trusted)
+    history = _copy(web_history, tmp_path, web='trusted_proxies = ["127.0.0.9/8"]' * trusted)
     with history_server(history) as server, server.client() as client:
         forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
         answer = client.post("/api/login", json={"password": PASSWORD}, headers=forwarded)

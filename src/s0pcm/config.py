@@ -762,9 +762,11 @@ class _Checker:
                     f"item {n + 1}: {name!r} is not a host name (or *.domain)",
                 )
         proxies = self.strings(table, path, "trusted_proxies")
+        networks = []
         for n, proxy in enumerate(proxies):
             try:
-                ipaddress.ip_network(proxy, strict=False)
+                # uvicorn parses strictly: "192.168.1.5/24" would be a name never matched.
+                networks.append(str(ipaddress.ip_network(proxy, strict=False)))
             except ValueError:
                 raise self.error(
                     (*path, "trusted_proxies"),
@@ -793,7 +795,7 @@ class _Checker:
             port,
             public,
             allowed_hosts=tuple(h.lower() for h in hosts),
-            trusted_proxies=proxies,
+            trusted_proxies=tuple(networks),
             tls_certificate=tls.get("tls_certificate"),
             tls_key=tls.get("tls_key"),
             max_connections=DEFAULT_MAX_CONNECTIONS if most is None else most,

@@ -456,6 +456,7 @@ class Decoder:
         if isinstance(record, Header):
             self._learn_module(record.module_id)
             self.module_id = record.module_id
+            self._foreign = None
             return record
         header_id = self.module_id
         if header_id not in (None, record.module_id) and record.module_id != self._record_id:

@@ -328,14 +328,18 @@ def _tariff(value: object, where: str) -> Tariff:
     return Tariff(kind, valid_from, valid_to, fixed, periods, prices, flats)
 
 
-def parse_tariffs(doc: object) -> Tariffs:
-    """Check a tariff document; raises :class:`TariffError` naming the offending field."""
+def parse_tariffs(doc: object, *, stored: bool = False) -> Tariffs:
+    """Check a tariff document; raises :class:`TariffError` naming the offending field.
+
+    ``stored``: a document already in the database (an older version took any code): any three
+    letters pass as its currency, so its tariffs are not lost; new documents need ISO 4217."""
     top = _object(doc, "", ("currency", "tariffs"))
     for key in ("currency", "tariffs"):
         if key not in top:
             raise TariffError(key, "missing")
     currency = _string(top["currency"], "currency", most=16).strip().upper()
-    if currency not in CURRENCIES:
+    known = re.fullmatch("[A-Z]{3}", currency) is not None if stored else currency in CURRENCIES
+    if not known:
         raise TariffError("currency", "an ISO 4217 code such as EUR, GBP, CHF or USD")
     raw = top["tariffs"]
     if not isinstance(raw, list) or len(raw) > MAX_TARIFFS:

@@ -238,6 +238,8 @@ def create_app(
     # JSON and the dashboard's files compress to a third; the live stream is left alone (an
     # event must not wait in a compressor), and answers under 1 KiB are not worth it.
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
-    app.add_middleware(HostCheck, allowed=config.web.allowed_hosts)  # outermost: first check
+    # Outermost: the first check. The name it listens on is one it answers to.
+    listen = () if _is_ip(config.web.host) else (config.web.host.lower(),)
+    app.add_middleware(HostCheck, allowed=(*config.web.allowed_hosts, *listen))
     app.state.context = ctx
     return app

@@ -34,6 +34,7 @@ import anyio.to_thread
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 
+from ..errors import StoreError
 from ..store import Store
 from .documents import Documents
 from .errors import ApiError
@@ -219,16 +220,20 @@ def new_token(
     return token
 
 
-def revoke_tokens(store: Store, which: str | None, *, commit: bool = True) -> list[TokenInfo]:
-    """Revoke the token whose id is ``which`` or, failing that, every token named ``which``
-    (None: every token). Returns what was revoked (empty: nothing matched)."""
+def revoke_tokens(
+    store: Store, which: str | None, *, by_name: bool = True, commit: bool = True
+) -> list[TokenInfo]:
+    """Revoke the token whose id is ``which`` or, failing that and with ``by_name``, every
+    token named ``which`` (None: every token). Returns what was revoked (empty: nothing
+    matched)."""
     doc = _document(store)
     tokens = _entries(doc)
     if which is None:
         gone = tokens
     else:
         gone = [t for t in tokens if _info(t).id == which.strip().lower()]
-        gone = gone or [t for t in tokens if t.get("name") == which.strip()]
+        if by_name:
+            gone = gone or [t for t in tokens if t.get("name") == which.strip()]
     if gone:
         doc["tokens"] = [t for t in tokens if t not in gone]
         store.set_state(AUTH_KEY, doc)
@@ -306,6 +311,8 @@ class Auth:
         self._commit = commit
         #: "Now" for token expiry (the app's clock, which tests fix).
         self.clock = clock
+        #: Sessions logged out in this process (also when the store could not be written).
+        self._revoked_here: set[str] = set()
         self.limiter = LoginLimiter()
         #: Used only when the store cannot keep a secret (read-only): sessions end at restart.
         self._fallback_secret = secrets.token_hex(32)
@@ -354,7 +361,7 @@ class Auth:
         if not isinstance(sid, str) or not isinstance(csrf, str):
             return None
         revoked = self._document().get("revoked")
-        if isinstance(revoked, dict) and sid in revoked:
+        if sid in self._revoked_here or (isinstance(revoked, dict) and sid in revoked):
             return None
         return Session(sid, csrf)
 
@@ -368,8 +375,13 @@ class Auth:
     def revoke(self, session: Session) -> None:
         """End ``session`` for good: its id is written to the store (every process sees it).
 
-        Raises StoreError when the store cannot be written (the caller answers 409)."""
+        Read fresh from the store, not from the documents' two-second cache: written back
+        whole, a stale copy would undo a ``passwd`` or ``token revoke`` made elsewhere
+        meanwhile. A store that cannot be written (read-only, full) still ends the session in
+        this process, and says so."""
+        self._revoked_here.add(session.sid)
         now = time.time()
+        self.documents.forget(AUTH_KEY)
         doc = self._document()
         kept = doc.get("revoked")
         revoked = {
@@ -382,8 +394,12 @@ class Auth:
             doc["secret"] = secrets.token_hex(32)  # ends every session, this one included
             revoked = {}
         doc["revoked"] = revoked
-        self.documents.set(AUTH_KEY, doc)
-        self._commit()
+        try:
+            self.documents.set(AUTH_KEY, doc)
+            self._commit()
+        except StoreError as e:
+            self.documents.forget(AUTH_KEY)
+            log.warning("logout kept in this process only: %s", e)
 
     # -- tokens
 
@@ -440,21 +456,26 @@ class Auth:
     def require_session(self, request: Request, *, write: bool = True) -> Session:
         """What only a logged-in session may do (managing tokens): a token gets 403.
         ``write``: a change, so the CSRF token must come too (a listing needs none)."""
-        if self._bearer(request) is True:
+        bearer = self._bearer(request)
+        if bearer is False:
+            raise ApiError(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+        if bearer:
             raise ApiError(
                 403, "a session is needed",
                 "tokens are made, listed and revoked by someone logged in with the password, "
                 "not with a token",
             )  # fmt: skip
+        session = self.session(request)
+        if session is None:
+            raise ApiError(
+                401, "login required", "tokens are managed by a logged-in session",
+                headers={"WWW-Authenticate": "Bearer"},
+            )  # fmt: skip
         if write:
-            session = self.require_write(request)
-            assert session is not None  # a bearer header ended above or in require_write
-            return session
-        self.require_read(request)  # 401 for a bad token or no login
-        found = self.session(request)
-        if found is None:  # public reading, but no session
-            raise ApiError(401, "login required", "tokens are shown to a logged-in session")
-        return found
+            presented = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
+                raise ApiError(403, "CSRF token missing or wrong", f"send it in {CSRF_HEADER}")
+        return session
 
     async def check_login(self, address: str, password: str) -> None:
         """Raise 429 while ``address`` is locked out, 401 on a wrong password."""

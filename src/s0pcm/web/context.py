@@ -104,7 +104,7 @@ class Context:
         if doc == known:
             return parsed
         try:
-            parsed = Tariffs() if doc is None else parse_tariffs(doc)
+            parsed = Tariffs() if doc is None else parse_tariffs(doc, stored=True)
         except TariffError:
             parsed = Tariffs()  # written by an older version we cannot read: as if none
         self._tariffs = (doc, parsed)

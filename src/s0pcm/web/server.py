@@ -11,6 +11,8 @@ at most ``max_connections`` at once (the rest get a 503 and are closed at once),
 head must arrive within :data:`HEAD_TIMEOUT` (a client that connects and dribbles is closed),
 an idle keep-alive connection lasts :data:`KEEP_ALIVE` s, and the live stream takes at most
 three quarters of the connections, so a page can still load beside a screen full of them.
+With direct TLS a connection is counted only once its handshake is done (asyncio allows 60 s):
+see docs/api.md on putting a proxy in front where that matters.
 """
 
 from __future__ import annotations
@@ -174,10 +176,19 @@ def _quiet_accept_errors() -> None:
         logger.addFilter(_AcceptErrors())
 
 
+def _no_passphrase() -> str:
+    """An encrypted key would make OpenSSL ask on the terminal, blocking the logger."""
+    raise OSError(
+        "the key is encrypted; give a key without a passphrase (readable by its owner only)"
+    )
+
+
 def _check_tls(certificate: Path, key: Path) -> None:
     """A certificate and key that do not load are a clear error now, not uvicorn's exit."""
     try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certificate, key)
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            certificate, key, password=_no_passphrase
+        )
     except (OSError, ssl.SSLError) as e:
         reason = getattr(e, "reason", None) or e
         raise OSError(f"cannot use {certificate} with {key} for HTTPS: {reason}") from None
@@ -225,7 +236,7 @@ async def serve(
         web = ctx.config.web
     limits = Limits.of(web.max_connections if web is not None else DEFAULT_MAX_CONNECTIONS)
     if isinstance(ctx, Context) and ctx.live is not None:
-        ctx.live.max_clients = limits.live
+        ctx.live.max_clients = min(ctx.live.max_clients, limits.live)
     proxies = list(web.trusted_proxies) if web is not None else []
     certificate = web.tls_certificate if web is not None else None
     key = web.tls_key if web is not None else None

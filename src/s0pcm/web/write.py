@@ -102,7 +102,6 @@ async def login(request: Request) -> Response:
     return response
 
 
-@writes
 async def logout(request: Request) -> Response:
     ctx = context(request)
     auth = ctx.auth
@@ -282,10 +281,9 @@ async def delete_token(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_session(request)
     token_id = request.path_params["id"]
-    known = {info.id for info in list_tokens(ctx.documents.get(AUTH_KEY) or {})}
-    if token_id not in known:
-        raise ApiError(404, "no such token", f"{token_id!r} is not the id of a token")
-    gone = revoke_tokens(ctx.store, token_id, commit=False)
+    gone = revoke_tokens(ctx.store, token_id, by_name=False, commit=False)
+    if not gone:
+        raise ApiError(404, "no such token", f"{token_id[:40]!r} is not the id of a token")
     ctx.documents.forget(AUTH_KEY)
     _commit(ctx)
     log.info("API token %r (%s) revoked", gone[0].name, gone[0].id)
