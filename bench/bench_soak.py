@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from tests.test_storage import fill  # to the last byte, as the storage tests do
+
 from s0pcm.config import load_config
 from s0pcm.store import open_store
 
@@ -87,21 +89,6 @@ def tmpfs(directory: Path, size_mb: int) -> Iterator[bool]:
         yield True
     finally:
         subprocess.run(["umount", "-l", str(directory)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Fill ``directory``'s file system to the last byte."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096, 512, 64, 1):
-            chunk = b"\0" * size
-            with contextlib.suppress(OSError):
-                while os.write(fd, chunk) == size:
-                    pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 class Soak:

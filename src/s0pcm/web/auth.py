@@ -289,6 +289,13 @@ class LoginLimiter:
             seen.pop()
 
 
+def _check_csrf(request: Request, session: Session) -> None:
+    """A write made with a session repeats its CSRF token (a cross-site form cannot)."""
+    presented = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
+        raise ApiError(403, "CSRF token missing or wrong", f"send it in {CSRF_HEADER}")
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     sid: str
@@ -448,9 +455,7 @@ class Auth:
                 401, "login required", "writing needs a session or an API token",
                 headers={"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
-        presented = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
-            raise ApiError(403, "CSRF token missing or wrong", f"send it in {CSRF_HEADER}")
+        _check_csrf(request, session)
         return session
 
     def require_session(self, request: Request, *, write: bool = True) -> Session:
@@ -472,9 +477,7 @@ class Auth:
                 headers={"WWW-Authenticate": "Bearer"},
             )  # fmt: skip
         if write:
-            presented = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(presented.encode(), session.csrf.encode()):
-                raise ApiError(403, "CSRF token missing or wrong", f"send it in {CSRF_HEADER}")
+            _check_csrf(request, session)
         return session
 
     async def check_login(self, address: str, password: str) -> None:
