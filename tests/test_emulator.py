@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from s0pcm.emulator import Fault, Module, Source, household, steady
+from s0pcm.emulator import Fault, Line, Module, RegisterTruth, Source, Truth, household, steady
+from s0pcm.ledger import Count, Ledger
 from s0pcm.protocol import Decoder, Header, Model, Rejected, Telegram
 
 from .agreement import assert_agree
@@ -204,3 +205,51 @@ def test_household_profile_is_plausible_and_deterministic() -> None:
     assert 20 <= per_day["water"] <= 800  # litres
     with pytest.raises(ValueError, match="unknown profile"):
         household("steam", pulses_per_unit=1)
+
+
+def test_a_lifes_altered_last_record_is_what_a_reader_can_count_at_most() -> None:
+    """The truth's upper bound: what a life's last record reads when a digit of it was
+    changed (nothing after it can say so), else the highest intact total."""
+    truth = Truth([RegisterTruth(), RegisterTruth()])
+    truth.deliver(Line(b"ID:1:I:10:M1:1:5:M2:0:7\r\n", 1, (5, 7)))
+    truth.deliver(Line(b"ID:1:I:10:M1:1:16:M2:0:7\r\n", 1, (None, 7), corrupt=True))
+    assert [r.reported for r in truth.registers] == [5, 7]
+    assert [r.possible for r in truth.registers] == [16, 7]
+    truth.deliver(Line(b"ID:1:I:10:M1:1:7:M2:0:7\r\n", 1, (7, 7)))  # an intact record after it
+    assert [r.possible for r in truth.registers] == [7, 7]
+    truth.deliver(Line(b"\xc9D:1:I:10:M1:0:7:M2:0:7\r\n", 1, (7, 7), corrupt=True))  # noise
+    truth.deliver(Line(b"ID:1:I:10:M1:0:7:M2", 1, (None, None), corrupt=True))  # cut: no record
+    assert [r.possible for r in truth.registers] == [7, 7]
+
+
+def test_a_sped_up_stall_lasts_whole_stated_intervals_and_costs_no_pulse() -> None:
+    """Records 50 ms apart that say I:1: a stall of three of *those* intervals would make the
+    next record look joined to the last (0.2 s later) while its counts cover 50 ms, and when a
+    restart followed it the ledger disowned it (the soak's under-count). A stall lasts three
+    stated intervals, as a module's skipped prints do, so the reader sees a gap."""
+    m = Module(interval=0.05, sources=[Source(steady(r)) for r in (3, 0.4, 7, 1.5, 12)], seed=2)
+    decoder, ledger = Decoder(), Ledger("m")
+    counted = [0] * 5
+    arrivals: list[float] = []
+
+    def feed(at: float, data: bytes) -> None:
+        for record in decoder.feed(data):
+            arrivals.extend([at] if isinstance(record, Telegram) else [])
+            for out in ledger.feed(at, record):
+                if isinstance(out, Count):
+                    counted[out.register - 1] += out.pulses
+
+    feed(0.0, b"".join(line.data for line in m.power_on(0.0)))
+    tick = 0
+    while (tick := tick + 1) < 200:
+        feed(tick / 100, m.output(tick / 100))
+    m.inject(Fault.STALL, tick / 100)
+    seen = len(arrivals)
+    while len(arrivals) == seen:  # up to the first record after the stall
+        feed((tick := tick + 1) / 100, m.output(tick / 100))
+    assert arrivals[-1] - arrivals[-2] >= 3.0  # three stated intervals: the reader sees a gap
+    m.inject(Fault.RESTART, tick / 100)  # and that record ends the module's life
+    for _ in range(300):
+        feed((tick := tick + 1) / 100, m.output(tick / 100))
+    assert sum(counted) > 100
+    assert counted == [r.reported for r in m.truth.registers]

@@ -387,6 +387,13 @@ def _pairs(name: str, values: tuple[str, ...], registers: int) -> dict[int, floa
     "the module, and reported intact to a reader; restarts; faults.",
 )
 @click.option(
+    "--transcript",
+    "transcript_path",
+    type=click.Path(path_type=Path),
+    help="Append every line a reader consumed here, one JSON document each: when, the "
+    "module life, the totals it carries intact (to trace a count back to its lines).",
+)
+@click.option(
     "--fault-rate",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -422,6 +429,7 @@ def emulate(
     initial: str | None,
     seed: int,
     truth_path: Path | None,
+    transcript_path: Path | None,
     fault_rate: float,
     fault_kinds: str,
     control_path: Path | None,
@@ -482,7 +490,12 @@ def emulate(
         seed=seed,
     )
     emulator = PtyEmulator(
-        module, link=link_path, truth_path=truth_path, fault_rate=fault_rate, fault_kinds=kinds
+        module,
+        link=link_path,
+        truth_path=truth_path,
+        fault_rate=fault_rate,
+        fault_kinds=kinds,
+        transcript_path=transcript_path,
     )
 
     async def go() -> None:

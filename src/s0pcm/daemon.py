@@ -224,6 +224,13 @@ class ModuleRunner:
         self.health.last_record_at = at
         for event in events:
             self.store.add_event(event)
+        if log.isEnabledFor(logging.DEBUG):
+            # A trace to follow a count back to its records (run -vv): what came, what counted.
+            line = record.raw if isinstance(record, Rejected) else record.to_line()
+            log.debug(
+                "%s: %.3f %r -> %s, totals %s, %d held",
+                self.name, at, line, pulses or "-", self.ledger.totals, self.ledger.held,
+            )  # fmt: skip
         update = Update(self.name, at, pulses, tuple(events))
         for listener in self.listeners:
             listener(update)

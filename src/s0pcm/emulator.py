@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import itertools
 import json
 import math
 import os
@@ -85,7 +86,8 @@ class Fault(StrEnum):
     TRUNCATE = "truncate"
     #: A record whose line end was lost, so it runs into the next one.
     MERGE = "merge"
-    #: The module prints nothing for a few intervals but keeps counting.
+    #: The module prints nothing for a few intervals (three of those its records state, as a
+    #: sped-up emulator too) but keeps counting.
     STALL = "stall"
     #: Brown-out: one record shows an unrealistic value for one register (manual: under-powered
     #: modules "may show unrealistic values"); the next record is sane again.
@@ -245,10 +247,20 @@ class RegisterTruth:
     #: of it altered). A life that ends on a line altered elsewhere leaves nothing after it to
     #: vouch for that line, so a reader can be sure of this much, and may count up to ``best``.
     sure: dict[int, int] = field(default_factory=dict)
+    #: Per module life, what its last record reads when a character of it was altered. When it
+    #: also followed a break, nothing joined to it can confirm or refute it, so a reader that
+    #: counts it as it reads (it is intact far more often than not) counts up to this.
+    tail: dict[int, int] = field(default_factory=dict)
 
     @property
     def reported(self) -> int:
         return sum(self.best.values())
+
+    @property
+    def possible(self) -> int:
+        """The most a reader can count: ``reported``, or a life's unverifiable last record."""
+        lives = self.best.keys() | self.tail.keys()
+        return sum(max(self.best.get(n, 0), self.tail.get(n, 0)) for n in lives)
 
     @property
     def vouched(self) -> int:
@@ -280,6 +292,13 @@ class Truth:
                 reg.best[line.life] = total
             if total is not None and not line.corrupt and total > reg.sure.get(line.life, 0):
                 reg.sure[line.life] = total
+        read = _reads(line.data)
+        if read is not None and len(read) == len(self.registers):
+            for reg, total, intact in itertools.zip_longest(self.registers, read, line.totals):
+                if total != intact:
+                    reg.tail[line.life] = total
+                else:
+                    reg.tail.pop(line.life, None)
 
     def new_life(self, at: float) -> None:
         self.life += 1
@@ -294,6 +313,7 @@ class Truth:
                     "counted": r.counted,
                     "reported": r.reported,
                     "vouched": r.vouched,
+                    "possible": r.possible,
                 }
                 for n, r in enumerate(self.registers, start=1)
             ],
@@ -305,6 +325,15 @@ class Truth:
             ],
             "faults": dict(sorted(self.faults.items())),
         }
+
+
+def _reads(data: bytes) -> list[int] | None:
+    """The totals a reader takes from the last line in ``data`` (None: not a record)."""
+    text = data.translate(_MASK_7BIT).decode("ascii").replace("\r", "\n").rstrip("\n")
+    try:
+        return [r.total for r in parse_telegram(text.rsplit("\n", 1)[-1]).registers]
+    except ProtocolError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,7 +569,13 @@ class Module:
             self.port_present = False
             return []
         if fault is Fault.STALL:
-            self._stall_until = now + (duration if duration is not None else 3 * self.interval)
+            # Whole intervals as the records state them: a module's timer skips prints, it never
+            # prints early. Sped up (0.05 s between records that say I:1), a stall of three
+            # real intervals would look like a record 0.2 s late that no stall explains, which
+            # no module gives (the soak found it as pulses a record's neighbours disowned).
+            stated = max(1, round(self.interval))
+            default = 3 * max(self.interval, stated)
+            self._stall_until = now + (duration if duration is not None else default)
             return []
         self._pending.append(fault)
         return []
@@ -625,8 +660,11 @@ class PtyEmulator:
         fault_kinds: Sequence[Fault] = (),
         clock: Callable[[], float] | None = None,
         tick: float | None = None,
+        transcript_path: Path | None = None,
     ) -> None:
         self.module = module
+        #: Every line a reader consumed, one JSON document per line (to trace a soak's loss).
+        self.transcript_path = transcript_path
         self.link = Path(link)
         self.truth_path = truth_path
         self.fault_rate = fault_rate
@@ -739,13 +777,26 @@ class PtyEmulator:
             buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
             consumed = self._written - int(struct.unpack("i", buf)[0])
             while self._unconfirmed and self._unconfirmed[0][0] <= consumed:
-                self.module.truth.deliver(self._unconfirmed.pop(0)[1])
+                self._deliver(self._unconfirmed.pop(0)[1])
             if gone:
                 termios.tcflush(fd, termios.TCIFLUSH)
                 self._unconfirmed.clear()
                 self._written = 0
         finally:
             os.close(fd)
+
+    def _deliver(self, line: Line) -> None:
+        self.module.truth.deliver(line)
+        if self.transcript_path is not None:
+            doc = {
+                "at": round(self.clock(), 3),
+                "life": line.life,
+                "totals": line.totals,
+                "corrupt": line.corrupt,
+                "data": line.data.decode("ascii", "replace"),
+            }
+            with self.transcript_path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(doc) + "\n")
 
     def _write(self, line: Line) -> None:
         try:

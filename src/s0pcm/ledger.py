@@ -606,6 +606,8 @@ class Ledger:
 
         best = [start.total(i) for i in range(1, n + 1)]
         best_at = start.at
+        #: Per register, the record (its index) whose total is counted unchecked.
+        taken: dict[int, int] = {}
         for k, node in enumerate(segment):
             prev = segment[k - 1] if k else start
             later = segment[k + 1] if k + 1 < len(segment) else None
@@ -626,22 +628,30 @@ class Ledger:
                     # Joined to a value that may be right: the interval count decides.
                     good = fits(node, i) and c == t - prev.total(i)
                     wrong.append(not good and (k == 0 or ok[k - 1][i - 1]))
+                    checked = k == 0 or ok[k - 1][i - 1]
                 else:
                     wrong.append(False)
                     # After a break (or joined to a value no meter gives): unchecked, unless
                     # the next record, joined to it and fitting itself, disputes it.
-                    disputed = (
+                    judged = (
                         later is not None
                         and later.joined
                         and later.same_source(node)
                         and fits(later, i)
-                        and later.counts[i - 1] != later.total(i) - t
+                    )
+                    disputed = (
+                        judged and later is not None and later.counts[i - 1] != later.total(i) - t
                     )
                     good = fits(node, i) and not disputed and t - start.total(i) >= c
+                    checked = judged
                 fine.append(good and own)
                 if fine[-1] and t > best[i - 1]:
                     best[i - 1] = t
                     best_at = max(best_at, node.at)
+                    if checked:
+                        taken.pop(i, None)
+                    else:
+                        taken[i] = k
             ok.append(fine)
             refuted.append([w or not own for w in wrong])
         for node, fine in zip(segment, ok, strict=True):
@@ -657,6 +667,21 @@ class Ledger:
                     f"disagrees with the records around it on {', '.join(lost)}: "
                     "not counted there; the pulses of its interval are unknown "
                     f"(its counts say {node.counts})",
+                )
+            )
+        for k in sorted(set(taken.values())):
+            # Counted as it reads: it followed a break and ended its life, so no record joined
+            # to it on either side could confirm it. One changed digit in it would be counted
+            # (a soak with a fault every few records finds such a line now and then): say so.
+            node = segment[k]
+            on = [f"M{i}" for i, j in taken.items() if j == k]
+            s.stats.unconfirmed += 1
+            out.append(
+                self._event(
+                    node.at,
+                    EventKind.UNCONFIRMED,
+                    detail=f"{node.line!r} ended a module life after a break: counted as it "
+                    f"reads on {', '.join(on)}, unchecked (nothing joined to it could confirm it)",
                 )
             )
         last = segment[-1]
