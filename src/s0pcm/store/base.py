@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -105,13 +105,20 @@ class Constants:
     def units(self, store: Store, meter: str, start: float, end: float, pulses: int) -> float:
         """``pulses``, counted in ``[start, end)``, in units: split where the constant changes
         inside the span (a query per part), else one division."""
+        return self.units_of(lambda a, b: store.pulses(meter, a, b), start, end, pulses)
+
+    def units_of(
+        self, count: Callable[[float, float], int], start: float, end: float, pulses: int | None
+    ) -> float:
+        """:meth:`units` with pulses from ``count(a, b)`` (``[a, b)``; ``pulses``: the whole
+        span's, when known). The one arithmetic of units, for the store and the live values."""
         cuts = [t for t, _ in self.steps[1:] if start < t < end]
-        if not cuts or not pulses:
-            return pulses / self.at(start)
+        if not cuts:
+            return (count(start, end) if pulses is None else pulses) / self.at(start)
+        if pulses == 0:
+            return 0.0
         edges = [start, *cuts, end]
-        return math.fsum(
-            store.pulses(meter, a, b) / self.at(a) for a, b in itertools.pairwise(edges)
-        )
+        return math.fsum(count(a, b) / self.at(a) for a, b in itertools.pairwise(edges))
 
     def bucket_units(
         self, store: Store, meter: str, bounds: Sequence[float], pulses: Sequence[int]
