@@ -292,7 +292,9 @@ class Truth:
                 reg.best[line.life] = total
             if total is not None and not line.corrupt and total > reg.sure.get(line.life, 0):
                 reg.sure[line.life] = total
-        read = _reads(line.data)
+        # Only what the line altered (a module's own brown-out value is its spike, which a
+        # reader tells by the meter's pace).
+        read = _reads(line.data) if line.corrupt else list(line.totals)
         if read is not None and len(read) == len(self.registers):
             for reg, total, intact in itertools.zip_longest(self.registers, read, line.totals):
                 if total != intact:
