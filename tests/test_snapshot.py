@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from s0pcm.config import load_config
+from s0pcm.daemon import Daemon, Update
+from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
 from s0pcm.meters import Kind, Meter
+from s0pcm.settings import METERS_KEY, add_reading, overridden
 from s0pcm.snapshot import MeterValues, Snapshot
 from s0pcm.status import display_reading
 from s0pcm.store import Anchor, AnchorKind, Store, open_store
@@ -91,3 +98,82 @@ def test_a_new_day_needs_a_refresh(tmp_path: Path) -> None:
         snapshot.refresh([METER], tomorrow)
         assert snapshot.values(METER.key, tomorrow) == truth(store, METER, tomorrow)
         assert snapshot.values(METER.key, tomorrow).yesterday_same_time == 0.005
+
+
+def _config(tmp_path: Path) -> Path:
+    meters = "".join(
+        f'[modules.kast.meters.{n}]\nname = "M{n}"\nkind = "{kind}"\npulses_per_unit = {ppu}\n'
+        for n, (kind, ppu) in enumerate(
+            [("electricity", 1000), ("gas", 100), ("water", 1), ("heat", 1000), ("other", 1)], 1
+        )
+    )
+    path = tmp_path / "s0pcm.toml"
+    path.write_text(
+        f'[logger]\ndatabase = "{tmp_path / "s0pcm.sqlite"}"\ntimezone = "Europe/Amsterdam"\n'
+        f'commit_interval = 0.3\n\n[modules.kast]\nport = "{tmp_path / "s0"}"\nmodel = 5\n'
+        f'framing = "8N1"\n{meters}',
+        encoding="utf-8",
+    )
+    return path
+
+
+async def test_every_update_carries_the_values_the_store_gives(tmp_path: Path) -> None:
+    """The seam: one subscription, every update with the module's live values, equal to the
+    store's after faults, module restarts, a reading set elsewhere, a new constant, and a new
+    logger on the same store."""
+    config = load_config(_config(tmp_path))
+    module = Module(interval=0.1, sources=[Source(steady(2.0 + n)) for n in range(5)], seed=4)
+    emulator = PtyEmulator(module, link=tmp_path / "s0", tick=0.02)
+    emu_task = asyncio.create_task(emulator.run())
+    await emulator.ready.wait()
+    daemon = Daemon(config)
+    updates: list[Update] = []
+    unsubscribe = daemon.subscribe(updates.append)
+    task = asyncio.create_task(daemon.run())
+
+    def agree() -> None:
+        now = time.time()
+        held = daemon.values(now)
+        for meter in overridden(config.meters, daemon.store.state(METERS_KEY)):
+            assert held[meter.key] == replace(
+                truth(daemon.store, meter, now), rate=held[meter.key].rate
+            )
+
+    await asyncio.sleep(1.0)
+    for fault in (Fault.RESTART, Fault.GARBAGE, Fault.SPIKE, Fault.DROP, Fault.CORRUPT):
+        emulator.request(fault)
+        await asyncio.sleep(0.5)
+        agree()
+    # A reading set by `s0pcm set-reading` in another process, and a constant from the dashboard.
+    with open_store(config.logger.database, tz=TZ) as other:
+        add_reading(other, config.meters[0], at=time.time(), reading=1234.5)
+        other.set_state(METERS_KEY, {config.meters[2].key: {"pulses_per_unit": 2.0}})
+        other.commit()
+    daemon.load_settings()  # its look every few seconds
+    await asyncio.sleep(0.5)
+    agree()
+    assert daemon.values()[config.meters[0].key].reading >= 1234.5
+    emulator.request(Fault.RESTART)
+    await asyncio.sleep(0.5)
+    agree()
+    daemon.stop()
+    await task
+    unsubscribe()
+    seen = len(updates)
+    assert seen > 30
+    last = {v.key: v for u in updates for v in u.values}
+    assert set(last) == {m.key for m in config.meters}
+    with_pulses = [u for u in updates if u.pulses]
+    assert all(len(u.values) == 5 for u in with_pulses)
+    # A new logger on the same store starts from what the store says.
+    again = Daemon(config)
+    try:
+        now = time.time()
+        for meter in overridden(config.meters, again.store.state(METERS_KEY)):
+            assert again.values(now)[meter.key] == truth(again.store, meter, now)
+            assert again.values(now)[meter.key].pulses == last[meter.key].pulses
+    finally:
+        again.close()
+    emulator.stop()
+    await emu_task
+    assert len(updates) == seen  # unsubscribed: nothing more

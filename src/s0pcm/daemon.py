@@ -44,7 +44,9 @@ from .settings import (
     overridden,
     threshold_requests,
 )
+from .snapshot import MeterValues, Snapshot
 from .store import SLOT, Anchor, AnchorKind, Constants, Store, open_store
+from .store.buckets import Calendar
 
 __all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
 
@@ -104,13 +106,20 @@ class Health:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """What one record changed, for live listeners (dashboard, MQTT)."""
+    """What one record changed, for live listeners (dashboard, MQTT, ...): every consumer
+    encodes these values; none of them reads the store for them."""
 
     module: str
     at: float
     #: Pulses counted per meter key by this record.
     pulses: dict[str, int] = field(default_factory=dict)
     events: tuple[DeviceEvent, ...] = ()
+    #: The live values of the module's meters after this record (see :mod:`s0pcm.snapshot`).
+    values: tuple[MeterValues, ...] = ()
+
+
+#: What a consumer of the logger's updates is given, in the logger's thread (queue it, return).
+Listener = Callable[[Update], None]
 
 
 class ModuleRunner:
@@ -124,7 +133,11 @@ class ModuleRunner:
         journal: Journal | None = None,
         next_seq: Callable[[], int] | None = None,
         link: Link | None = None,
+        snapshot: Snapshot | None = None,
+        publish: Listener | None = None,
     ) -> None:
+        """``snapshot``: the live values to keep up (the daemon's); ``publish``: where each
+        :class:`Update` goes (the daemon's subscribers)."""
         self.settings = settings
         self.name = settings.name
         self.store = store
@@ -141,7 +154,8 @@ class ModuleRunner:
             if hasattr(self.health, key):
                 setattr(self.health, key, value)
         self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
-        self.listeners: list[Callable[[Update], None]] = []
+        self.snapshot = snapshot
+        self.publish: Listener = publish or (lambda update: None)
         #: The wall clock as the daemon watches it (None: take every stamp as it comes).
         self.timekeeper: Timekeeper | None = None
         #: Called before each link event is stamped: the daemon looks for a clock step there.
@@ -203,6 +217,8 @@ class ModuleRunner:
                 if meter is None:
                     continue  # a register nobody wired a meter to
                 self.store.add(meter.key, out.at, out.pulses)
+                if self.snapshot is not None:
+                    self.snapshot.add(meter.key, out.at, out.pulses)
                 pulses[meter.key] = pulses.get(meter.key, 0) + out.pulses
                 if recent:
                     # Records that arrive together share a time: no span to spread them over.
@@ -231,10 +247,19 @@ class ModuleRunner:
                 "%s: %.3f %r -> %s, totals %s, %d held",
                 self.name, at, line, pulses or "-", self.ledger.totals, self.ledger.held,
             )  # fmt: skip
-        update = Update(self.name, at, pulses, tuple(events))
-        for listener in self.listeners:
-            listener(update)
+        update = Update(self.name, at, pulses, tuple(events), self.values())
+        self.publish(update)
         return update
+
+    def values(self) -> tuple[MeterValues, ...]:
+        """The live values of this module's meters, now (none without a snapshot)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return ()
+        now = time.time() if self.timekeeper is None else self.timekeeper.now()
+        if snapshot.stale(now):
+            snapshot.refresh(snapshot.meters, now)  # midnight passed, or the clock went back
+        return tuple(snapshot.values(m.key, now) for m in self.all_meters)
 
     def _meter_event(self, event: DeviceEvent) -> DeviceEvent:
         """The ledger names registers ``<module>.<n>``; the store wants meter keys."""
@@ -309,9 +334,7 @@ class ModuleRunner:
         event = DeviceEvent(at, EventKind.CLOCK, self.name, None, None, detail)
         log.warning("%s: %s", self.name, detail)
         self.store.add_event(event)
-        update = Update(self.name, at, {}, (event,))
-        for listener in self.listeners:
-            listener(update)
+        self.publish(Update(self.name, at, {}, (event,), self.values()))
 
     def first_waiting(self) -> int | None:
         """Journal seq of the first entry still waiting (the journal must keep it)."""
@@ -366,9 +389,7 @@ class ModuleRunner:
                 h.thresholds_pending = None
         ev = DeviceEvent(event.at, kind, self.name, None, None, detail)
         self.store.add_event(ev)
-        update = Update(self.name, event.at, {}, (ev,))
-        for listener in self.listeners:
-            listener(update)
+        self.publish(Update(self.name, event.at, {}, (ev,), self.values()))
 
     async def run(self) -> None:
         self.health.connected = False  # whatever was saved: this process has no port yet
@@ -423,6 +444,12 @@ class Daemon:
         self._storage_since = 0.0
         self.failed_commits = 0
         self._retention_at = 0.0
+        #: Who gets every update (:meth:`subscribe`).
+        self._listeners: list[Listener] = []
+        #: Every meter's live values, kept up from each record.
+        self.snapshot = Snapshot(
+            self.store, calendar=Calendar(settings.timezone), rate=self._meter_rate
+        )
         self.runners = [
             ModuleRunner(
                 m,
@@ -430,6 +457,8 @@ class Daemon:
                 journal=self.journal,
                 next_seq=self._take_seq,
                 link=(links or {}).get(m.name),
+                snapshot=self.snapshot,
+                publish=self._publish,
             )
             for m in config.modules
         ]
@@ -442,6 +471,8 @@ class Daemon:
         self._anchor_meters(overridden(config.meters, self.store.state(METERS_KEY)))
         #: The ``_meters`` document as last checked for a changed constant (a sentinel: never).
         self._meters_seen: Any = object()
+        #: The ``_meters`` document and the anchors the live values were last read with.
+        self._snapshot_seen: Any = object()
         self.load_settings(anchor=False)
         self._stop = asyncio.Event()
         #: Set to end the main loop's wait early: stop, or the disk is back.
@@ -449,6 +480,36 @@ class Daemon:
 
     def _storage_back(self) -> None:
         self._wake.set()
+
+    # -- the seam for consumers
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Give ``listener`` every :class:`Update` from now on (called in the logger's thread:
+        it must only queue it); returns the function that ends that."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _publish(self, update: Update) -> None:
+        for listener in tuple(self._listeners):
+            listener(update)
+
+    def _meter_rate(self, meter: Meter, now: float) -> float | None:
+        for r in self.runners:
+            if r.name == meter.module:
+                return r.rate(meter, now)
+        return None
+
+    def values(self, now: float | None = None) -> dict[str, MeterValues]:
+        """Every meter's live values at ``now`` (default: the clock), by meter key."""
+        when = self.clock() if now is None else now
+        if self.snapshot.stale(when):
+            self.snapshot.refresh(self.snapshot.meters, when)
+        return {m.key: self.snapshot.values(m.key, when) for m in self.snapshot.meters}
 
     def _take_seq(self) -> int:
         self.seq += 1
@@ -498,6 +559,12 @@ class Daemon:
                              meter.pulses_per_unit)  # fmt: skip
             if None not in done:  # else again at the next look
                 self._meters_seen = doc
+        # The live values from the store again when a meter's settings or anchors changed
+        # (here, through the dashboard, or by `set-reading` in another process).
+        seen = (doc, self.store.anchor_mark())
+        if seen != self._snapshot_seen:
+            self._snapshot_seen = seen
+            self.snapshot.refresh(meters, self.clock())
         requests = threshold_requests(self.store.state(THRESHOLDS_KEY))
         for runner in self.runners:
             runner.set_meters(meters)

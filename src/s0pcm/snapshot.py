@@ -99,6 +99,8 @@ class Snapshot:
         self.calendar = calendar
         self._rate = rate
         self._meters: dict[str, _Meter] = {}
+        #: The meters held (as last refreshed).
+        self.meters: tuple[Meter, ...] = ()
         self._day: date | None = None
         self._day_start = -math.inf
         self._day_end = -math.inf
@@ -114,9 +116,10 @@ class Snapshot:
         self._day_start = float(self.calendar.day_start(day))
         self._day_end = float(self.calendar.day_start(day + _DAY))
         y0 = float(self.calendar.day_start(day - _DAY))
+        self.meters = tuple(meters)
         self._meters = {}
         store = self.store
-        for meter in meters:
+        for meter in self.meters:
             m = _Meter(meter)
             anchors = store.anchors(meter.key)
             m.constants = Constants.of(anchors, meter.pulses_per_unit)
@@ -179,9 +182,6 @@ class Snapshot:
         """Whether ``now`` lies in another local day than the one held (midnight passed, or
         the clock stepped back across it): :meth:`refresh` first."""
         return not self._day_start <= now < self._day_end
-
-    def keys(self) -> list[str]:
-        return list(self._meters)
 
     def values(self, key: str, now: float) -> MeterValues:
         """Meter ``key``'s values at ``now`` (KeyError: not a meter held here)."""

@@ -10,6 +10,7 @@ from typing import Any
 from .daemon import Daemon
 from .ledger import LedgerStats
 from .meters import Meter
+from .snapshot import MeterValues
 from .store import Store
 
 __all__ = ["collect_status", "display_reading", "format_status", "module_status"]
@@ -25,16 +26,15 @@ def display_reading(store: Store, meter: Meter, at: float) -> float:
 
 
 def module_status(
-    store: Store,
     *,
     health: Mapping[str, Any],
     stats: LedgerStats,
     meters: Iterable[Meter],
-    rates: Mapping[str, float | None],
+    values: Mapping[str, MeterValues],
     now: float,
 ) -> dict[str, Any]:
     """One module of the status document: ``health`` (a :meth:`Health.view`), its ledger's
-    counters, and per meter its reading, pulses and live rate (from ``rates``)."""
+    counters, and per meter its live values (reading, pulses, rate)."""
     last = health.get("last_telegram_at")
     return {
         "name": health["module"],
@@ -49,9 +49,9 @@ def module_status(
                 "kind": meter.kind.value,
                 "enabled": meter.enabled,
                 "unit": meter.unit,
-                "reading": display_reading(store, meter, now),
-                "pulses": store.pulses(meter.key, -math.inf, math.inf),
-                "rate": rates.get(meter.key),
+                "reading": values[meter.key].reading,
+                "pulses": values[meter.key].pulses,
+                "rate": values[meter.key].rate,
                 "rate_unit": meter.spec.rate_unit,
             }
             for meter in meters
@@ -64,13 +64,13 @@ def collect_status(daemon: Daemon, now: float, *, logger: str | None = None) -> 
 
     ``logger``: who runs the logger (None: nobody; its saved health is then history: no module
     is connected)."""
+    values = daemon.values(now)
     modules = [
         module_status(
-            daemon.store,
             health=runner.health.view() | ({} if logger else {"connected": False}),
             stats=runner.ledger.stats,
             meters=runner.all_meters,
-            rates={m.key: runner.rate(m, now) for m in runner.all_meters if m.enabled},
+            values=values,
             now=now,
         )
         for runner in daemon.runners

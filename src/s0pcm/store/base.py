@@ -201,6 +201,11 @@ class Store(ABC):
         """Anchors of ``meter``, oldest first."""
 
     @abstractmethod
+    def anchor_mark(self) -> tuple[object, ...]:
+        """Something that changes whenever an anchor is added, here or by another process (a
+        cheap look for whether readings must be read again)."""
+
+    @abstractmethod
     def events(
         self,
         start: float = -math.inf,

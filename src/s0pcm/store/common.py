@@ -585,6 +585,13 @@ class SqlStore(Store):
         found.sort(key=lambda a: a.at)
         return found
 
+    def anchor_mark(self) -> tuple[object, ...]:
+        with self._guard("anchors"):
+            rows = self._rows(
+                "SELECT count(*), sum(at), sum(reading), sum(pulses_per_unit) FROM anchor"
+            )
+        return (*rows[0], len(self._pending.anchors))
+
     def events(
         self,
         start: float = -math.inf,

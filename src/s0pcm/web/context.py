@@ -8,9 +8,8 @@ constant whether the logger runs in this process or another.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from ..config import Config, ModuleSettings
@@ -18,8 +17,9 @@ from ..daemon import Daemon, Health, ModuleRunner
 from ..ledger import LedgerStats
 from ..meters import Meter
 from ..settings import METERS_KEY, THRESHOLDS_KEY, ThresholdRequest, overridden, threshold_requests
+from ..snapshot import MeterValues, Snapshot
 from ..status import display_reading, module_status
-from ..store import Constants, Store
+from ..store import Store
 from ..store.buckets import Calendar
 from ..tariffs import STATE_KEY as TARIFFS_KEY
 from ..tariffs import TariffError, Tariffs, parse_tariffs
@@ -87,17 +87,6 @@ class Context:
                 return runner
         return None
 
-    def rate(self, meter: Meter, now: float) -> float | None:
-        """Live power or flow (None: no logger here, the meter is off, or not known yet).
-
-        Call on the event loop: the estimators belong to the logger's task.
-        """
-        runner = self.runner(meter.module)
-        if runner is None or not meter.enabled:
-            return None
-        value = runner.rate(meter, now)
-        return None if value is None or not math.isfinite(value) else round(value, 3)
-
     def tariffs(self) -> Tariffs:
         doc = self.documents.get(TARIFFS_KEY)
         known, parsed = self._tariffs
@@ -133,37 +122,26 @@ class Context:
         taken = health.get("thresholds_request", 0)
         return taken if isinstance(taken, int) else 0
 
-    # -- local days
-
-    def day_start(self, t: float) -> float:
-        return float(self.calendar.day_start(self.calendar.local_date(t)))
-
-    def yesterday_same_time(self, now: float) -> tuple[float, float]:
-        """Yesterday from local midnight to the clock time it is now."""
-        local = datetime.fromtimestamp(now, self.tz)
-        yesterday = local.date() - _DAY
-        begin = float(self.calendar.day_start(yesterday))
-        today = float(self.calendar.day_start(local.date()))
-        same = datetime.combine(yesterday, local.time().replace(tzinfo=None), tzinfo=self.tz)
-        return begin, min(max(same.timestamp(), begin), today)
-
     # -- documents
 
     def reading(self, meter: Meter, at: float) -> float:
         """The display reading at ``at`` (see :func:`~s0pcm.status.display_reading`)."""
         return display_reading(self.store, meter, at)
 
-    def units(self, constants: Constants, meter: Meter, start: float, end: float) -> float:
-        """What ``meter`` counted in ``[start, end)``, in its unit."""
-        pulses = self.store.pulses(meter.key, start, end)
-        return constants.units(self.store, meter.key, start, end, pulses)
+    def values(self, meters: tuple[Meter, ...], now: float) -> dict[str, MeterValues]:
+        """The live values of ``meters`` at ``now``: the logger's, when it runs here (call on
+        the loop: no store read), else read from the store for this answer (off the loop)."""
+        if self.daemon is not None:
+            held = self.daemon.values(now)
+            if all(m.key in held for m in meters):
+                return held
+        snapshot = Snapshot(self.store, calendar=self.calendar)
+        snapshot.refresh(meters, now)
+        return {m.key: snapshot.values(m.key, now) for m in meters}
 
-    def meter_view(self, meter: Meter, now: float, rate: float | None) -> dict[str, Any]:
-        """A meter as ``GET /api/meters`` shows it (reads the store: run it off the loop)."""
-        store, ppu = self.store, meter.pulses_per_unit
-        midnight = self.day_start(now)
-        y0, y1 = self.yesterday_same_time(now)
-        constants = store.constants(meter.key, ppu)
+    @staticmethod
+    def meter_view(meter: Meter, values: MeterValues) -> dict[str, Any]:
+        """A meter as ``GET /api/meters`` shows it: its settings and its live values."""
         return {
             "key": meter.key,
             "name": meter.name,
@@ -171,27 +149,21 @@ class Context:
             "register": meter.register,
             "kind": meter.kind.value,
             "unit": meter.unit,
-            "pulses_per_unit": ppu,
+            "pulses_per_unit": meter.pulses_per_unit,
             "enabled": meter.enabled,
-            # Everything counted, to the end of time, as the live stream shows it: after the
-            # clock steps back, pulses stamped before the step lie "ahead" of now, and count.
-            "reading": self.reading(meter, math.inf),
-            "rate": rate,
+            "reading": values.reading,
+            "rate": values.rate,
             "rate_unit": meter.spec.rate_unit,
-            "today": round(self.units(constants, meter, midnight, math.inf), 6),
-            "yesterday_same_time": round(self.units(constants, meter, y0, y1), 6),
+            "today": values.today,
+            "yesterday_same_time": values.yesterday_same_time,
         }
 
-    def rates(self, meters: tuple[Meter, ...], now: float) -> dict[str, float | None]:
-        """Live rates of ``meters`` (on the event loop)."""
-        return {m.key: self.rate(m, now) for m in meters}
-
     def health(
-        self, now: float, rates: Mapping[str, float | None], meters: tuple[Meter, ...]
+        self, now: float, values: Mapping[str, MeterValues], meters: tuple[Meter, ...]
     ) -> dict[str, Any]:
         """The ``s0pcm status --json`` document, live from the logger when it runs here, else
-        from what it last stored (``live`` says which). Reads the store: run it off the loop,
-        with the ``rates`` taken on it."""
+        from what it last stored (``live`` says which), with the meters' live ``values``.
+        Without the logger here it reads the store: run it off the loop."""
         modules = []
         for settings in self.config.modules:
             runner = self.runner(settings.name)
@@ -213,8 +185,6 @@ class Context:
                 view["thresholds_pending"] = request.command  # the logger has yet to take it
             of_module = [m for m in meters if m.module == settings.name]
             modules.append(
-                module_status(
-                    self.store, health=view, stats=stats, meters=of_module, rates=rates, now=now
-                )
+                module_status(health=view, stats=stats, meters=of_module, values=values, now=now)
             )
         return {"at": now, "live": self.daemon is not None, "modules": modules}

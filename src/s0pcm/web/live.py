@@ -1,9 +1,9 @@
 """``GET /api/live``: Server-Sent Events, one ``update`` per record and ``health`` every 10 s.
 
-The logger calls its runners' listeners synchronously for every record; the hub's listener only
-queues the :class:`~s0pcm.daemon.Update`. One task turns each update into its event once (the
-readings need the store) and hands the encoded bytes to every client's queue, so a hundred
-dashboards cost one computation per record. A client that stops reading is dropped when its
+The logger gives every update to its subscribers synchronously (``Daemon.subscribe``); the hub
+only queues it. One task encodes each update once (it carries the meters' live values: nothing
+is read from the store) and hands the bytes to every client's queue, so a hundred dashboards
+cost one encoding per record. A client that stops reading is dropped when its
 queue fills, never slowing the others or the logger. Without a logger in the process (``s0pcm
 serve``) only ``health`` events are sent.
 """
@@ -11,12 +11,9 @@ serve``) only ``health`` events are sent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import json
 import logging
-import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -26,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from ..daemon import Update
 from .context import Context
 from .errors import ApiError
-from .read import context, event_document, off_loop
+from .read import context, event_document, live_values, off_loop
 
 __all__ = ["LiveHub", "live"]
 
@@ -65,6 +62,7 @@ class LiveHub:
         self._updates: asyncio.Queue[Update] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._unsubscribe: Callable[[], None] = lambda: None
 
     # -- life cycle (the app's lifespan)
 
@@ -73,8 +71,7 @@ class LiveHub:
         self._updates = asyncio.Queue()
         self._closed = False
         if self.ctx.daemon is not None:
-            for runner in self.ctx.daemon.runners:
-                runner.listeners.append(self._on_update)
+            self._unsubscribe = self.ctx.daemon.subscribe(self._on_update)
         self._tasks = [
             asyncio.create_task(self._fan_out(), name="live updates"),
             asyncio.create_task(self._tick(), name="live health"),
@@ -83,10 +80,7 @@ class LiveHub:
     def close(self) -> None:
         """End every stream (so the server can shut down) and stop listening."""
         self._closed = True
-        if self.ctx.daemon is not None:
-            for runner in self.ctx.daemon.runners:
-                with contextlib.suppress(ValueError):
-                    runner.listeners.remove(self._on_update)
+        self._unsubscribe()
         for client in list(self.clients):
             self._drop(client)
 
@@ -106,25 +100,16 @@ class LiveHub:
             return
         loop.call_soon_threadsafe(updates.put_nowait, update)
 
-    def update_document(self, update: Update, rates: dict[str, float | None]) -> dict[str, Any]:
-        """The ``update`` event of one record (reads the store: run it off the loop)."""
-        ctx = self.ctx
-        meters = {}
-        for meter in ctx.meters():
-            if meter.module != update.module:
-                continue
-            midnight = ctx.day_start(update.at)
-            constants = ctx.store.constants(meter.key, meter.pulses_per_unit)
-            today = ctx.units(constants, meter, midnight, math.inf)
-            meters[meter.key] = {
-                "reading": ctx.reading(meter, math.inf),
-                "rate": rates.get(meter.key),
-                "today": round(today, 6),
-            }
+    @staticmethod
+    def update_document(update: Update) -> dict[str, Any]:
+        """The ``update`` event of one record: its meters' live values and its events."""
         return {
             "at": update.at,
             "module": update.module,
-            "meters": meters,
+            "meters": {
+                v.key: {"reading": v.reading, "rate": v.rate, "today": v.today}
+                for v in update.values
+            },
             "events": [event_document(e) for e in update.events],
         }
 
@@ -135,17 +120,11 @@ class LiveHub:
             if not self.clients:
                 continue
             try:
-                now = self.ctx.clock()
-                rates = {
-                    m.key: self.ctx.rate(m, now)
-                    for m in self.ctx.meters()
-                    if m.module == update.module
-                }
-                doc = await off_loop(functools.partial(self.update_document, update, rates))
+                data = encode("update", self.update_document(update))
             except Exception:
                 log.exception("live update for module %s failed", update.module)
                 continue
-            self.broadcast(encode("update", doc))
+            self.broadcast(data)
 
     async def _tick(self) -> None:
         while True:
@@ -159,8 +138,8 @@ class LiveHub:
     async def health_event(self) -> bytes:
         ctx = self.ctx
         now, meters = ctx.clock(), ctx.meters()
-        rates = ctx.rates(meters, now)
-        return encode("health", await off_loop(lambda: ctx.health(now, rates, meters)))
+        values = await live_values(ctx, meters)
+        return encode("health", await off_loop(lambda: ctx.health(now, values, meters)))
 
     def broadcast(self, data: bytes) -> None:
         for client in list(self.clients):

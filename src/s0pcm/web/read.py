@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..events import DeviceEvent, EventKind
 from ..meters import Meter
+from ..snapshot import MeterValues
 from ..store import Anchor, Resolution
 from ..tariffs import BucketCost
 from .context import Context
@@ -49,6 +50,11 @@ def _encode(document: Any) -> bytes:
     return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
         "utf-8"
     )
+
+
+def json_answer(document: Any, status_code: int = 200) -> Response:
+    """A small JSON answer, encoded on the loop."""
+    return Response(_encode(document), status_code=status_code, media_type="application/json")
 
 
 async def json_off_loop(func: Callable[[], Any], status_code: int = 200) -> Response:
@@ -146,22 +152,28 @@ def consumption_document(
 # -- handlers -------------------------------------------------------------------------------------
 
 
+async def live_values(ctx: Context, meters: tuple[Meter, ...]) -> dict[str, MeterValues]:
+    """The meters' live values now: the logger's on the loop, else from the store off it."""
+    now = ctx.clock()
+    if ctx.daemon is not None:
+        return ctx.values(meters, now)
+    return await off_loop(lambda: ctx.values(meters, now))
+
+
 async def list_meters(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_read(request)
-    now = ctx.clock()
     meters = ctx.meters()
-    rates = {m.key: ctx.rate(m, now) for m in meters}
-    return await json_off_loop(lambda: [ctx.meter_view(m, now, rates[m.key]) for m in meters])
+    values = await live_values(ctx, meters)
+    return json_answer([ctx.meter_view(m, values[m.key]) for m in meters])
 
 
 async def get_meter(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_read(request)
     meter = ctx.meter(request.path_params["key"])
-    now = ctx.clock()
-    rate = ctx.rate(meter, now)
-    return await json_off_loop(lambda: ctx.meter_view(meter, now, rate))
+    values = await live_values(ctx, (meter,))
+    return json_answer(ctx.meter_view(meter, values[meter.key]))
 
 
 async def get_reading(request: Request) -> Response:
@@ -212,8 +224,8 @@ async def get_health(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_read(request)
     now, meters = ctx.clock(), ctx.meters()
-    rates = ctx.rates(meters, now)
-    return await json_off_loop(lambda: ctx.health(now, rates, meters))
+    values = await live_values(ctx, meters)
+    return await json_off_loop(lambda: ctx.health(now, values, meters))
 
 
 async def get_events(request: Request) -> Response:

@@ -43,7 +43,7 @@ from .params import (
     body_time,
     json_body,
 )
-from .read import context, off_loop
+from .read import context, json_answer, live_values
 
 __all__ = ["ROUTES"]
 
@@ -160,9 +160,8 @@ async def put_meter(request: Request) -> Response:
     ctx.documents.set(METERS_KEY, stored)
     _commit(ctx)  # the logger anchors a new constant (it holds every pulse counted before)
     updated = ctx.meter(meter.key)
-    now = ctx.clock()
-    rate = ctx.rate(updated, now)
-    return JSONResponse(await off_loop(lambda: ctx.meter_view(updated, now, rate)))
+    values = await live_values(ctx, (updated,))
+    return json_answer(ctx.meter_view(updated, values[updated.key]))
 
 
 @writes
