@@ -294,10 +294,10 @@ class Truth:
                 reg.sure[line.life] = total
         # Only what the line altered (a module's own brown-out value is its spike, which a
         # reader tells by the meter's pace).
-        read = _reads(line.data) if line.corrupt else list(line.totals)
+        read: list[int | None] | None = _reads(line.data) if line.corrupt else list(line.totals)
         if read is not None and len(read) == len(self.registers):
             for reg, total, intact in itertools.zip_longest(self.registers, read, line.totals):
-                if total != intact:
+                if total is not None and total != intact:
                     reg.tail[line.life] = total
                 else:
                     reg.tail.pop(line.life, None)
@@ -329,7 +329,7 @@ class Truth:
         }
 
 
-def _reads(data: bytes) -> list[int] | None:
+def _reads(data: bytes) -> list[int | None] | None:
     """The totals a reader takes from the last line in ``data`` (None: not a record)."""
     text = data.translate(_MASK_7BIT).decode("ascii").replace("\r", "\n").rstrip("\n")
     try:
