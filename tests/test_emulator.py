@@ -212,12 +212,15 @@ def test_a_lifes_altered_last_record_is_what_a_reader_can_count_at_most() -> Non
     changed (nothing after it can say so), else the highest intact total."""
     truth = Truth([RegisterTruth(), RegisterTruth()])
     truth.deliver(Line(b"ID:1:I:10:M1:1:5:M2:0:7\r\n", 1, (5, 7)))
-    truth.deliver(Line(b"ID:1:I:10:M1:1:16:M2:0:7\r\n", 1, (None, 7), corrupt=True))
+    truth.deliver(Line(b"ID:1:I:10:M1:1:16:M2:0:7\r\n", 1, (None, 7), True, (6, 7)))
     assert [r.reported for r in truth.registers] == [5, 7]
     assert [r.possible for r in truth.registers] == [16, 7]
     truth.deliver(Line(b"ID:1:I:10:M1:1:7:M2:0:7\r\n", 1, (7, 7)))  # an intact record after it
     assert [r.possible for r in truth.registers] == [7, 7]
-    truth.deliver(Line(b"\xc9D:1:I:10:M1:0:7:M2:0:7\r\n", 1, (7, 7), corrupt=True))  # noise
+    truth.deliver(Line(b"\xc9D:1:I:10:M1:0:7:M2:0:7\r\n", 1, (7, 7), True, (7, 7)))  # noise
+    # A brown-out value the line also altered: the module's spike, not a reading.
+    truth.deliver(Line(b"ID:1:I:10:M1:9:58916:M2:0:7\r\n", 1, (None, 7), True, (None, 7)))
+    assert [r.possible for r in truth.registers] == [7, 7]
     truth.deliver(Line(b"ID:1:I:10:M1:0:7:M2", 1, (None, None), corrupt=True))  # cut: no record
     assert [r.possible for r in truth.registers] == [7, 7]
 

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import fcntl
 import functools
-import itertools
 import json
 import math
 import os
@@ -296,8 +295,11 @@ class Truth:
         # reader tells by the meter's pace).
         read: list[int | None] | None = _reads(line.data) if line.corrupt else list(line.totals)
         if read is not None and len(read) == len(self.registers):
-            for reg, total, intact in itertools.zip_longest(self.registers, read, line.totals):
-                if total is not None and total != intact:
+            counted = line.counted or (None,) * len(read)
+            for reg, total, intact, was in zip(
+                self.registers, read, line.totals, counted, strict=False
+            ):
+                if total is not None and total != intact and was is not None:
                     reg.tail[line.life] = total
                 else:
                     reg.tail.pop(line.life, None)
@@ -347,6 +349,8 @@ class Line:
     totals: tuple[int | None, ...] = ()
     #: The bytes are not the record the module meant to print (garbage, cut, merged).
     corrupt: bool = False
+    #: The totals the module counted (None where it printed a brown-out value instead).
+    counted: tuple[int | None, ...] = ()
 
 
 # --- the module ----------------------------------------------------------------------------------
@@ -541,7 +545,7 @@ class Module:
         whole = not (corrupt or run_into)
         totals = _intact(data, meant, intact, whole=whole)
         altered = not whole or data.translate(_MASK_7BIT) != meant.to_line().encode("ascii")
-        return Line(data + end, self.truth.life, totals, altered)
+        return Line(data + end, self.truth.life, totals, altered, tuple(intact))
 
     # -- faults
 
