@@ -161,6 +161,15 @@ def stored(config: Path, start: float = -math.inf, end: float = math.inf) -> lis
         return [store.pulses(m.key, start, end) for m in cfg.meters]
 
 
+#: Actions the emulator counts among its own faults (restart, unplug, stall): counted once.
+COUNTED_BY_MODULE: Final = frozenset({"module restarts and unplugs", "module stalls (3 intervals)"})
+
+
+def own(actions: Counter[str]) -> int:
+    """The soak's actions that are not also module faults."""
+    return sum(n for name, n in actions.items() if name not in COUNTED_BY_MODULE)
+
+
 def unverified(config: Path) -> list[str]:
     """The details of the ledger's events about records it could not confirm."""
     cfg = load_config(config)
@@ -241,7 +250,7 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
             doc = json.loads(soak.truth.read_text() or "{}")
             return int(sum(doc.get("faults", {}).values()))
 
-        while (done := module_faults() + sum(actions.values())) < goal:
+        while (done := module_faults() + own(actions)) < goal:
             time.sleep(rnd.uniform(1.0, 3.0))
             choice = rnd.choices(ACTIONS, weights=weights)[0] if any(weights) else "none"
             if choice == "module":
@@ -324,11 +333,12 @@ def run(root: Path, rnd: random.Random, *, goal: int, faked: bool, disk: bool) -
     unchecked = sum(1 for e in unverified(soak.config) if "counted as it reads" in e)
     begun = lives_seen(soak.config)
     module = Counter(doc["faults"])
-    total = sum(module.values()) + sum(actions.values())
+    total = sum(module.values()) + own(actions)
     log_size = soak.log.stat().st_size
     print(f"seconds          {time.monotonic() - began:>10.0f}")
     print(f"faults           {total:>10,}")
-    for name, n in sorted((module + actions).items(), key=lambda kv: -kv[1]):
+    rows = module + Counter({k: v for k, v in actions.items() if k not in COUNTED_BY_MODULE})
+    for name, n in sorted(rows.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<36} {n:>8,}")
     print(f"records          {doc['lines']:>10,} read by the loggers")
     print(f"truth            {reported}")

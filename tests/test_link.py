@@ -337,3 +337,32 @@ def test_a_byte_marked_with_a_parity_error_rejects_its_line(chunk: int) -> None:
     plain = Decoder()
     plain.feed(b"\r\n")
     assert isinstance(plain.feed(good)[0], Telegram)
+
+
+async def test_a_port_gone_while_being_set_up_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device vanishes between opening the port and setting it up (the soak met it: the
+    logger exited). That moment cannot be hit on purpose with a real pty, so the set-up fails
+    once as pyserial does then; the link retries and reads on."""
+    import serial
+    import serial_asyncio_fast
+
+    real = serial_asyncio_fast.connection_for_serial
+    calls = 0
+
+    async def flaky(*args: object, **kw: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise serial.SerialException("Could not configure port: (5, 'Input/output error')")
+        return await real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serial_asyncio_fast, "connection_for_serial", flaky)
+    link = fast_link(tmp_path / "s0")
+    async with emulated(module(), tmp_path):
+        async with asyncio.timeout(10):
+            async for event in link.events():
+                if isinstance(event, Received) and isinstance(event.record, Telegram):
+                    link.close()
+    assert calls == 2

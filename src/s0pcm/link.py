@@ -295,7 +295,16 @@ class Link:
                 raise LinkError(port, str(e)) from e
         reader = asyncio.StreamReader(loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-        transport, _ = await serial_asyncio_fast.connection_for_serial(loop, lambda: protocol, ser)
+        try:
+            transport, _ = await serial_asyncio_fast.connection_for_serial(
+                loop, lambda: protocol, ser
+            )
+        except (serial.SerialException, OSError, termios.error) as e:
+            # The device went away between opening and setting it up (a USB bridge unplugged
+            # at that moment; the soak met it): retry as for any port that will not open.
+            with contextlib.suppress(Exception):
+                ser.close()
+            raise LinkError(port, f"port gone while setting it up: {e}") from e
         return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     async def _sleep(self, seconds: float) -> None:
