@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from s0pcm.errors import ConfigError
+from s0pcm.errors import LegacyFileError
 from s0pcm.legacy import LegacyTotal, parse_measurement_yaml, read_measurement_yaml
 
 #: ualex73/docker-s0pcm-reader on an S0PCM-5 with a water meter on M1, as the reader writes it
@@ -112,13 +112,13 @@ def totals(text: str) -> list[LegacyTotal]:
     return parse_measurement_yaml(text, path="measurement.yaml")
 
 
-def error(text: str) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
+def error(text: str) -> LegacyFileError:
+    with pytest.raises(LegacyFileError) as info:
         parse_measurement_yaml(text, path="measurement.yaml")
     return info.value
 
 
-def check(e: ConfigError, key: str | None, line: int | None, fragment: str) -> None:
+def check(e: LegacyFileError, key: str | None, line: int | None, fragment: str) -> None:
     assert (e.file, e.key, e.line) == ("measurement.yaml", key, line), str(e)
     where = "measurement.yaml" if line is None else f"measurement.yaml:{line}"
     if key is not None:
@@ -213,7 +213,7 @@ def test_crlf_file(tmp_path: Path) -> None:
     water, _ = read_measurement_yaml(file)
     assert (water.name, water.total) == ("Water", 370901)
     file.write_bytes(DARKRAIN_YAML.replace("370901", "-1").replace("\n", "\r\n").encode())
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(LegacyFileError) as info:
         read_measurement_yaml(file)
     assert (info.value.file, info.value.key, info.value.line) == (str(file), "1.total", 5)
 
@@ -226,7 +226,7 @@ def test_read_from_a_file(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(LegacyFileError) as info:
         read_measurement_yaml(tmp_path / "measurement.yaml")
     assert info.value.file == str(tmp_path / "measurement.yaml")
     assert "cannot read" in info.value.message

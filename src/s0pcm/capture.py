@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from .errors import ConfigError
+from .errors import CaptureError
 from .protocol import Decoder, Header, Rejected, Telegram
 
 __all__ = ["read_capture"]
@@ -56,7 +56,7 @@ def read_capture(
                     at = float(doc["at"])
                     kind = doc["type"]
                 except (ValueError, KeyError, TypeError):
-                    raise ConfigError("not a JSON capture line", file=str(path), line=n) from None
+                    raise CaptureError("not a JSON capture line", file=str(path), line=n) from None
                 if kind == "telegram":
                     regs = ":".join(
                         f"M{r['register']}:{r['interval']}:{r['total']}" for r in doc["registers"]
@@ -75,7 +75,7 @@ def read_capture(
                     at, line = stamp, rest
             if at is None:
                 if clock is None:
-                    raise ConfigError(
+                    raise CaptureError(
                         "line without a time: give the capture's start time (--start)",
                         file=str(path),
                         line=n,

@@ -11,11 +11,16 @@ from urllib.parse import unquote
 
 __all__ = [
     "AlreadyRunning",
+    "CaptureError",
+    "CodecError",
     "ConfigError",
+    "InputFileError",
+    "LegacyFileError",
     "LinkError",
     "ProtocolError",
     "S0pcmError",
     "StoreError",
+    "TariffError",
 ]
 
 
@@ -37,8 +42,12 @@ class ProtocolError(S0pcmError):
         super().__init__(f"{reason}: {raw!r}")
 
 
-class ConfigError(S0pcmError):
-    """A setting that cannot be used; names the file, the key and the line where known."""
+class InputFileError(S0pcmError):
+    """A file a user gave that cannot be used: names the file, the key and the line where known.
+
+    The base of the configuration's, a tariff document's, a capture's and an older reader's
+    file errors, so a command reports them all alike.
+    """
 
     def __init__(
         self,
@@ -58,6 +67,36 @@ class ConfigError(S0pcmError):
         if key is not None:
             where = f"{where} [{key}]" if where else f"[{key}]"
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class ConfigError(InputFileError):
+    """A setting that cannot be used (the configuration file, or a command-line value)."""
+
+
+class CaptureError(InputFileError):
+    """A capture file (``import-capture``) with a line that is not a capture line."""
+
+
+class LegacyFileError(InputFileError):
+    """An older reader's measurement file (``import-legacy``) that cannot be read."""
+
+
+class TariffError(InputFileError, ValueError):
+    """A tariff document that cannot be used: ``field`` is the path of the offending value
+    (``tariffs[0].periods[1].start``), so an editor can point at it."""
+
+    def __init__(self, field: str, message: str, *, file: str | None = None) -> None:
+        super().__init__(message, file=file, key=field or None)
+        self.field = field
+        if file is None:  # the dashboard shows the path as it is, not as a key in brackets
+            self.args = (f"{field}: {message}" if field else message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CodecError(S0pcmError, ValueError):
+    """A stored blob that is not a valid hour of slots (the database is damaged)."""
 
 
 class LinkError(S0pcmError):

@@ -40,7 +40,7 @@ the readers' own source (read, not copied):
 
 A register's ``total`` is what to take over: the pulses the old reader counted for it, including
 any baseline the user typed in (which the readers' README asks to be in pulses, e.g. litres for
-a 1 imp/L water meter, not m³). Every problem raises :class:`~s0pcm.errors.ConfigError` with the
+a 1 imp/L water meter, not m³). Every problem raises :class:`~s0pcm.errors.LegacyFileError` with the
 file, the key (``1.total``, ``date``) and the line.
 """
 
@@ -56,7 +56,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .config import read_text
-from .errors import ConfigError
+from .errors import LegacyFileError
 
 __all__ = [
     "LegacyTotal",
@@ -130,9 +130,9 @@ class _Reader:
         self.file = file
         self.loader = yaml.SafeLoader(text)
 
-    def error(self, message: str, key: str | None, node: Node | None) -> ConfigError:
+    def error(self, message: str, key: str | None, node: Node | None) -> LegacyFileError:
         line = None if node is None else _line(node)
-        return ConfigError(message, file=self.file, key=key, line=line)
+        return LegacyFileError(message, file=self.file, key=key, line=line)
 
     def value(self, node: Node) -> Any:
         return self.loader.construct_object(node, deep=True)
@@ -144,9 +144,9 @@ class _Reader:
             mark = e.problem_mark or e.context_mark
             problem = e.problem or e.context or "not valid YAML"
             line = None if mark is None else mark.line + 1
-            raise ConfigError(f"YAML error: {problem}", file=self.file, line=line) from None
+            raise LegacyFileError(f"YAML error: {problem}", file=self.file, line=line) from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"YAML error: {e}", file=self.file) from None
+            raise LegacyFileError(f"YAML error: {e}", file=self.file) from None
         finally:
             self.loader.dispose()
 

@@ -40,7 +40,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from .errors import S0pcmError
+from .errors import TariffError
 from .meters import Kind
 from .store.buckets import Calendar
 
@@ -79,16 +79,6 @@ MAX_PERIODS: Final = 50
 _CLOCK: Final = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DAY: Final = timedelta(days=1)
-
-
-class TariffError(S0pcmError, ValueError):
-    """A tariff document that cannot be used: ``field`` is the path of the offending value
-    (``tariffs[0].periods[1].start``), so an editor can point at it."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}" if field else message)
 
 
 @dataclass(frozen=True, slots=True)

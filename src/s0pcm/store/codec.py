@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Final
 
+from ..errors import CodecError
 from .base import SLOT
 
 __all__ = ["DEFLATE", "RAW", "SLOTS_PER_HOUR", "CodecError", "decode", "encode"]
@@ -32,10 +33,6 @@ DEFLATE: Final = 1
 
 _LEVEL: Final = 9
 _WBITS: Final = -15  # raw deflate
-
-
-class CodecError(ValueError):
-    """A stored blob that is not a valid hour of slots (the database is damaged)."""
 
 
 def encode(counts: Sequence[int]) -> bytes:
