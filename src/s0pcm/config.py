@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from .errors import ConfigError, ProtocolError
+from .errors import ConfigError, InputFileError, ProtocolError
 from .link import FRAMING_7E1, Framing
 from .meters import KINDS, Kind, Meter
 from .protocol import Model, Thresholds, parse_thresholds
@@ -228,19 +228,21 @@ class Config:
 # --- entry points --------------------------------------------------------------------------------
 
 
-def read_text(path: str | os.PathLike[str], *, what: str) -> tuple[str, str]:
-    """``(name, text)`` of a UTF-8 file the user gave; errors name the file (and the line of
-    a bad byte). ``what`` says what the file is, for the message."""
+def read_text(
+    path: str | os.PathLike[str], *, what: str, error: type[InputFileError] = ConfigError
+) -> tuple[str, str]:
+    """``(name, text)`` of a UTF-8 file the user gave; errors (``error``) name the file (and
+    the line of a bad byte). ``what`` says what the file is, for the message."""
     name = os.fspath(path)
     try:
         data = Path(name).read_bytes()
     except OSError as e:
-        raise ConfigError(f"cannot read the {what}: {e.strerror or e}", file=name) from e
+        raise error(f"cannot read the {what}: {e.strerror or e}", file=name) from e
     try:
         return name, data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise ConfigError("is not UTF-8 text", file=name, line=line) from None
+        raise error("is not UTF-8 text", file=name, line=line) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

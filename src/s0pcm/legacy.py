@@ -97,7 +97,7 @@ class LegacyTotal:
 
 def read_measurement_yaml(path: str | os.PathLike[str]) -> list[LegacyTotal]:
     """The registers of a ``measurement.yaml`` (or darkrain's ``measurement.json``), by register."""
-    name, text = read_text(path, what="measurement file")
+    name, text = read_text(path, what="measurement file", error=LegacyFileError)
     return parse_measurement_yaml(text, path=name)
 
 
