@@ -156,6 +156,9 @@ class ModuleRunner:
         self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
         self.snapshot = snapshot
         self.publish: Listener = publish or (lambda update: None)
+        #: Whether anyone listens: the values are only worked out for them (an imported year
+        #: of records, or a journal replayed at start, needs none).
+        self.listening: Callable[[], bool] = lambda: False
         #: The wall clock as the daemon watches it (None: take every stamp as it comes).
         self.timekeeper: Timekeeper | None = None
         #: Called before each link event is stamped: the daemon looks for a clock step there.
@@ -252,9 +255,10 @@ class ModuleRunner:
         return update
 
     def values(self) -> tuple[MeterValues, ...]:
-        """The live values of this module's meters, now (none without a snapshot)."""
+        """The live values of this module's meters, now (none without a snapshot, or when
+        nobody listens)."""
         snapshot = self.snapshot
-        if snapshot is None:
+        if snapshot is None or not self.listening():
             return ()
         now = time.time() if self.timekeeper is None else self.timekeeper.now()
         if snapshot.stale(now):
@@ -468,6 +472,7 @@ class Daemon:
             r.timekeeper = self.timekeeper
             r.check_clock = self.check_clock
             r.storage_back = self._storage_back
+            r.listening = lambda: bool(self._listeners)
         self._anchor_meters(overridden(config.meters, self.store.state(METERS_KEY)))
         #: The ``_meters`` document as last checked for a changed constant (a sentinel: never).
         self._meters_seen: Any = object()

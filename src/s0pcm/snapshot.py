@@ -21,6 +21,7 @@ touched on the logger's thread.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -77,9 +78,12 @@ class _Meter:
         self.pulses = 0
         #: Today's pulses per part between the constant's changes: (first slot, pulses).
         self.today: list[list[int]] = []
-        #: Yesterday's slots with pulses, and the cumulative pulses up to and including each.
+        #: Yesterday's pulses per slot, and (built when asked, after a change) its slots in
+        #: order with the cumulative pulses up to and including each.
+        self.yesterday: dict[int, int] = {}
         self.y_slots: list[int] = []
         self.y_cumulative: list[int] = []
+        self.y_dirty = False
 
 
 class Snapshot:
@@ -132,11 +136,9 @@ class Snapshot:
                 [_first_slot(a), store.pulses(meter.key, a, b)]
                 for a, b in zip(edges, [*edges[1:], math.inf], strict=True)
             ]
-            total = 0
             for at, pulses in store.intervals(meter.key, y0, self._day_start):
-                total += pulses
-                m.y_slots.append(_slot(at))
-                m.y_cumulative.append(total)
+                m.yesterday[_slot(at)] = pulses
+            m.y_dirty = True
             self._meters[meter.key] = m
         self.refreshes += 1
 
@@ -169,12 +171,8 @@ class Snapshot:
         y0 = _first_slot(float(self.calendar.day_start(self._day - _DAY)))
         if not y0 <= slot < _first_slot(self._day_start):
             return
-        i = bisect.bisect_left(m.y_slots, slot)
-        if i == len(m.y_slots) or m.y_slots[i] != slot:
-            m.y_slots.insert(i, slot)
-            m.y_cumulative.insert(i, m.y_cumulative[i - 1] if i else 0)
-        for j in range(i, len(m.y_cumulative)):
-            m.y_cumulative[j] += pulses
+        m.yesterday[slot] = m.yesterday.get(slot, 0) + pulses
+        m.y_dirty = True  # a day of late records costs one rebuild, at the next look
 
     # -- the values
 
@@ -222,6 +220,10 @@ class Snapshot:
 
     def _y_before(self, m: _Meter, t: float) -> int:
         """Yesterday's pulses in the slots that start before ``t``."""
+        if m.y_dirty:
+            m.y_slots = sorted(m.yesterday)
+            m.y_cumulative = list(itertools.accumulate(m.yesterday[k] for k in m.y_slots))
+            m.y_dirty = False
         i = bisect.bisect_left(m.y_slots, _first_slot(t))
         return m.y_cumulative[i - 1] if i else 0
 
