@@ -870,3 +870,24 @@ def test_property_threshold_commands_round_trip(pairs: list[tuple[int, int]]) ->
     assert parse_thresholds(command.to_command()) == command
     header = Header.make("1", thresholds=tuple(command.as_dict().get(r, 30) for r in range(1, 6)))
     assert command.confirmed_by(parse_header(header.to_line()))
+
+
+def test_a_header_damaged_on_the_line_is_still_known_as_a_start_up() -> None:
+    """Found by the ledger's property test: a header with its "/" lost is rejected, and a
+    restart nobody sees loses the old life's last pulses. Every single change of a character,
+    and a cut anywhere past the first word, leaves the rejected line marked as a start-up; no
+    damaged data record is."""
+    damaged = {V06_HEADER[:i] + V06_HEADER[i + 1 :] for i in range(len(V06_HEADER))}
+    damaged |= {V06_HEADER[:i] + "#" + V06_HEADER[i + 1 :] for i in range(len(V06_HEADER))}
+    damaged |= {V06_HEADER[:i] for i in range(len("/8237:S0 P"), len(V06_HEADER))}
+    marks = set()
+    for line in damaged:
+        decoder = seen_five_registers()
+        (out,) = decoder.feed(crlf(line))
+        if isinstance(out, Rejected):
+            marks.add(out.startup)
+    assert marks == {True}
+    records = {FIELD_1[:i] + FIELD_1[i + 1 :] for i in range(len(FIELD_1))}
+    assert not any(
+        r.startup for line in records for r in rejected(seen_five_registers().feed(crlf(line)))
+    )

@@ -614,9 +614,10 @@ def _intact(
     data: bytes, meant: Telegram, intact: Sequence[int | None], *, whole: bool
 ) -> tuple[int | None, ...]:
     """Per register, the total that reaches a reader intact in the last line of ``data``: the
-    line parses as the record meant (same module, interval and registers) and the register's
-    two numbers are the ones meant (a cut or a changed character spoils only the numbers it
-    hits). ``whole``: the line is not merged with another."""
+    line parses as a record of the module meant (same id and registers) and the register's two
+    numbers are the ones meant (a cut or a changed character spoils only the numbers it hits;
+    a changed interval leaves the totals intact, and a reader can tell from their counts).
+    ``whole``: the line is not merged with another."""
     none = (None,) * len(intact)
     if not whole:
         return none
@@ -625,11 +626,7 @@ def _intact(
         got = parse_telegram(text.decode("ascii"))
     except (ProtocolError, UnicodeDecodeError):
         return none
-    if (got.module_id, got.interval, len(got.registers)) != (
-        meant.module_id,
-        meant.interval,
-        len(meant.registers),
-    ):
+    if (got.module_id, len(got.registers)) != (meant.module_id, len(meant.registers)):
         return none
     return tuple(
         total if got.registers[i] == meant.registers[i] else None for i, total in enumerate(intact)

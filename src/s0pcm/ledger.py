@@ -33,8 +33,14 @@ then told apart by every register together:
 Held records that are never vouched for are dropped as glitches or spikes, with an event; the
 pulses they showed are in the next vouched-for total anyway. Only when a held record is the last
 of a module life (a restart comes next) is anything at stake: a record that contradicted its
-neighbours is not counted and its interval is reported as unknowable; one that could not be
-checked at all (it followed a break) but fits is counted, and the event says it was unchecked.
+neighbours is not counted and its interval is reported as unknowable (of two that each fit and
+only disagree with each other, the lower total counts: one of them is intact); one that could
+not be checked at all (it followed a break) but fits is counted, and the event says it was
+unchecked. A start-up header the line damaged is still a start-up (``Rejected.startup``), and
+when too many records are held, the lives that a later header ended are settled, not dropped.
+
+One job, in one file past 500 lines: the rules above decide together, and splitting them would
+hide how each depends on the others.
 
 A parse error never reaches the ledger as a zero: rejected lines are only counted (and break the
 join). The whole state is a small JSON document, persisted with every commit, so a restarted
@@ -235,10 +241,19 @@ class Ledger:
             return self._telegram(at, record)
         if isinstance(record, Header):
             return self._header(at, record)
-        self._s.stats.rejected += 1
-        self._s.unbroken = False  # a lost line: the next record is not joined to the last
-        self._s.lost = True
-        return [self._event(at, EventKind.REJECTED, detail=f"{record.reason}: {record.raw!r}")]
+        s = self._s
+        s.stats.rejected += 1
+        s.unbroken = False  # a lost line: the next record is not joined to the last
+        s.lost = True
+        out: Out = [self._event(at, EventKind.REJECTED, detail=f"{record.reason}: {record.raw!r}")]
+        if record.startup:
+            # A header the line damaged is still a start-up: without it, a new life whose
+            # totals passed the old one's would be taken for its continuation (the old life's
+            # pulses lost). The totals still decide: a start is kept only if they fit it.
+            detail = f"a damaged start-up header: {record.raw!r}"
+            out.append(self._event(at, EventKind.STARTUP, detail=detail))
+            s.held.append(_Node(at, None, None, [], [], header=True, line=record.raw))
+        return out
 
     def interrupted(self, at: float) -> None:
         """The link connected or disconnected (``at``): what comes next is not joined to what
@@ -435,6 +450,14 @@ class Ledger:
         goes on from, as a continuation; else drop the oldest."""
         s = self._s
         held, base = s.held, s.base
+        ends = [i for i, h in enumerate(held) if h.header and i > records[0]]
+        if ends:
+            # A start-up header after the oldest record: the lives before it have ended, and
+            # nothing later can add to the evidence about them. Settle them now rather than
+            # drop a life's last record (found by the property test: one pulse lost).
+            s.held = held[ends[-1] :]
+            self._end_lives(held[: ends[-1] + 1], out)
+            return
         if base is not None and not any(h.header for h in held):
             for a, b in itertools.pairwise(records):
                 if self._follows(base, held[a]) and self._follows(held[a], held[b]):
@@ -608,17 +631,23 @@ class Ledger:
         best_at = start.at
         #: Per register, the record (its index) whose total is counted unchecked.
         taken: dict[int, int] = {}
+        #: Per register, the record (its index) whose total is the lower of a disputed pair.
+        lower: dict[int, int] = {}
+        #: Per record, per register: a value that fits, unchecked before it, that only the
+        #: record after it disputes (the two disagree; which one the line altered is unknown).
+        contested: list[list[bool]] = []
         for k, node in enumerate(segment):
             prev = segment[k - 1] if k else start
             later = segment[k + 1] if k + 1 < len(segment) else None
             fine: list[bool] = []
             wrong: list[bool] = []  # refuted by a value that counts
-            # A record whose module id or interval was garbled has no total to trust.
-            own = (
-                len(node.totals) == n
-                and node.interval == round(s.interval)
-                and (known_id is None or node.module_id == known_id)
-            )
+            disputes: list[bool] = []
+            mine: list[bool] = []  # per register: the record may carry this life's total
+            # A record whose module id was garbled has no total to trust; nor has one whose
+            # interval was, unless its counts bridge it from a value that counts (a changed
+            # interval leaves the totals sound, as ``_Node.same_source`` says).
+            sourced = len(node.totals) == n and (known_id is None or node.module_id == known_id)
+            own = sourced and node.interval == round(s.interval)
             for i in range(1, n + 1):
                 c, t = node.counts[i - 1], node.total(i)
                 linked = node.joined and (prev.header or prev.same_source(node))
@@ -627,8 +656,41 @@ class Ledger:
                 ):
                     # Joined to a value that may be right: the interval count decides.
                     good = fits(node, i) and c == t - prev.total(i)
-                    wrong.append(not good and (k == 0 or ok[k - 1][i - 1]))
                     checked = k == 0 or ok[k - 1][i - 1]
+                    before = segment[k - 2] if k >= 2 else start
+                    if (
+                        not good
+                        and k
+                        and prev.joined
+                        and (before.header or before.same_source(prev))
+                        and fits(node, i)
+                        and t - c - prev.counts[i - 1] == before.total(i)
+                    ):
+                        # Only the total between them is wrong: the record before it, its
+                        # count and this record agree (one changed character explains it).
+                        good = checked = True
+                        if k >= 2:
+                            ok[k - 2][i - 1] = True
+                    wrong.append(not good and (k == 0 or ok[k - 1][i - 1]))
+                    disputes.append(False)
+                    mine.append(sourced if checked and not prev.header else own)
+                    if (
+                        not good
+                        and own
+                        and k
+                        and contested[k - 1][i - 1]
+                        and fits(node, i)
+                        and t - start.total(i) >= c
+                    ):
+                        # Two records that each fit disagree, and one changed character
+                        # explains either: one of them is intact, and the life reached at
+                        # least the lower of the two totals. That much is counted.
+                        low = k if t <= prev.total(i) else k - 1
+                        if segment[low].total(i) > best[i - 1]:
+                            best[i - 1] = segment[low].total(i)
+                            best_at = max(best_at, segment[low].at)
+                            taken.pop(i, None)
+                            lower[i] = low
                 else:
                     wrong.append(False)
                     # After a break (or joined to a value no meter gives): unchecked, unless
@@ -643,21 +705,25 @@ class Ledger:
                         judged and later is not None and later.counts[i - 1] != later.total(i) - t
                     )
                     good = fits(node, i) and not disputed and t - start.total(i) >= c
+                    disputes.append(disputed and fits(node, i) and t - start.total(i) >= c)
                     checked = judged
-                fine.append(good and own)
+                    mine.append(own)
+                fine.append(good and mine[-1])
                 if fine[-1] and t > best[i - 1]:
                     best[i - 1] = t
                     best_at = max(best_at, node.at)
+                    lower.pop(i, None)
                     if checked:
                         taken.pop(i, None)
                     else:
                         taken[i] = k
             ok.append(fine)
-            refuted.append([w or not own for w in wrong])
-        for node, fine in zip(segment, ok, strict=True):
-            if all(fine):
+            refuted.append([w or not m for w, m in zip(wrong, mine, strict=True)])
+            contested.append([d and own for d in disputes])
+        for k, (node, fine) in enumerate(zip(segment, ok, strict=True)):
+            lost = [f"M{i}" for i, f in enumerate(fine, start=1) if not f and lower.get(i) != k]
+            if not lost:
                 continue
-            lost = [f"M{i}" for i, f in enumerate(fine, start=1) if not f]
             s.stats.unconfirmed += 1
             out.append(
                 self._event(
@@ -682,6 +748,19 @@ class Ledger:
                     EventKind.UNCONFIRMED,
                     detail=f"{node.line!r} ended a module life after a break: counted as it "
                     f"reads on {', '.join(on)}, unchecked (nothing joined to it could confirm it)",
+                )
+            )
+        for k in sorted(set(lower.values())):
+            node = segment[k]
+            on = [f"M{i}" for i, j in lower.items() if j == k]
+            s.stats.unconfirmed += 1
+            out.append(
+                self._event(
+                    node.at,
+                    EventKind.UNCONFIRMED,
+                    detail=f"{node.line!r} and a record next to it disagree on {', '.join(on)} "
+                    "near the end of a module life: one of them is intact, so the lower total "
+                    "(this one's) is counted; the pulses between the two are unknown",
                 )
             )
         last = segment[-1]

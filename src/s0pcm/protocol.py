@@ -141,6 +141,13 @@ class Rejected:
     raw: str
     reason: str
 
+    @property
+    def startup(self) -> bool:
+        """Whether the line is a start-up header the line damaged (a character changed, a cut,
+        a lost line ending): the module prints that text only when it starts, so a restart
+        happened here even though no header could be read."""
+        return _DAMAGED_HEADER_RE.search(self.raw) is not None
+
 
 Record = Header | Telegram
 
@@ -172,6 +179,9 @@ _HEADER_TEXT_RE: Final = re.compile(
     r"S0 Pulse Counter (V\d+(?:\.\d+)*)(?: - (\d{1,4}(?:/\d{1,4})*)ms)?"
 )
 _THRESHOLD_RE: Final = re.compile(r"T(\d)=(\d{1,5})", re.ASCII)
+# What is left of a header's text after a changed, dropped or doubled character or a cut: one
+# change cannot break both words. No data record (digits, colons, ID, I, M) holds either.
+_DAMAGED_HEADER_RE: Final = re.compile(r"Pulse|Counter|S0 P", re.ASCII)
 # A data record inside a header's text: the line ending between the two was lost.
 _MERGED_RE: Final = re.compile(r"ID:\d+:", re.ASCII)
 # A whole start-up header at the end of a line: the line ending before it was lost. The header is
