@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from s0pcm.config import load_config
-from s0pcm.daemon import Daemon
+from s0pcm.logger.daemon import Daemon
 from s0pcm.protocol import Register, Telegram
 from s0pcm.store.sqlite import SqliteStore
 from s0pcm.web import create_app

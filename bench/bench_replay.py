@@ -4,7 +4,7 @@ Builds a capture of one S0PCM-5 printing every 10 s for a year (3,153,600 timest
 household-like rates; deterministic), then times in the same run:
 
 * baseline: read the file and ``line.split(":")`` every line;
-* replay: ``s0pcm.capture.read_capture`` (framing, strict parsing) → ``ModuleRunner.apply``
+* replay: ``s0pcm.link.capture.read_capture`` (framing, strict parsing) → ``ModuleRunner.apply``
   (ledger, rates, events) → the SQLite store, committed every 30 simulated minutes, into a fresh
   database: everything ``s0pcm import-capture`` does.
 
@@ -22,9 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from s0pcm.capture import read_capture
 from s0pcm.config import parse_config
-from s0pcm.daemon import Daemon
+from s0pcm.link.capture import read_capture
+from s0pcm.logger.daemon import Daemon
 
 YEAR_LINES = 365 * 8640
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC

@@ -40,7 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from s0pcm.store import Anchor, Resolution
+from s0pcm.calendar import Resolution
+from s0pcm.store import Anchor
 from s0pcm.store.sqlite import SqliteStore
 
 SEED = 8237

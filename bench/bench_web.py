@@ -56,11 +56,12 @@ from bench.bench_store import (
     percentile,
     quick_from_env,
 )
+from s0pcm.calendar import Resolution
 from s0pcm.config import load_config
+from s0pcm.costs.tariffs import STATE_KEY as TARIFFS_KEY
 from s0pcm.events import DeviceEvent, EventKind
-from s0pcm.store import Resolution, Store
+from s0pcm.store import Store
 from s0pcm.store.sqlite import SqliteStore
-from s0pcm.tariffs import STATE_KEY as TARIFFS_KEY
 from s0pcm.web import bind, create_app, new_token, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,7 +298,7 @@ def serve_process(directory: Path, now: float | None) -> None:
     With ``--now`` a view of the store with its clock fixed there (``s0pcm serve``); without,
     the logger with the app in its loop, as ``s0pcm run`` runs them.
     """
-    from s0pcm.daemon import Daemon
+    from s0pcm.logger.daemon import Daemon
 
     config = load_config(directory / "s0pcm.toml")
 

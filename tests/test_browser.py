@@ -21,9 +21,10 @@ from typing import Any, Final
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
-from s0pcm.backfill import backfill
+from s0pcm.calendar import Resolution
 from s0pcm.emulator import Fault, Source, household
-from s0pcm.store import Anchor, AnchorKind, Resolution
+from s0pcm.store import Anchor, AnchorKind
+from s0pcm.tools.backfill import backfill
 
 pytest.register_assert_rewrite("tests.web")
 from tests.web import METERS, NOW, TARIFFS, TZ, History, WebServer, login  # noqa: E402

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from s0pcm.clock import BUILD_TIME, STEP_SECONDS, Timekeeper, format_step
 from s0pcm.config import load_config
-from s0pcm.daemon import Daemon
 from s0pcm.emulator import Fault, Module, Source, steady
 from s0pcm.events import EventKind
-from s0pcm.link import Received
+from s0pcm.link.events import Received
+from s0pcm.logger.clock import BUILD_TIME, STEP_SECONDS, Timekeeper, format_step
+from s0pcm.logger.daemon import Daemon
 from s0pcm.protocol import Decoder
 from tests.test_daemon import write_config
 
@@ -230,7 +230,7 @@ def test_unsynchronised_asks_the_kernel_only_where_a_time_service_runs(
     mark and inside and past the grace after boot."""
     import ctypes
 
-    from s0pcm import clock
+    from s0pcm.logger import clock
 
     state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.create_string_buffer(512))
     monkeypatch.setattr(clock, "TIME_SERVICES", (str(tmp_path / "timesync"),))

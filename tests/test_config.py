@@ -18,7 +18,7 @@ from s0pcm.config import (
     parse_config,
 )
 from s0pcm.errors import ConfigError
-from s0pcm.link import FRAMING_7E1, FRAMING_8N1
+from s0pcm.link.events import FRAMING_7E1, FRAMING_8N1
 from s0pcm.meters import Kind
 from s0pcm.protocol import Model, Thresholds
 

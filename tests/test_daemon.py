@@ -23,11 +23,11 @@ import httpx
 import pytest
 
 from s0pcm.config import load_config
-from s0pcm.daemon import Daemon
 from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
 from s0pcm.events import EventKind
+from s0pcm.logger.daemon import Daemon
+from s0pcm.logger.overrides import THRESHOLDS_KEY
 from s0pcm.protocol import Model
-from s0pcm.settings import THRESHOLDS_KEY
 from s0pcm.store import open_store
 from s0pcm.web import new_token
 

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 
 from click.testing import CliRunner
 
+from s0pcm.calendar import Resolution
 from s0pcm.cli import main
 from s0pcm.config import load_config
 from s0pcm.ledger import Ledger
-from s0pcm.store import Resolution, open_store
+from s0pcm.store import open_store
 
 from .test_daemon import write_config
 

@@ -1,6 +1,6 @@
 """Taking over the totals of the readers in use today (their ``measurement.yaml``).
 
-The samples are built from what the readers' code writes (see ``s0pcm.legacy`` for the files):
+The samples are built from what the readers' code writes (see ``s0pcm.tools.legacy`` for the files):
 ``yaml.dump(measurement, f, default_flow_style=False)`` of a dict with integer register keys and
 a ``date``; darkrain 2.0's JSON; hansij66's timestamp variant.
 """
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from s0pcm.errors import LegacyFileError
-from s0pcm.legacy import LegacyTotal, parse_measurement_yaml, read_measurement_yaml
+from s0pcm.tools.legacy import LegacyTotal, parse_measurement_yaml, read_measurement_yaml
 
 #: ualex73/docker-s0pcm-reader on an S0PCM-5 with a water meter on M1, as the reader writes it
 #: after creating the file itself: ``date`` first, then every register of the telegram.

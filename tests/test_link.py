@@ -11,18 +11,18 @@ import pytest
 
 from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
 from s0pcm.errors import ConfigError, LinkError
-from s0pcm.link import (
+from s0pcm.link.events import (
     FRAMING_7E1,
     FRAMING_8N1,
     Connected,
     Disconnected,
     Event,
     Framing,
-    Link,
     Received,
     ThresholdsResult,
     ThresholdsSent,
 )
+from s0pcm.link.port import Link
 from s0pcm.protocol import Header, Model, Rejected, Telegram, parse_thresholds
 
 from .agreement import assert_agree
@@ -292,7 +292,7 @@ def test_parity_checking_and_marking_are_turned_on() -> None:
     import os
     import termios
 
-    from s0pcm.link import mark_parity_errors
+    from s0pcm.link.port import mark_parity_errors
 
     master, slave = os.openpty()
     try:

@@ -3,7 +3,7 @@ not an S0PCM."""
 
 from __future__ import annotations
 
-from s0pcm.noise import SHOWN, NoiseLog, guess_device
+from s0pcm.link.noise import SHOWN, NoiseLog, guess_device
 from s0pcm.protocol import Decoder
 
 # A P1 telegram (DSMR 5) as a smart meter prints it: what a user gets with the wrong USB device.

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from s0pcm.cli import main
 from s0pcm.errors import AlreadyRunning
-from s0pcm.journal import Journal
+from s0pcm.logger.journal import Journal
 from s0pcm.store import open_store
 from tests.test_daemon import S0PCM, emulator_process, logger, stored, wait_for_lines, write_config
 from tests.test_store import AMS, Backend, backend  # noqa: F401 (the fixture)
@@ -110,7 +110,7 @@ def test_the_journal_has_one_writer(tmp_path: Path) -> None:
     first.close()
     assert Journal(path, readonly=True).running() is None
     Journal(path).close()  # free again
-    assert (tmp_path / "s0pcm.journal.lock").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "s0pcm.logger.journal.lock").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)

@@ -11,15 +11,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from s0pcm.calendar import Calendar
 from s0pcm.config import load_config
-from s0pcm.daemon import Daemon, Update
 from s0pcm.emulator import Fault, Module, PtyEmulator, Source, steady
+from s0pcm.logger.daemon import Daemon, Update
+from s0pcm.logger.overrides import METERS_KEY, add_reading, overridden
+from s0pcm.logger.snapshot import MeterValues, Snapshot
+from s0pcm.logger.status import display_reading
 from s0pcm.meters import Kind, Meter
-from s0pcm.settings import METERS_KEY, add_reading, overridden
-from s0pcm.snapshot import MeterValues, Snapshot
-from s0pcm.status import display_reading
 from s0pcm.store import Anchor, AnchorKind, Store, open_store
-from s0pcm.store.buckets import Calendar
 
 TZ = ZoneInfo("Europe/Amsterdam")
 NOON = datetime(2026, 10, 25, 12, 0, 0, tzinfo=TZ).timestamp()  # a DST day: 25 hours

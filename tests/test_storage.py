@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from s0pcm.journal import Entry, Journal
-from s0pcm.link import Connected
+from s0pcm.link.events import Connected
+from s0pcm.logger.journal import Entry, Journal
 from s0pcm.store import open_store
 from tests.test_daemon import S0PCM, emulator_process, stored, wait_for_lines, write_config
 
@@ -200,7 +200,7 @@ def test_permission_problems_name_the_path_and_the_user(tmp_path: Path) -> None:
     # The interpreter may live where "nobody" cannot read (pyenv under /root): everything is
     # imported first, then the process becomes nobody and runs the command.
     script = (
-        "import os, sys, encodings.utf_8_sig, s0pcm.cli, s0pcm.daemon, s0pcm.store.sqlite;"
+        "import os, sys, encodings.utf_8_sig, s0pcm.cli, s0pcm.logger.daemon, s0pcm.store.sqlite;"
         "os.setgroups([]); os.setgid(65534); os.setuid(65534);"
         f"sys.argv = ['s0pcm', 'run', '--config', {str(config)!r}, '--no-web'];"
         "s0pcm.cli.main()"

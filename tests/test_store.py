@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from s0pcm.calendar import SLOT, Calendar, Resolution
 from s0pcm.errors import StoreError
 from s0pcm.events import DeviceEvent, EventKind
-from s0pcm.store import SLOT, Anchor, AnchorKind, Resolution, Store, codec, open_store
-from s0pcm.store.buckets import Calendar
+from s0pcm.store import Anchor, AnchorKind, Store, codec, open_store
 from s0pcm.store.common import SqlStore
 
 pytest_plugins = ("tests.pg",)

@@ -10,10 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from s0pcm.meters import Kind
-from s0pcm.store import Resolution, open_store
-from s0pcm.store.buckets import Calendar
-from s0pcm.tariffs import (
+from s0pcm.calendar import Calendar, Resolution
+from s0pcm.costs.tariffs import (
     BucketCost,
     Period,
     TariffError,
@@ -23,6 +21,8 @@ from s0pcm.tariffs import (
     parse_tariffs,
     priced_by_day,
 )
+from s0pcm.meters import Kind
+from s0pcm.store import open_store
 
 AMS = ZoneInfo("Europe/Amsterdam")
 CAL = Calendar(AMS)

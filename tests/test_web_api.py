@@ -1,7 +1,7 @@
 """The HTTP API against real servers: uvicorn on loopback, real SQLite, real HTTP (httpx).
 
 Answers are checked against the store the server reads (opened read-only next to it); costs
-against prices worked out here from the tariff document, independently of ``s0pcm.tariffs``.
+against prices worked out here from the tariff document, independently of ``s0pcm.costs.tariffs``.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from starlette.applications import Starlette
 
 pytest.register_assert_rewrite("tests.web")
 
+from s0pcm.calendar import Resolution  # noqa: E402
 from s0pcm.emulator import Fault  # noqa: E402
-from s0pcm.store import Resolution, Store  # noqa: E402
+from s0pcm.store import Store  # noqa: E402
 from s0pcm.web import create_app  # noqa: E402
 from tests.web import (  # noqa: E402
     METERS,

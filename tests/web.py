@@ -53,11 +53,11 @@ import pytest
 from starlette.applications import Starlette
 
 from s0pcm.config import Config, load_config
-from s0pcm.daemon import Daemon
+from s0pcm.costs.tariffs import STATE_KEY as TARIFFS_KEY
 from s0pcm.emulator import Module, PtyEmulator, Source
 from s0pcm.events import DeviceEvent, EventKind
+from s0pcm.logger.daemon import Daemon
 from s0pcm.store import Anchor, AnchorKind, Store, open_store
-from s0pcm.tariffs import STATE_KEY as TARIFFS_KEY
 from s0pcm.web import bind, create_app, new_token, serve, set_password
 
 __all__ = [

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from ..calendar import SLOT, Resolution
 from ..errors import StoreError
-from .base import SLOT, Anchor, AnchorKind, Constants, Resolution, Store
+from .base import Anchor, AnchorKind, Constants, Store
 
 __all__ = [
     "SLOT",

@@ -20,24 +20,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 from zoneinfo import ZoneInfo
 
+from ..calendar import SLOT, Resolution
 from ..events import DeviceEvent, EventKind
 
-__all__ = ["SLOT", "Anchor", "AnchorKind", "Constants", "Resolution", "Store"]
-
-#: Seconds per slot of the raw history: the module prints a record every 10 s.
-SLOT: Final = 10
-
-
-class Resolution(StrEnum):
-    INTERVAL = "interval"  # 10 s slots
-    HOUR = "hour"
-    DAY = "day"
-    WEEK = "week"  # ISO weeks, Monday 00:00 local time
-    MONTH = "month"
-    YEAR = "year"
+__all__ = ["Anchor", "AnchorKind", "Constants", "Store"]
 
 
 class AnchorKind(StrEnum):

@@ -19,13 +19,11 @@ import zlib
 from collections.abc import Sequence
 from typing import Final
 
+from ..calendar import SLOTS_PER_HOUR
 from ..errors import CodecError
-from .base import SLOT
 
-__all__ = ["DEFLATE", "RAW", "SLOTS_PER_HOUR", "CodecError", "decode", "encode"]
+__all__ = ["DEFLATE", "RAW", "CodecError", "decode", "encode"]
 
-#: Slots in one UTC hour.
-SLOTS_PER_HOUR: Final = 3600 // SLOT
 
 #: Format tags (the blob's first byte).
 RAW: Final = 0

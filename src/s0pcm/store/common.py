@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
 
+from ..calendar import SLOT, SLOTS_PER_HOUR, Calendar, Resolution, day_key, month_key
 from ..errors import StoreError
 from ..events import DeviceEvent, EventKind
 from . import codec
-from .base import SLOT, Anchor, AnchorKind, Resolution, Store
-from .buckets import Calendar, day_key, month_key
-from .codec import SLOTS_PER_HOUR
+from .base import Anchor, AnchorKind, Store
 from .pending import Pending
 from .schema import MIGRATIONS, TABLES, render
 from .upkeep import compare_rollups, recount

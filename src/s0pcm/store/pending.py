@@ -13,10 +13,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..calendar import SLOTS_PER_HOUR, Calendar
 from ..events import DeviceEvent
 from .base import Anchor
-from .buckets import Calendar
-from .codec import SLOTS_PER_HOUR
 
 __all__ = ["Pending"]
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..calendar import SLOTS_PER_HOUR, Calendar
 from . import codec
-from .buckets import Calendar
 
 __all__ = ["Recount", "compare_rollups", "hour_label", "recount"]
 
@@ -86,7 +86,7 @@ def recount(
                 part = sum(counts[first:end])
             else:
                 # Slot detail dropped: share the hour out evenly (the best estimate left).
-                per = codec.SLOTS_PER_HOUR
+                per = SLOTS_PER_HOUR
                 part = pulses * end // per - pulses * first // per
                 result.unsure_days.add((mid, day))
                 result.unsure_months.add((mid, month))

@@ -1,8 +1,8 @@
 """The web app: the JSON API of ``docs/api.md``, the live stream, the reference and the dashboard.
 
 ``create_app`` builds one Starlette app over a configuration and a store; with the logger's
-:class:`~s0pcm.daemon.Daemon` (``s0pcm run``) it serves live rates, live health and an ``update``
-event per record, without it (``s0pcm serve``) it is a view of what the store holds.
+:class:`~s0pcm.logger.daemon.Daemon` (``s0pcm run``) it serves live rates, live health and an
+``update`` event per record, without it (``s0pcm serve``) it is a view of what the store holds.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..config import Config
-from ..daemon import Daemon
+from ..logger.daemon import Daemon
 from ..store import Store
 from . import read, write
 from .context import Context

@@ -1,8 +1,8 @@
 """What every handler works with: configuration, store, the logger (if it runs here), a clock.
 
 Meter settings and threshold requests made through the API live in the store (see
-:mod:`s0pcm.settings`), so the API, the dashboard and the logger agree on a meter's name, kind and
-constant whether the logger runs in this process or another.
+:mod:`s0pcm.logger.overrides`), so the API, the dashboard and the logger agree on a meter's name,
+kind and constant whether the logger runs in this process or another.
 """
 
 from __future__ import annotations
@@ -12,19 +12,25 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from ..calendar import Calendar
 from ..config import Config, ModuleSettings
-from ..daemon import Daemon, Health, ModuleRunner
+from ..costs.pricing import DayPricing
+from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
+from ..costs.tariffs import TariffError, Tariffs, parse_tariffs
 from ..ledger import LedgerStats
+from ..logger.daemon import Daemon, Health, ModuleRunner
+from ..logger.overrides import (
+    METERS_KEY,
+    THRESHOLDS_KEY,
+    ThresholdRequest,
+    overridden,
+    threshold_requests,
+)
+from ..logger.snapshot import MeterValues, Snapshot
+from ..logger.status import display_reading, module_status
 from ..meters import Meter
-from ..settings import METERS_KEY, THRESHOLDS_KEY, ThresholdRequest, overridden, threshold_requests
-from ..snapshot import MeterValues, Snapshot
-from ..status import display_reading, module_status
 from ..store import Store
-from ..store.buckets import Calendar
-from ..tariffs import STATE_KEY as TARIFFS_KEY
-from ..tariffs import TariffError, Tariffs, parse_tariffs
 from .auth import Auth
-from .costs import DayPricing
 from .documents import Documents
 from .errors import ApiError
 
@@ -125,7 +131,7 @@ class Context:
     # -- documents
 
     def reading(self, meter: Meter, at: float) -> float:
-        """The display reading at ``at`` (see :func:`~s0pcm.status.display_reading`)."""
+        """The display reading at ``at`` (see :func:`~s0pcm.logger.status.display_reading`)."""
         return display_reading(self.store, meter, at)
 
     def values(self, meters: tuple[Meter, ...], now: float) -> dict[str, MeterValues]:

@@ -20,7 +20,7 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..daemon import Update
+from ..logger.daemon import Update
 from .context import Context
 from .errors import ApiError
 from .read import context, event_document, live_values, off_loop

@@ -11,9 +11,9 @@ import copy
 from collections.abc import Sequence
 from typing import Any, Final
 
+from ..calendar import Resolution
 from ..events import EventKind
 from ..meters import Kind
-from ..store import Resolution
 from .params import MAX_SPAN, TIME_MAX, TIME_MIN
 
 __all__ = ["openapi_document"]

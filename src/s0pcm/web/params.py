@@ -16,7 +16,7 @@ from typing import Any, Final
 import anyio
 from starlette.requests import ClientDisconnect, Request
 
-from ..store import Resolution
+from ..calendar import Resolution
 from .errors import ApiError
 
 __all__ = [

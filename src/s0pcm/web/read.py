@@ -16,13 +16,14 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..calendar import Resolution
+from ..costs.pricing import costs_document, meter_energy
+from ..costs.tariffs import BucketCost
 from ..events import DeviceEvent, EventKind
+from ..logger.snapshot import MeterValues
 from ..meters import Meter
-from ..snapshot import MeterValues
-from ..store import Anchor, Resolution
-from ..tariffs import BucketCost
+from ..store import Anchor
 from .context import Context
-from .costs import costs_document, meter_energy
 from .params import (
     query_choice,
     query_limit,

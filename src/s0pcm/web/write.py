@@ -16,13 +16,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
+from ..costs.tariffs import TariffError, parse_tariffs
 from ..errors import ProtocolError, StoreError
+from ..logger.overrides import METERS_KEY, THRESHOLDS_KEY, add_reading
 from ..meters import Kind
 from ..protocol import parse_thresholds
-from ..settings import METERS_KEY, THRESHOLDS_KEY, add_reading
 from ..store import AnchorKind
-from ..tariffs import STATE_KEY as TARIFFS_KEY
-from ..tariffs import TariffError, parse_tariffs
 from .auth import (
     AUTH_KEY,
     MAX_TOKEN_DAYS,

@@ -23,10 +23,10 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .config import Config
-from .events import DeviceEvent, EventKind
-from .meters import KINDS, Kind, Meter
-from .store import Anchor, AnchorKind, Constants, Store
+from ..config import Config
+from ..events import DeviceEvent, EventKind
+from ..meters import KINDS, Kind, Meter
+from ..store import Anchor, AnchorKind, Constants, Store
 
 __all__ = [
     "METERS_KEY",

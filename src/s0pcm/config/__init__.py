@@ -53,10 +53,10 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from .errors import ConfigError, InputFileError, ProtocolError
-from .link import FRAMING_7E1, Framing
-from .meters import KINDS, Kind, Meter
-from .protocol import Model, Thresholds, parse_thresholds
+from ..errors import ConfigError, InputFileError, ProtocolError
+from ..link.events import FRAMING_7E1, Framing
+from ..meters import KINDS, Kind, Meter
+from ..protocol import Model, Thresholds, parse_thresholds
 
 __all__ = [
     "DEFAULT_COMMIT_INTERVAL",

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from .errors import CaptureError
-from .protocol import Decoder, Header, Rejected, Telegram
+from ..errors import CaptureError
+from ..protocol import Decoder, Header, Rejected, Telegram
 
 __all__ = ["read_capture"]
 

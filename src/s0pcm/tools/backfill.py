@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from .emulator import Source
-from .meters import Meter
-from .store import SLOT, Store
+from ..calendar import SLOT
+from ..emulator import Source
+from ..meters import Meter
+from ..store import Store
 
 __all__ = ["backfill"]
 

@@ -19,34 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..calendar import SLOT, Calendar
+from ..config import Config, ModuleSettings
+from ..errors import ProtocolError, StoreError
+from ..events import DeviceEvent, EventKind
+from ..ledger import Count, Ledger
+from ..link.events import Connected, Disconnected, Event, Received, ThresholdsResult, ThresholdsSent
+from ..link.port import Link
+from ..meters import Meter
+from ..protocol import Header, Rejected, Telegram, Thresholds, parse_thresholds
+from ..rate import RateEstimator
+from ..store import Anchor, AnchorKind, Constants, Store, open_store
 from .clock import Timekeeper, format_step, unsynchronised
-from .config import Config, ModuleSettings
-from .errors import ProtocolError, StoreError
-from .events import DeviceEvent, EventKind
 from .journal import Entry, Journal
-from .ledger import Count, Ledger
-from .link import (
-    Connected,
-    Disconnected,
-    Event,
-    Link,
-    Received,
-    ThresholdsResult,
-    ThresholdsSent,
-)
-from .meters import Meter
-from .protocol import Header, Rejected, Telegram, Thresholds, parse_thresholds
-from .rate import RateEstimator
-from .settings import (
-    METERS_KEY,
-    THRESHOLDS_KEY,
-    anchor_constant,
-    overridden,
-    threshold_requests,
-)
+from .overrides import METERS_KEY, THRESHOLDS_KEY, anchor_constant, overridden, threshold_requests
 from .snapshot import MeterValues, Snapshot
-from .store import SLOT, Anchor, AnchorKind, Constants, Store, open_store
-from .store.buckets import Calendar
 
 __all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
 
@@ -114,7 +101,7 @@ class Update:
     #: Pulses counted per meter key by this record.
     pulses: dict[str, int] = field(default_factory=dict)
     events: tuple[DeviceEvent, ...] = ()
-    #: The live values of the module's meters after this record (see :mod:`s0pcm.snapshot`).
+    #: The live values of the module's meters after this record (see :mod:`s0pcm.logger.snapshot`).
     values: tuple[MeterValues, ...] = ()
 
 
@@ -286,7 +273,7 @@ class ModuleRunner:
 
     def receive(self, seq: int, at: float, item: Waitable) -> None:
         """A record or a port event, live or replayed: applied now, or, while the wall clock is
-        clearly wrong, kept (in order) until it is right (see :mod:`s0pcm.clock`)."""
+        clearly wrong, kept (in order) until it is right (see :mod:`s0pcm.logger.clock`)."""
         keeper = self.timekeeper
         if keeper is not None and (self.waiting or not keeper.sane(at)):
             if not self.waiting:
@@ -551,7 +538,7 @@ class Daemon:
 
         ``anchor``: a meter's constant changed since the last look (or since the readings were
         anchored, at start) holds from the start of the current slot on (see
-        :func:`~s0pcm.settings.anchor_constant`); not before the journal is replayed.
+        :func:`~s0pcm.logger.overrides.anchor_constant`); not before the journal is replayed.
         """
         doc = self.store.state(METERS_KEY)
         meters = overridden(self.config.meters, doc)

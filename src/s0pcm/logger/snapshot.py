@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final
 
-from .meters import Meter
-from .store import SLOT, Anchor, Constants, Store
-from .store.buckets import Calendar
+from ..calendar import SLOT, Calendar
+from ..meters import Meter
+from ..store import Anchor, Constants, Store
 
 __all__ = ["MeterValues", "Snapshot"]
 

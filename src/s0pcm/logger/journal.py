@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .diskcheck import diagnose
-from .errors import ProtocolError, StoreError
-from .link import Connected, Disconnected
-from .lock import LockFile
-from .protocol import Header, Rejected, Telegram, parse_line
+from ..diskcheck import diagnose
+from ..errors import ProtocolError, StoreError
+from ..link.events import Connected, Disconnected
+from ..lock import LockFile
+from ..protocol import Header, Rejected, Telegram, parse_line
 
 __all__ = ["Entry", "Journal"]
 

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config import Config, load_config
+from ..emulator import HOUSEHOLD, Module, PtyEmulator, Source, household
+from ..meters import Meter
+from ..protocol import Model
+from ..store import Anchor, AnchorKind, Store, open_store
 from .backfill import backfill
-from .config import Config, load_config
-from .emulator import HOUSEHOLD, Module, PtyEmulator, Source, household
-from .meters import Meter
-from .protocol import Model
-from .store import Anchor, AnchorKind, Store, open_store
 
 __all__ = ["DEMO_METERS", "prepare_demo"]
 

@@ -16,66 +16,42 @@ import os
 import termios
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 import serial
 import serial_asyncio_fast
 from serial.tools import list_ports
 
-from .errors import ConfigError, LinkError, S0pcmError
+from ..errors import LinkError, S0pcmError
+from ..protocol import Decoder, Header, Model, Rejected, Telegram, Thresholds
+from .events import (
+    FRAMING_7E1,
+    FRAMING_8N1,
+    Connected,
+    Disconnected,
+    Event,
+    Framing,
+    LinkStats,
+    Received,
+    ThresholdsResult,
+    ThresholdsSent,
+)
 from .noise import NoiseLog
-from .protocol import Decoder, Header, Model, Rejected, Telegram, Thresholds
 
 __all__ = [
-    "FRAMING_7E1",
-    "FRAMING_8N1",
-    "Connected",
-    "Disconnected",
-    "Event",
-    "Framing",
     "Link",
-    "LinkStats",
-    "Received",
-    "ThresholdsResult",
-    "ThresholdsSent",
     "find_ports",
     "mark_parity_errors",
 ]
 
 log = logging.getLogger(__name__)
 #: Rejected lines are logged here, so a front end that shows them itself can silence this one.
-rejected_log = logging.getLogger(__name__ + ".rejected")
+rejected_log = logging.getLogger("s0pcm.link.rejected")
 
 #: USB vendor ids the module shows up with: Arduino (two ids) or a CH340 bridge.
 USB_VENDOR_IDS: Final = frozenset({0x2341, 0x2A03, 0x1A86})
 #: Seconds the module waits between records, when no record told us yet.
 DEFAULT_INTERVAL: Final = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Framing:
-    """Serial framing. The module talks 9600 7E1; a pseudo-terminal only carries 8N1."""
-
-    baudrate: int = 9600
-    bytesize: int = 7
-    parity: str = "E"
-    stopbits: int = 1
-
-    @classmethod
-    def parse(cls, text: str, *, baudrate: int = 9600) -> Framing:
-        """``7E1``, ``8N1``...: data bits, parity (N/E/O/M/S), stop bits."""
-        t = text.strip().upper()
-        if len(t) != 3 or t[0] not in "5678" or t[1] not in "NEOMS" or t[2] not in "12":
-            raise ConfigError(f"framing {text!r} is not like 7E1 or 8N1", key="framing")
-        return cls(baudrate, int(t[0]), t[1], int(t[2]))
-
-    def __str__(self) -> str:
-        return f"{self.baudrate} {self.bytesize}{self.parity}{self.stopbits}"
-
-
-FRAMING_7E1: Final = Framing()
-FRAMING_8N1: Final = Framing(bytesize=8, parity="N")
 
 
 def mark_parity_errors(fd: int) -> None:
@@ -92,60 +68,6 @@ def mark_parity_errors(fd: int) -> None:
 
 
 # --- events --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    at: float
-    port: str
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    at: float
-    port: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A line from the module: a header, a data record, or a rejected line with its reason."""
-
-    at: float
-    record: Header | Telegram | Rejected
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdsSent:
-    at: float
-    command: Thresholds
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdsResult:
-    """The start-up header after a threshold command: whether the module took it."""
-
-    at: float
-    command: Thresholds
-    header: Header
-    taken: bool
-
-
-Event = Connected | Disconnected | Received | ThresholdsSent | ThresholdsResult
-
-
-@dataclass(slots=True)
-class LinkStats:
-    """Counters for health reporting; every rejected line is counted here."""
-
-    connects: int = 0
-    headers: int = 0
-    telegrams: int = 0
-    rejected: int = 0
-    watchdog_resets: int = 0
-    last_telegram_at: float | None = None
-    last_reason: str | None = None
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 # --- finding the port ----------------------------------------------------------------------------
@@ -404,7 +326,7 @@ class Link:
                     if isinstance(record, Rejected)
                     else self.noise.valid(time.monotonic())
                 )
-                for line in noise:  # a few lines, however noisy the port (see s0pcm.noise)
+                for line in noise:  # a few lines, however noisy the port (see s0pcm.link.noise)
                     rejected_log.warning("%s", line)
                 yield Received(now, record)
                 if isinstance(record, Header):

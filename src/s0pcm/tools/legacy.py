@@ -55,8 +55,8 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from .config import read_text
-from .errors import LegacyFileError
+from ..config import read_text
+from ..errors import LegacyFileError
 
 __all__ = [
     "LegacyTotal",

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from .meters import Meter
-from .store import Resolution, Store
-from .store.buckets import Calendar
+from ..calendar import Calendar, Resolution
+from ..meters import Meter
+from ..store import Store
 
 __all__ = ["write_csv"]
 

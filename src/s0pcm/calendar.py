@@ -1,4 +1,5 @@
-"""Local-time buckets: which local day and month a slot belongs to, and where buckets start.
+"""The calendar of the history: 10-second slots, the resolutions asked for, and local-time
+buckets (which local day and month a slot belongs to, and where buckets start).
 
 Raw history is kept per UTC hour (UTC never skips or repeats an hour); people ask in local time.
 A slot belongs to the local day (and month) that contains the slot's *start*. Days and months are
@@ -14,14 +15,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from .base import SLOT, Resolution
-from .codec import SLOTS_PER_HOUR
+__all__ = ["SLOT", "SLOTS_PER_HOUR", "Calendar", "Resolution", "Segment"]
 
-__all__ = ["Calendar", "Segment"]
+#: Seconds per slot of the raw history: the module prints a record every 10 s.
+SLOT: Final = 10
+#: Slots in one UTC hour.
+SLOTS_PER_HOUR: Final = 3600 // SLOT
+
+
+class Resolution(StrEnum):
+    INTERVAL = "interval"  # 10 s slots
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"  # ISO weeks, Monday 00:00 local time
+    MONTH = "month"
+    YEAR = "year"
+
 
 _DAY: Final = timedelta(days=1)
 

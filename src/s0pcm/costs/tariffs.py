@@ -40,9 +40,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from .errors import TariffError
-from .meters import Kind
-from .store.buckets import Calendar
+from ..calendar import Calendar
+from ..errors import TariffError
+from ..meters import Kind
 
 __all__ = [
     "STATE_KEY",

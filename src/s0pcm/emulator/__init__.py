@@ -40,8 +40,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from .errors import ProtocolError
-from .protocol import Header, Model, Register, Telegram, parse_telegram
+from ..errors import ProtocolError
+from ..protocol import Header, Model, Register, Telegram, parse_telegram
 
 __all__ = [
     "Fault",

@@ -24,31 +24,32 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from . import __version__
-from .capture import read_capture
-from .config import Config, load_config
-from .daemon import Daemon
-from .demo import prepare_demo
-from .emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
-from .errors import ProtocolError, S0pcmError, redact
-from .export import write_csv
-from .legacy import read_measurement_yaml
-from .link import (
+from .. import __version__
+from ..calendar import Resolution
+from ..config import Config, load_config
+from ..emulator import HOUSEHOLD, Fault, Module, PtyEmulator, Source, household, steady
+from ..errors import ProtocolError, S0pcmError, redact
+from ..link.capture import read_capture
+from ..link.events import (
     FRAMING_7E1,
     Connected,
     Disconnected,
     Event,
     Framing,
-    Link,
     Received,
     ThresholdsResult,
     ThresholdsSent,
 )
-from .meters import Meter
-from .protocol import Header, Model, Rejected, Telegram, parse_thresholds
-from .settings import add_reading, effective_meters
-from .status import collect_status, format_status
-from .store import Anchor, AnchorKind, Resolution, Store, open_store
+from ..link.port import Link
+from ..logger.daemon import Daemon
+from ..logger.overrides import add_reading, effective_meters
+from ..logger.status import collect_status, format_status
+from ..meters import Meter
+from ..protocol import Header, Model, Rejected, Telegram, parse_thresholds
+from ..store import Anchor, AnchorKind, Store, open_store
+from ..tools.demo import prepare_demo
+from ..tools.export import write_csv
+from ..tools.legacy import read_measurement_yaml
 
 T = TypeVar("T")
 log = logging.getLogger("s0pcm.cli")
@@ -106,7 +107,7 @@ def _logging(verbose: int, *, shows_rejected: bool = False, as_json: bool = Fals
     )
     logging.basicConfig(level=level, handlers=[handler])
     if shows_rejected and verbose == 0:
-        logging.getLogger("s0pcm.link.rejected").setLevel(logging.ERROR)
+        logging.getLogger("s0pcm.link.port.rejected").setLevel(logging.ERROR)
 
 
 framing_option = click.option(
@@ -600,7 +601,7 @@ async def _with_web(daemon: Daemon, config: Config, *, web: bool) -> None:
     task = asyncio.create_task(daemon.run())
     server = None
     if web:
-        from .web import create_app, serve  # the web stack loads only when it serves
+        from ..web import create_app, serve
 
         app = create_app(config=config, store=daemon.store, daemon=daemon)
 
@@ -637,7 +638,7 @@ def serve_command(config_path: Path, verbose: int) -> None:
     _logging(max(verbose, 1))
     config = _config(config_path)
 
-    from .web import create_app, serve
+    from ..web import create_app, serve
 
     async def go() -> None:
         store = _store(config)
@@ -671,7 +672,7 @@ def passwd(config_path: Path, password: str, revoke_tokens: bool) -> None:
     Example:
         s0pcm passwd --config /etc/s0pcm/s0pcm.toml --revoke-tokens
     """
-    from .web import set_password
+    from ..web import set_password
 
     if len(password) < 8:
         raise click.BadParameter("use at least 8 characters", param_hint="--password")
@@ -710,7 +711,7 @@ def token_new(config_path: Path, name: str, days: float | None) -> None:
     Example:
         s0pcm token new --config /etc/s0pcm/s0pcm.toml home-assistant --days 365
     """
-    from .web import new_token
+    from ..web import new_token
 
     config = _config(config_path)
     store = _store(config)
@@ -732,7 +733,7 @@ def token_list(config_path: Path) -> None:
     Example:
         s0pcm token list --config /etc/s0pcm/s0pcm.toml
     """
-    from .web.auth import AUTH_KEY, list_tokens
+    from ..web.auth import AUTH_KEY, list_tokens
 
     config = _config(config_path)
     store = _store(config, readonly=True)
@@ -772,7 +773,7 @@ def token_revoke(config_path: Path, which: str | None, every: bool) -> None:
     Example:
         s0pcm token revoke --config /etc/s0pcm/s0pcm.toml 3f2a9c01b7de
     """
-    from .web.auth import revoke_tokens
+    from ..web.auth import revoke_tokens
 
     if (which is None) == (not every):
         raise click.UsageError("name one token (its id or name), or give --all")
@@ -1173,7 +1174,7 @@ def demo(
             config, store, emulator = prepare_demo(
                 directory, port=port, interval=interval, days=days, progress=bar.update
             )
-        from .web import set_password
+        from ..web import set_password
 
         password = secrets.token_urlsafe(9)
         set_password(store, password)

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any, Final
 
+from ..calendar import Calendar, Resolution
 from ..meters import KINDS, Kind, Meter
-from ..store import Resolution, Store
-from ..store.buckets import Calendar
-from ..tariffs import BucketCost, Tariffs, bucket_costs, covered_span, priced_by_day
+from ..store import Store
+from .tariffs import BucketCost, Tariffs, bucket_costs, covered_span, priced_by_day
 
 __all__ = ["DayPricing", "costs_document", "meter_energy", "unit_size"]
 

@@ -7,11 +7,11 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..ledger import LedgerStats
+from ..meters import Meter
+from ..store import Store
 from .daemon import Daemon
-from .ledger import LedgerStats
-from .meters import Meter
 from .snapshot import MeterValues
-from .store import Store
 
 __all__ = ["collect_status", "display_reading", "format_status", "module_status"]
 
