@@ -107,7 +107,7 @@ def _logging(verbose: int, *, shows_rejected: bool = False, as_json: bool = Fals
     )
     logging.basicConfig(level=level, handlers=[handler])
     if shows_rejected and verbose == 0:
-        logging.getLogger("s0pcm.link.port.rejected").setLevel(logging.ERROR)
+        logging.getLogger("s0pcm.link.rejected").setLevel(logging.ERROR)
 
 
 framing_option = click.option(
