@@ -59,3 +59,7 @@ class DeviceEvent:
     #: A number that goes with the event (pulses recovered, spike size, new reading).
     value: float | None = None
     detail: str = ""
+    #: The module's register (1-based) an event of the ledger concerns: the ledger knows
+    #: registers, not meters; the module runner names the meter (``meter``) and clears this,
+    #: so what is stored and published carries the meter key alone, as it always did.
+    register: int | None = None

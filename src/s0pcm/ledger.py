@@ -50,8 +50,8 @@ logger resumes exactly where it stopped, held records included.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 from .events import DeviceEvent, EventKind
@@ -103,6 +103,14 @@ class LedgerStats:
     gaps: int = 0
     #: Records that ended a module life unconfirmed (counted unchecked, or left out).
     unconfirmed: int = 0
+
+    @classmethod
+    def restore(cls, saved: Mapping[str, Any] | None) -> LedgerStats:
+        """The counters from a saved ledger state's ``stats``, for the ledger resuming and for
+        a status read without one alike: a counter this version no longer keeps is dropped, one
+        it did not keep yet starts at 0."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (saved or {}).items() if k in known})
 
 
 @dataclass(slots=True)
@@ -181,7 +189,7 @@ class Ledger:
         self._s = _State()
         if state and "base" in state:
             doc = dict(state)
-            stats = LedgerStats(**doc.pop("stats", {}))
+            stats = LedgerStats.restore(doc.pop("stats", None))
             base = doc.pop("base", None)
             held = [_Node(**n) for n in doc.pop("held", [])]
             self._s = _State(
@@ -285,8 +293,7 @@ class Ledger:
         value: float | None = None,
         detail: str = "",
     ) -> DeviceEvent:
-        meter = None if register is None else f"{self.module}.{register}"
-        return DeviceEvent(at, kind, self.module, meter, value, detail)
+        return DeviceEvent(at, kind, self.module, None, value, detail, register)
 
     def _header(self, at: float, header: Header) -> Out:
         s = self._s
@@ -873,8 +880,7 @@ class Ledger:
 
 def _from_v1(state: dict[str, Any]) -> _State:
     """A state saved before records were held (one baseline per register): resume from it."""
-    known = LedgerStats.__dataclass_fields__
-    stats = LedgerStats(**{k: v for k, v in state.get("stats", {}).items() if k in known})
+    stats = LedgerStats.restore(state.get("stats"))
     totals = state.get("totals")
     at = state.get("last_at") or 0.0
     base = None if totals is None else _Node(at, None, None, [0] * len(totals), list(totals))

@@ -7,7 +7,6 @@ kind and constant whether the logger runs in this process or another.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -178,13 +177,8 @@ class Context:
                 stats = runner.ledger.stats
             else:
                 saved = self.store.state(settings.name) or {}
-                health = Health(settings.name, port=settings.port)
-                for key, value in saved.get("health", {}).items():
-                    if hasattr(health, key) and key != "module":
-                        setattr(health, key, value)
-                raw_stats = (saved.get("ledger") or {}).get("stats") or {}
-                known = {f.name for f in dataclasses.fields(LedgerStats)}
-                stats = LedgerStats(**{k: v for k, v in raw_stats.items() if k in known})
+                health = Health.restore(settings.name, port=settings.port, saved=saved)
+                stats = LedgerStats.restore((saved.get("ledger") or {}).get("stats"))
             view = health.view()
             request = self.threshold_request(settings.name)
             if request is not None and request.seq > health.thresholds_request:
