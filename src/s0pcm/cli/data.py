@@ -3,6 +3,7 @@ reader used before, a meter's reading) and export it."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -23,6 +24,7 @@ from .options import (
     LOCAL_TIME,
     config_option,
     daemon_of,
+    interval_option,
     load,
     local,
     meter_of,
@@ -75,13 +77,7 @@ def check(config_path: Path) -> None:
 @click.option(
     "--start", type=LOCAL_TIME, help="Local time of the first line, for captures without times."
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds between records, for captures without times.",
-)
+@interval_option("Seconds between records, for captures without times.")
 @click.argument("capture", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_capture_command(
     config_path: Path,
@@ -103,16 +99,14 @@ def import_capture_command(
     config = load(config_path)
     name = module_of(config, module_name)
     begin = None if start is None else local(config, start)
-    daemon = daemon_of(config)
-    try:
-        with click.progressbar(length=capture.stat().st_size, label="importing") as bar:
-            done = import_capture(
-                daemon, name, capture, start=begin, interval=interval, progress=bar.update
-            )
-    except S0pcmError as e:
-        raise click.ClickException(str(e)) from e
-    finally:
-        daemon.close()
+    with contextlib.closing(daemon_of(config)) as daemon:
+        try:
+            with click.progressbar(length=capture.stat().st_size, label="importing") as bar:
+                done = import_capture(
+                    daemon, name, capture, start=begin, interval=interval, progress=bar.update
+                )
+        except S0pcmError as e:
+            raise click.ClickException(str(e)) from e
     click.echo(
         f"imported {done.lines} lines: {done.records} records, {done.rejected} rejected, "
         f"{done.restarts} restarts, {done.spikes} spikes"
@@ -141,11 +135,8 @@ def import_legacy(config_path: Path, module_name: str | None, measurement: Path)
         totals = read_measurement_yaml(measurement)
     except S0pcmError as e:
         raise click.ClickException(str(e)) from e
-    daemon = daemon_of(config)
-    try:
+    with contextlib.closing(daemon_of(config)) as daemon:
         done = take_over_legacy(daemon, name, totals, mtime=measurement.stat().st_mtime)
-    finally:
-        daemon.close()
     for taken in done.registers:
         if (meter := taken.meter) is None:
             click.echo(f"register {taken.register}: no meter configured, skipped")

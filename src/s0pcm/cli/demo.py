@@ -15,7 +15,7 @@ import click
 from ..logger.daemon import Daemon
 from ..tools.demo import prepare_demo
 from .logger import run_with_web
-from .options import duration_option, run_async, setup_logging
+from .options import duration_option, interval_option, run_async, setup_logging
 
 
 @click.command()
@@ -26,13 +26,7 @@ from .options import duration_option, run_async, setup_logging
     show_default=True,
     help="Port of the dashboard (on 127.0.0.1).",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds between the emulated module's records (the real one: 10).",
-)
+@interval_option("Seconds between the emulated module's records (the real one: 10).")
 @click.option(
     "--days",
     type=click.IntRange(0, 3650),

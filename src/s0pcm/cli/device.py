@@ -33,6 +33,7 @@ from ..protocol import Header, Model, Rejected, Telegram, parse_thresholds
 from .options import (
     duration_option,
     framing_option,
+    interval_option,
     json_option,
     log,
     model_option,
@@ -206,6 +207,7 @@ def set_thresholds(
 
 
 def _pairs(name: str, values: tuple[str, ...], registers: int) -> dict[int, float]:
+    """The repeated ``REGISTER=VALUE`` of option ``name``, by register (the last one wins)."""
     out: dict[int, float] = {}
     for item in values:
         reg, sep, val = item.partition("=")
@@ -238,13 +240,7 @@ def _pairs(name: str, values: tuple[str, ...], registers: int) -> dict[int, floa
     show_default=True,
     help="Module id printed in the header and every record.",
 )
-@click.option(
-    "--interval",
-    type=click.FloatRange(min=0.05),
-    default=10.0,
-    show_default=True,
-    help="Seconds between data records (fractions for tests).",
-)
+@interval_option("Seconds between data records (fractions for tests).", least=0.05)
 @click.option(
     "--firmware",
     default="V0.6",

@@ -4,6 +4,7 @@ password and API tokens of the dashboard."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import datetime
@@ -247,11 +248,8 @@ def status(config_path: Path, as_json: bool) -> None:
     setup_logging(0)
     config = load(config_path)
     # Read-only: creates nothing, works on a read-only disk and beside the running logger.
-    daemon = daemon_of(config, readonly=True)
-    try:
+    with contextlib.closing(daemon_of(config, readonly=True)) as daemon:
         logger = daemon.journal.running() or daemon.store.claimed_by()
         daemon.recover()
         doc = collect_status(daemon, time.time(), logger=logger)
-    finally:
-        daemon.close()
     click.echo(json.dumps(doc, indent=1) if as_json else format_status(doc))

@@ -95,6 +95,7 @@ def setup_logging(verbose: int, *, shows_rejected: bool = False, as_json: bool =
 
 
 def _framing(ctx: click.Context, param: click.Parameter, value: str) -> Framing:
+    """``--framing`` parsed, so a wrong one is a usage error naming the option."""
     try:
         return Framing.parse(value)
     except S0pcmError as e:
@@ -128,6 +129,18 @@ duration_option = click.option(
 def json_option(help: str) -> Callable[[F], F]:
     """``--json`` (as ``as_json``): what the command prints, as JSON; ``help`` says its shape."""
     return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def interval_option(help: str, *, least: float = 0.1) -> Callable[[F], F]:
+    """``--interval``: seconds between a module's records, 10 by default as on a real module;
+    ``least``: the shortest the command takes."""
+    return click.option(
+        "--interval",
+        type=click.FloatRange(min=least),
+        default=10.0,
+        show_default=True,
+        help=help,
+    )
 
 
 def model_option(help: str) -> Callable[[F], F]:
