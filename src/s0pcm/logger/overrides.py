@@ -20,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from ..config import Config
+from ..errors import S0pcmError
 from ..events import DeviceEvent, EventKind
 from ..meters import KINDS, Kind, Meter
 from ..store import Anchor, AnchorKind, Constants, Store
@@ -31,12 +33,14 @@ from ..store import Anchor, AnchorKind, Constants, Store
 __all__ = [
     "METERS_KEY",
     "THRESHOLDS_KEY",
+    "ReadingExists",
     "ThresholdRequest",
     "add_reading",
     "anchor_constant",
     "effective_meters",
     "overridden",
     "override_meter",
+    "set_reading",
     "threshold_requests",
 ]
 
@@ -127,6 +131,39 @@ def add_reading(
             f"reading set to {reading:g} {meter.unit}{was}",
         )
     )
+    return before
+
+
+class ReadingExists(S0pcmError):
+    """A reading is set already at the moment of a new one: which one holds would be a guess."""
+
+    def __init__(self, meter: Meter, at: float) -> None:
+        self.meter = meter
+        self.at = at
+        super().__init__(f"{meter.name} already has a reading at {time.ctime(at)}")
+
+
+def set_reading(
+    store: Store,
+    meter: Meter,
+    *,
+    at: float,
+    reading: float,
+    replaced: bool = False,
+    pulses_per_unit: float | None = None,
+) -> float | None:
+    """:func:`add_reading`, committed, unless the meter has a reading at ``at`` already
+    (:class:`ReadingExists`); returns the reading the store had for that moment.
+
+    For ``s0pcm set-reading``, which runs beside the logger and so commits at once; the web
+    answers a reading at a taken moment with its own 409.
+    """
+    if any(a.at == at for a in store.anchors(meter.key)):
+        raise ReadingExists(meter, at)
+    before = add_reading(
+        store, meter, at=at, reading=reading, replaced=replaced, pulses_per_unit=pulses_per_unit
+    )
+    store.commit()
     return before
 
 
