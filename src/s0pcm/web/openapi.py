@@ -39,9 +39,9 @@ def _array(name: str) -> Schema:
 class Parameter(msgspec.Struct, omit_defaults=True):
     name: str
     where: str = msgspec.field(name="in")
+    required: bool
     schema: Schema
     description: str
-    required: bool = False
     style: str | None = None
     explode: bool | None = None
 
@@ -112,9 +112,9 @@ def _param(
     return Parameter(
         name,
         where,
+        required or where == "path",
         schema,
         description,
-        required=required or where == "path",
         style=style,
         explode=explode,
     )

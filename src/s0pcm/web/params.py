@@ -224,6 +224,7 @@ def _invalid(text: str) -> tuple[str, str]:
     named = _NAMED.match(message)
     if named is not None:
         field = f"{field}.{named[1]}" if field else named[1]
+        message = "unknown field" if "unknown" in message else "missing"
     return field or "body", message
 
 

@@ -175,7 +175,9 @@ async def get_intervals(request: Request) -> Response:
     meter = ctx.meter(request.path_params["key"])
     start, end = query_range(request, resolution=Resolution.INTERVAL)
     return await json_off_loop(
-        lambda: shapes.Intervals(meter.key, ctx.store.intervals(meter.key, start, end))
+        lambda: shapes.Intervals(
+            meter.key, [[t, n] for t, n in ctx.store.intervals(meter.key, start, end)]
+        )
     )
 
 

@@ -173,7 +173,9 @@ class Consumption(msgspec.Struct):
 class Intervals(msgspec.Struct):
     key: str
     intervals: Annotated[
-        list[tuple[float, Count]],
+        # Pairs as arrays of two numbers: ``prefixItems`` (what a tuple becomes) trips the
+        # schema checker of the API's fuzz test.
+        list[Annotated[list[float], Meta(min_length=2, max_length=2)]],
         Meta(description="[slot start, pulses] of the 10 s slots with pulses"),
     ]
 
