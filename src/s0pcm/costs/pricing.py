@@ -14,11 +14,12 @@ import math
 import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any, Final
+from typing import Final
 
 from ..calendar import Calendar, Resolution
 from ..meters import KINDS, Kind, Meter
 from ..store import Store
+from . import shapes
 from .tariffs import BucketCost, Tariffs, bucket_costs, covered_span, priced_by_day
 
 __all__ = ["DayPricing", "costs_document", "meter_energy", "unit_size"]
@@ -33,10 +34,6 @@ RUN_DAYS: Final = 31
 def unit_size(meter: Meter) -> float:
     """The kind's default unit per unit of ``meter`` (Wh -> 0.001 kWh, L -> 0.001 m³)."""
     return dict(meter.spec.units).get(meter.unit, 1.0)
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
 
 
 class DayPricing:
@@ -172,7 +169,7 @@ def costs_document(
     resolution: Resolution,
     *,
     now: float,
-) -> dict[str, Any]:
+) -> shapes.Costs:
     """Per bucket and kind (of the enabled meters): consumption in the kind's unit, energy and
     fixed costs; the fixed costs once per kind, however many meters it has, and only for days
     begun by ``now``."""
@@ -182,7 +179,7 @@ def costs_document(
     for meter in meters:
         if meter.enabled:
             kinds.setdefault(meter.kind, []).append(meter)
-    by_kind: dict[str, list[dict[str, Any]]] = {}
+    by_kind: dict[Kind, list[shapes.KindCost]] = {}
     for kind, of_kind in kinds.items():
         values = [0.0] * count
         energy = [0.0] * count
@@ -205,26 +202,20 @@ def costs_document(
         unit = KINDS[kind].unit
         if kind is Kind.OTHER:
             unit = units.pop() if len(units) == 1 else ""
-        by_kind[kind.value] = [
-            {
-                "value": round(values[i], 6),
-                "unit": unit,
-                "energy_cost": None if fixed[i] is None else _round(energy[i]),
-                "fixed_cost": None if (f := fixed[i]) is None else _round(f.fixed),
-                "cost": None if (f := fixed[i]) is None else _round(energy[i] + f.fixed),
-            }
-            for i in range(count)
+        by_kind[kind] = [
+            shapes.KindCost(
+                value=round(values[i], 6),
+                unit=unit,
+                energy_cost=None if f is None else round(energy[i], 6),
+                fixed_cost=None if f is None else round(f.fixed, 6),
+                cost=None if f is None else round(energy[i] + f.fixed, 6),
+            )
+            for i, f in enumerate(fixed)
         ]
     buckets = []
     for i in range(count):
         parts = {kind: docs[i] for kind, docs in by_kind.items()}
-        known = [p["cost"] for p in parts.values() if p["cost"] is not None]
-        buckets.append(
-            {
-                "start": bounds[i],
-                "end": bounds[i + 1],
-                "by_kind": parts,
-                "total": _round(math.fsum(known)) if known else None,
-            }
-        )
-    return {"currency": tariffs.currency, "resolution": resolution.value, "buckets": buckets}
+        known = [p.cost for p in parts.values() if p.cost is not None]
+        total = round(math.fsum(known), 6) if known else None
+        buckets.append(shapes.CostBucket(bounds[i], bounds[i + 1], parts, total))
+    return shapes.Costs(tariffs.currency, resolution, buckets)

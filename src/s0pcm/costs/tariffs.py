@@ -40,9 +40,13 @@ from datetime import date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from ..calendar import Calendar
 from ..errors import TariffError
 from ..meters import Kind
+from . import shapes
+from .shapes import MAX_PERIODS, MAX_TARIFFS
 
 __all__ = [
     "STATE_KEY",
@@ -74,8 +78,6 @@ _ISO_4217: Final = """
 """
 CURRENCIES: Final = frozenset(_ISO_4217.split())
 WEEKDAYS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MAX_TARIFFS: Final = 200
-MAX_PERIODS: Final = 50
 _CLOCK: Final = re.compile(r"([01][0-9]|2[0-4]):([0-5][0-9])")
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DAY: Final = timedelta(days=1)
@@ -103,14 +105,10 @@ class Period:
             for hour in hours:
                 yield day, hour
 
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "days": list(self.days),
-            "start": f"{self.start:02d}:00",
-            "end": f"{self.end:02d}:00",
-            "price": self.price,
-        }
+    def document(self) -> shapes.Period:
+        return shapes.Period(
+            self.name, list(self.days), f"{self.start:02d}:00", f"{self.end:02d}:00", self.price
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +137,14 @@ class Tariff:
         prices without its hours), else None."""
         return self.flats[weekday]
 
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "valid_from": self.valid_from.isoformat(),
-            "valid_to": None if self.valid_to is None else self.valid_to.isoformat(),
-            "fixed_per_day": self.fixed_per_day,
-            "periods": [p.to_document() for p in self.periods],
-        }
+    def document(self) -> shapes.Tariff:
+        return shapes.Tariff(
+            kind=self.kind,
+            valid_from=self.valid_from,
+            valid_to=self.valid_to,
+            fixed_per_day=self.fixed_per_day,
+            periods=[p.document() for p in self.periods],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +164,14 @@ class Tariffs:
                 return t
         return None
 
-    def to_document(self) -> dict[str, Any]:
-        return {"currency": self.currency, "tariffs": [t.to_document() for t in self.tariffs]}
+    def document(self) -> shapes.Tariffs:
+        """What ``GET /api/tariffs`` answers."""
+        return shapes.Tariffs(self.currency, [t.document() for t in self.tariffs])
+
+    def to_document(self) -> dict[str, object]:
+        """The document as plain JSON values: what the store keeps as ``_tariffs``."""
+        doc: dict[str, object] = msgspec.to_builtins(self.document())
+        return doc
 
 
 # --- validation ----------------------------------------------------------------------------------

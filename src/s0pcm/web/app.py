@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import socket
 import time
@@ -22,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..config import Config
 from ..logger.daemon import Daemon
 from ..store import Store
-from . import read, write
+from . import read, shapes, write
 from .context import Context
 from .docs import DOCS_CSS, render_docs
 from .errors import ApiError, api_error_handler, http_error_handler, unexpected_error_handler
@@ -114,13 +113,13 @@ class HostCheck:
         if self.allows(host):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {
-                "error": "unknown host",
-                "detail": f"this server does not answer to {host[:100]!r}; "
+        body = shapes.encode(
+            shapes.Error(
+                "unknown host",
+                f"this server does not answer to {host[:100]!r}; "
                 "add the name to [web] allowed_hosts",
-            }
-        ).encode()
+            )
+        )
         await send(
             {
                 "type": "http.response.start",
@@ -192,11 +191,11 @@ def create_app(
     document = openapi_document(
         meter_keys=[m.key for m in config.meters], modules=[m.name for m in config.modules]
     )
-    docs_page = render_docs(document)
+    docs_page, document_json = render_docs(document), shapes.encode(document)
     static = static_dir or STATIC_DIR
 
     async def get_openapi(request: Request) -> Response:
-        return JSONResponse(document)
+        return Response(document_json, media_type="application/json")
 
     async def get_docs(request: Request) -> Response:
         return HTMLResponse(docs_page)

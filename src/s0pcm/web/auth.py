@@ -36,6 +36,7 @@ from starlette.requests import Request
 
 from ..errors import StoreError
 from ..store import Store
+from . import shapes
 from .documents import Documents
 from .errors import ApiError
 
@@ -70,8 +71,6 @@ MAX_PASSWORD: Final = 1024
 #: Logged-out sessions remembered; past this many, the signing secret is replaced instead (every
 #: session ends), so a flood of logins and logouts cannot grow the document without bound.
 MAX_REVOKED: Final = 1000
-#: The longest expiry a token may be given, in days (ten years).
-MAX_TOKEN_DAYS: Final = 3650
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -149,14 +148,14 @@ class TokenInfo:
     def expired(self, now: float) -> bool:
         return self.expires is not None and self.expires <= now
 
-    def to_dict(self, now: float) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "created": self.created,
-            "expires": self.expires,
-            "expired": self.expired(now),
-        }
+    def document(self, now: float) -> shapes.Token:
+        return shapes.Token(
+            id=self.id,
+            name=self.name,
+            created=self.created,
+            expires=self.expires,
+            expired=self.expired(now),
+        )
 
 
 def _entries(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -199,8 +198,8 @@ def new_token(
     name = name.strip()
     if not name or len(name) > 64:
         raise ValueError("a token's name has 1..64 characters")
-    if days is not None and not (0 < days <= MAX_TOKEN_DAYS):
-        raise ValueError(f"a token expires in 1..{MAX_TOKEN_DAYS} days")
+    if days is not None and not (0 < days <= shapes.MAX_TOKEN_DAYS):
+        raise ValueError(f"a token expires in 1..{shapes.MAX_TOKEN_DAYS} days")
     now = time.time() if now is None else now
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     doc = _document(store)

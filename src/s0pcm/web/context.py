@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from ..calendar import Calendar
 from ..config import Config, ModuleSettings
 from ..costs.pricing import DayPricing
@@ -29,6 +31,7 @@ from ..logger.snapshot import MeterValues, Snapshot
 from ..logger.status import display_reading, module_status
 from ..meters import Meter
 from ..store import Store
+from . import shapes
 from .auth import Auth
 from .documents import Documents
 from .errors import ApiError
@@ -145,27 +148,27 @@ class Context:
         return {m.key: snapshot.values(m.key, now) for m in meters}
 
     @staticmethod
-    def meter_view(meter: Meter, values: MeterValues) -> dict[str, Any]:
+    def meter_view(meter: Meter, values: MeterValues) -> shapes.Meter:
         """A meter as ``GET /api/meters`` shows it: its settings and its live values."""
-        return {
-            "key": meter.key,
-            "name": meter.name,
-            "module": meter.module,
-            "register": meter.register,
-            "kind": meter.kind.value,
-            "unit": meter.unit,
-            "pulses_per_unit": meter.pulses_per_unit,
-            "enabled": meter.enabled,
-            "reading": values.reading,
-            "rate": values.rate,
-            "rate_unit": meter.spec.rate_unit,
-            "today": values.today,
-            "yesterday_same_time": values.yesterday_same_time,
-        }
+        return shapes.Meter(
+            key=meter.key,
+            name=meter.name,
+            module=meter.module,
+            register=meter.register,
+            kind=meter.kind,
+            unit=meter.unit,
+            pulses_per_unit=meter.pulses_per_unit,
+            enabled=meter.enabled,
+            reading=values.reading,
+            rate=values.rate,
+            rate_unit=meter.spec.rate_unit,
+            today=values.today,
+            yesterday_same_time=values.yesterday_same_time,
+        )
 
     def health(
         self, now: float, values: Mapping[str, MeterValues], meters: tuple[Meter, ...]
-    ) -> dict[str, Any]:
+    ) -> shapes.Health:
         """The ``s0pcm status --json`` document, live from the logger when it runs here, else
         from what it last stored (``live`` says which), with the meters' live ``values``.
         Without the logger here it reads the store: run it off the loop."""
@@ -184,7 +187,8 @@ class Context:
             if request is not None and request.seq > health.thresholds_request:
                 view["thresholds_pending"] = request.command  # the logger has yet to take it
             of_module = [m for m in meters if m.module == settings.name]
-            modules.append(
-                module_status(health=view, stats=stats, meters=of_module, values=values, now=now)
+            status = module_status(
+                health=view, stats=stats, meters=of_module, values=values, now=now
             )
-        return {"at": now, "live": self.daemon is not None, "modules": modules}
+            modules.append(msgspec.convert(status, shapes.ModuleHealth))
+        return shapes.Health(now, self.daemon is not None, modules)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any, Final
+from typing import Final
+
+from .openapi import Document, Operation
 
 __all__ = ["DOCS_CSS", "render_docs"]
 
@@ -27,59 +29,56 @@ vertical-align: top; }
 """
 
 
-def _schema_text(schema: Any) -> str:
+def _schema_text(schema: object) -> str:
     return escape(json.dumps(schema, indent=1, ensure_ascii=False))
 
 
-def _operation(path: str, method: str, op: dict[str, Any]) -> str:
+def _operation(path: str, method: str, op: Operation) -> str:
     parts = [
         f'<div class="op" id="{escape(method)}-{escape(path)}">',
         f'<span class="method {escape(method)}">{escape(method.upper())}</span> '
-        f"<code>{escape(path)}</code> — {escape(op.get('summary', ''))}",
+        f"<code>{escape(path)}</code> — {escape(op.summary)}",
     ]
-    security = op.get("security", [])
-    if security and {} not in security:
+    if op.security and {} not in op.security:
         parts.append(' <span class="lock">(needs a session + CSRF token, or an API token)</span>')
-    elif security:
+    elif op.security:
         parts.append(' <span class="lock">(needs a login unless reading is public)</span>')
-    if op.get("description"):
-        parts.append(f"<p>{escape(op['description'])}</p>")
-    params = op.get("parameters", [])
-    if params:
+    if op.description:
+        parts.append(f"<p>{escape(op.description)}</p>")
+    if op.parameters:
         parts.append("<table><tr><th>parameter</th><th>in</th><th>schema</th><th></th></tr>")
-        for p in params:
-            required = " (required)" if p.get("required") else ""
+        for p in op.parameters:
+            required = " (required)" if p.required else ""
             parts.append(
-                f"<tr><td><code>{escape(p['name'])}</code>{required}</td>"
-                f"<td>{escape(p['in'])}</td><td><code>{escape(json.dumps(p['schema']))}</code>"
-                f"</td><td>{escape(p.get('description', ''))}</td></tr>"
+                f"<tr><td><code>{escape(p.name)}</code>{required}</td>"
+                f"<td>{escape(p.where)}</td><td><code>{escape(json.dumps(p.schema))}</code>"
+                f"</td><td>{escape(p.description)}</td></tr>"
             )
         parts.append("</table>")
-    body = op.get("requestBody")
-    if body:
-        schema = body["content"]["application/json"]["schema"]
-        parts.append(f"<p>Body (JSON):</p><pre>{_schema_text(schema)}</pre>")
+    if op.request_body is not None:
+        parts.append(f"<p>Body (JSON):</p><pre>{_schema_text(op.request_body.schema)}</pre>")
     parts.append("<p>Responses: ")
     parts.append(
         ", ".join(
-            f"<b>{escape(code)}</b> {escape(r.get('description', ''))}"
-            for code, r in op.get("responses", {}).items()
+            f"<b>{escape(code)}</b> {escape(str(r.get('description', '')))}"
+            for code, r in op.responses.items()
         )
     )
     parts.append("</p></div>")
     return "".join(parts)
 
 
-def render_docs(document: dict[str, Any]) -> str:
-    """The reference page of ``document`` (an OpenAPI 3.1 document)."""
-    info = document.get("info", {})
+def render_docs(document: Document) -> str:
+    """The reference page of ``document`` (the OpenAPI 3.1 document)."""
+    info = document.info
     by_tag: dict[str, list[str]] = {}
-    for path, methods in document.get("paths", {}).items():
+    for path, methods in document.paths.items():
         for method, op in methods.items():
-            tag = (op.get("tags") or ["other"])[0]
+            tag = (op.tags or ["other"])[0]
             by_tag.setdefault(tag, []).append(_operation(path, method, op))
     sections = "".join(f"<h2>{escape(tag)}</h2>{''.join(ops)}" for tag, ops in by_tag.items())
-    schemas = document.get("components", {}).get("schemas", {})
+    schemas = document.components["schemas"]
+    assert isinstance(schemas, dict)
     schema_html = "".join(
         f'<h3 id="schema-{escape(name)}">{escape(name)}</h3><pre>{_schema_text(s)}</pre>'
         for name, s in schemas.items()
@@ -87,10 +86,10 @@ def render_docs(document: dict[str, Any]) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
-        f"<title>{escape(info.get('title', 'API'))} API</title>"
+        f"<title>{escape(info.title)} API</title>"
         '<link rel=stylesheet href="/api/docs.css"></head><body>'
-        f"<h1>{escape(info.get('title', 'API'))} API</h1>"
-        f"<p>{escape(info.get('description', ''))}</p>"
+        f"<h1>{escape(info.title)} API</h1>"
+        f"<p>{escape(info.description)}</p>"
         '<p>Machine-readable: <a href="/api/openapi.json">/api/openapi.json</a> (OpenAPI 3.1).</p>'
         f"{sections}<h2>Schemas</h2>{schema_html}</body></html>"
     )

@@ -12,7 +12,9 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+
+from .shapes import Error, answer
 
 __all__ = ["ApiError", "api_error_handler", "http_error_handler", "unexpected_error_handler"]
 
@@ -40,8 +42,8 @@ class ApiError(Exception):
 
 def error_response(
     status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+) -> Response:
+    return answer(Error(error, detail), status=status, headers=headers)
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

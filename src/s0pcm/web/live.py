@@ -11,16 +11,16 @@ serve``) only ``health`` events are sent.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..logger.daemon import Update
+from . import shapes
 from .context import Context
 from .errors import ApiError
 from .read import context, event_document, live_values, off_loop
@@ -35,8 +35,8 @@ QUEUE_SIZE: Final = 256
 MAX_CLIENTS: Final = 2000
 
 
-def encode(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def encode(event: str, data: shapes.Document) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (event.encode(), shapes.encode(data))
 
 
 @dataclass(eq=False)
@@ -101,17 +101,14 @@ class LiveHub:
         loop.call_soon_threadsafe(updates.put_nowait, update)
 
     @staticmethod
-    def update_document(update: Update) -> dict[str, Any]:
+    def update_document(update: Update) -> shapes.LiveUpdate:
         """The ``update`` event of one record: its meters' live values and its events."""
-        return {
-            "at": update.at,
-            "module": update.module,
-            "meters": {
-                v.key: {"reading": v.reading, "rate": v.rate, "today": v.today}
-                for v in update.values
-            },
-            "events": [event_document(e) for e in update.events],
-        }
+        return shapes.LiveUpdate(
+            at=update.at,
+            module=update.module,
+            meters={v.key: shapes.LiveMeter(v.reading, v.rate, v.today) for v in update.values},
+            events=[event_document(e) for e in update.events],
+        )
 
     async def _fan_out(self) -> None:
         assert self._updates is not None

@@ -1,392 +1,84 @@
-"""The OpenAPI 3.1 document of the API, written as data next to the handlers it describes.
+"""The OpenAPI 3.1 document of the API: paths written as data next to the handlers they describe,
+schemas generated from the declarations the handlers build and decode (:mod:`.shapes`).
 
 A schemathesis run in the tests generates requests from this document and checks every answer
 against it (status codes, content types, response schemas), so it has to say exactly what the
-handlers do. ``GET /api/openapi.json`` serves it; :mod:`.docs` renders the reference page.
+handlers do. ``GET /api/openapi.json`` serves it; :mod:`.docs` renders the reference page. The
+document itself is declared too (:class:`Document`, :class:`Operation`), so the page reads typed
+fields; only the JSON Schemas inside are plain data.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
+
+import msgspec
 
 from ..calendar import Resolution
-from ..events import EventKind
-from ..meters import Kind
-from .params import MAX_SPAN, TIME_MAX, TIME_MIN
+from . import shapes
+from .params import MAX_SPAN
 
-__all__ = ["openapi_document"]
+__all__ = ["Document", "Operation", "Parameter", "openapi_document"]
 
-Schema = dict[str, Any]
+#: A JSON Schema (or any other free-form part of the document).
+Schema = dict[str, object]
+Security = list[dict[str, list[str]]]
 
-KINDS: Final = [k.value for k in Kind]
-RESOLUTIONS: Final = [r.value for r in Resolution]
-EVENT_KINDS: Final = [k.value for k in EventKind]
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
+_REF: Final = "#/components/schemas/{name}"
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": _REF.format(name=name)}
 
 
-def _object(properties: dict[str, Schema], *, required: list[str] | None = None) -> Schema:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties) if required is None else required,
-    }
+def _array(name: str) -> Schema:
+    return {"type": "array", "items": _ref(name)}
 
 
-NUMBER: Final[Schema] = {"type": "number"}
-INTEGER: Final[Schema] = {"type": "integer"}
-STRING: Final[Schema] = {"type": "string"}
-BOOLEAN: Final[Schema] = {"type": "boolean"}
-TIME: Final[Schema] = {"type": "number", "description": "Unix seconds"}
-NULLABLE_TIME: Final[Schema] = _nullable(TIME)
-TIME_INPUT: Final[Schema] = {
-    "anyOf": [
-        {"type": "number", "minimum": TIME_MIN, "maximum": TIME_MAX},
-        {"type": "string", "format": "date-time"},
-    ],
-    "description": "Unix seconds, or ISO 8601 (RFC 3339) with an offset",
-}
+class Parameter(msgspec.Struct, omit_defaults=True):
+    name: str
+    where: str = msgspec.field(name="in")
+    required: bool
+    schema: Schema
+    description: str
+    style: str | None = None
+    explode: bool | None = None
 
-SCHEMAS: Final[dict[str, Schema]] = {
-    "Error": _object(
-        {
-            "error": {"type": "string", "description": "What is wrong, in a few words"},
-            "detail": {"description": "More: the reason, the allowed values (any JSON)"},
-        }
-    ),
-    "Meter": _object(
-        {
-            "key": STRING,
-            "name": STRING,
-            "module": STRING,
-            "register": {"type": "integer", "minimum": 1, "maximum": 5},
-            "kind": {"enum": KINDS},
-            "unit": STRING,
-            "pulses_per_unit": {"type": "number", "exclusiveMinimum": 0},
-            "enabled": BOOLEAN,
-            "reading": {
-                "type": "number",
-                "description": "The display reading now: from the last anchor, else the pulses "
-                "counted / pulses_per_unit",
-            },
-            "rate": _nullable({"type": "number", "description": "Live power or flow"}),
-            "rate_unit": STRING,
-            "today": {"type": "number", "description": "Consumption since local midnight"},
-            "yesterday_same_time": {
-                "type": "number",
-                "description": "Consumption yesterday from midnight to the same clock time",
-            },
-        }
-    ),
-    "MeterUpdate": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
-            "kind": {"enum": KINDS},
-            "pulses_per_unit": {"type": "number", "minimum": 1e-6, "maximum": 1e9},
-            "enabled": BOOLEAN,
-        },
-        "additionalProperties": False,
-    },
-    "Reading": _object({"key": STRING, "at": TIME, "reading": NUMBER, "unit": STRING}),
-    "ReadingRequest": {
-        "type": "object",
-        "properties": {
-            "reading": {"type": "number", "minimum": 0, "maximum": 1e15},
-            "at": TIME_INPUT,
-            "replaced": {"type": "boolean", "description": "A new physical meter from `at` on"},
-            "pulses_per_unit": {
-                "type": "number",
-                "minimum": 1e-6,
-                "maximum": 1e9,
-                "description": "The new meter's constant (only with replaced)",
-            },
-        },
-        "required": ["reading"],
-        "additionalProperties": False,
-    },
-    "ReadingResult": _object(
-        {
-            "key": STRING,
-            "at": TIME,
-            "reading": NUMBER,
-            "unit": STRING,
-            "kind": {"enum": ["correction", "replacement"]},
-            "previous": _nullable(NUMBER),
-        }
-    ),
-    "Bucket": _object(
-        {
-            "start": TIME,
-            "end": TIME,
-            "pulses": {"type": "integer", "minimum": 0},
-            "value": {"type": "number", "description": "pulses / pulses_per_unit, in unit"},
-            "reading_start": {
-                "type": "number",
-                "description": "The reading at the bucket's start",
-            },
-            "reading_end": {"type": "number", "description": "The reading at the bucket's end"},
-            "cost": _nullable(
-                {"type": "number", "description": "Energy cost (null: no tariff covers it)"}
-            ),
-        }
-    ),
-    "Consumption": _object(
-        {
-            "key": STRING,
-            "unit": STRING,
-            "resolution": {"enum": RESOLUTIONS},
-            "buckets": {"type": "array", "items": _ref("Bucket")},
-        }
-    ),
-    "Intervals": _object(
-        {
-            "key": STRING,
-            "intervals": {
-                "type": "array",
-                "description": "[slot start, pulses] of the 10 s slots with pulses",
-                "items": {
-                    "type": "array",
-                    "items": {"type": "number"},
-                    "minItems": 2,
-                    "maxItems": 2,
-                },
-            },
-        }
-    ),
-    "KindCost": _object(
-        {
-            "value": NUMBER,
-            "unit": STRING,
-            "energy_cost": _nullable(NUMBER),
-            "fixed_cost": _nullable(NUMBER),
-            "cost": _nullable(NUMBER),
-        }
-    ),
-    "Costs": _object(
-        {
-            "currency": STRING,
-            "resolution": {"enum": RESOLUTIONS},
-            "buckets": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "start": TIME,
-                        "end": TIME,
-                        "by_kind": {
-                            "type": "object",
-                            "propertyNames": {"enum": KINDS},
-                            "additionalProperties": _ref("KindCost"),
-                        },
-                        "total": _nullable(NUMBER),
-                    }
-                ),
-            },
-        }
-    ),
-    "Counters": _object(
-        {
-            name: {"type": "integer", "minimum": 0}
-            for name in (
-                "telegrams",
-                "headers",
-                "rejected",
-                "restarts",
-                "spikes",
-                "glitches",
-                "mismatches",
-                "gaps",
-            )
-        }
-    ),
-    "ModuleHealth": _object(
-        {
-            "name": STRING,
-            "module": STRING,
-            "port": _nullable(STRING),
-            "connected": BOOLEAN,
-            "since": _nullable(TIME),
-            "last_record_at": _nullable(TIME),
-            "last_telegram_at": _nullable(TIME),
-            "module_id": _nullable(STRING),
-            "firmware": _nullable(STRING),
-            "thresholds": _nullable({"type": "array", "items": INTEGER}),
-            "thresholds_pending": _nullable(STRING),
-            "last_problem": _nullable(STRING),
-            "connects": INTEGER,
-            "disconnects": INTEGER,
-            "last_telegram_age": _nullable(NUMBER),
-            "counters": _ref("Counters"),
-            "meters": {
-                "type": "array",
-                "items": _object(
-                    {
-                        "key": STRING,
-                        "name": STRING,
-                        "register": INTEGER,
-                        "kind": {"enum": KINDS},
-                        "enabled": BOOLEAN,
-                        "unit": STRING,
-                        "reading": NUMBER,
-                        "pulses": {"type": "integer", "minimum": 0},
-                        "rate": _nullable(NUMBER),
-                        "rate_unit": STRING,
-                    }
-                ),
-            },
-        }
-    ),
-    "Health": _object(
-        {
-            "at": TIME,
-            "live": {
-                "type": "boolean",
-                "description": "true: from the logger in this process; false: as it last stored it",
-            },
-            "modules": {"type": "array", "items": _ref("ModuleHealth")},
-        }
-    ),
-    "Event": _object(
-        {
-            "at": TIME,
-            "kind": {"enum": EVENT_KINDS},
-            "module": STRING,
-            "meter": _nullable(STRING),
-            "value": _nullable(NUMBER),
-            "detail": STRING,
-        }
-    ),
-    "Period": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 64},
-            "days": {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 0, "maximum": 6},
-                "minItems": 1,
-                "maxItems": 7,
-                "uniqueItems": True,
-                "description": "Weekdays the period applies on, 0 = Monday",
-            },
-            "start": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):00$"},
-            "end": {
-                "type": "string",
-                "pattern": "^([01][0-9]|2[0-4]):00$",
-                "description": "Not after start: the period covers both ends of the day "
-                "(23:00-07:00 is 00:00-07:00 and 23:00-24:00)",
-            },
-            "price": {"type": "number", "minimum": -1e9, "maximum": 1e9},
-        },
-        "required": ["name", "days", "start", "end", "price"],
-        "additionalProperties": False,
-    },
-    "Tariff": {
-        "type": "object",
-        "properties": {
-            "kind": {"enum": KINDS},
-            "valid_from": {"type": "string", "format": "date"},
-            "valid_to": _nullable(
-                {"type": "string", "format": "date", "description": "Last day (inclusive)"}
-            ),
-            "fixed_per_day": {"type": "number", "minimum": 0, "maximum": 1e9},
-            "periods": {
-                "type": "array",
-                "items": _ref("Period"),
-                "minItems": 1,
-                "maxItems": 50,
-                "description": "Cover every hour of the week exactly once",
-            },
-        },
-        "required": ["kind", "valid_from", "periods"],
-        "additionalProperties": False,
-    },
-    "Tariffs": {
-        "type": "object",
-        "properties": {
-            "currency": {
-                "type": "string",
-                "pattern": "^ *[A-Za-z]{3} *$",
-                "description": "An ISO 4217 code (EUR, GBP, CHF, USD, …)",
-            },
-            "tariffs": {"type": "array", "items": _ref("Tariff"), "maxItems": 200},
-        },
-        "required": ["currency", "tariffs"],
-        "additionalProperties": False,
-    },
-    "Session": _object(
-        {
-            "logged_in": BOOLEAN,
-            "csrf": _nullable(STRING),
-            "public_read": BOOLEAN,
-            "password_set": BOOLEAN,
-            "timezone": STRING,
-        }
-    ),
-    "LoginRequest": {
-        "type": "object",
-        "properties": {"password": {"type": "string", "minLength": 1, "maxLength": 1024}},
-        "required": ["password"],
-        "additionalProperties": False,
-    },
-    "LoginResult": _object({"logged_in": {"const": True}, "csrf": STRING}),
-    "LogoutResult": _object({"logged_in": {"const": False}}),
-    "ThresholdsRequest": {
-        "type": "object",
-        "properties": {
-            "command": {
-                "type": "string",
-                "maxLength": 200,
-                "pattern": r"^\s*T[1-5]=[0-9]{1,5}(;T[1-5]=[0-9]{1,5})*;?\s*$",
-                "examples": ["T2=40;"],
-                "description": "Tx=y; per register x, y ms (the module's limits apply)",
-            },
-        },
-        "required": ["command"],
-        "additionalProperties": False,
-    },
-    "ThresholdsResult": _object({"module": STRING, "command": STRING, "pending": {"const": True}}),
-    "TokenRequest": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
-            "days": {
-                "type": "number",
-                "exclusiveMinimum": 0,
-                "maximum": 3650,
-                "description": "It stops working this many days from now (absent: never)",
-            },
-        },
-        "required": ["name"],
-        "additionalProperties": False,
-    },
-    "Token": _object(
-        {
-            "id": {"type": "string", "description": "Names the token to revoke it; not the token"},
-            "name": STRING,
-            "created": NULLABLE_TIME,
-            "expires": NULLABLE_TIME,
-            "expired": BOOLEAN,
-        }
-    ),
-    "TokenResult": _object(
-        {
-            "id": STRING,
-            "name": STRING,
-            "created": NULLABLE_TIME,
-            "expires": NULLABLE_TIME,
-            "expired": BOOLEAN,
-            "token": {"type": "string", "description": "The token itself: shown this once"},
-        }
-    ),
-}
+
+class Body(msgspec.Struct):
+    """A request body: JSON, of the component ``schema`` refers to."""
+
+    content: dict[str, dict[str, Schema]]
+    required: bool = True
+
+    @property
+    def schema(self) -> Schema:
+        return self.content["application/json"]["schema"]
+
+
+class Operation(msgspec.Struct, omit_defaults=True):
+    summary: str
+    tags: list[str]
+    responses: dict[str, Schema]
+    security: Security
+    description: str = ""
+    parameters: list[Parameter] = []
+    request_body: Body | None = msgspec.field(default=None, name="requestBody")
+
+
+class Info(msgspec.Struct):
+    title: str
+    version: str
+    description: str
+
+
+class Document(msgspec.Struct):
+    openapi: str
+    info: Info
+    paths: dict[str, dict[str, Operation]]
+    components: Schema
+
 
 _ERRORS: Final = {
     400: "Bad parameter or body",
@@ -399,32 +91,44 @@ _ERRORS: Final = {
     415: "The body is not sent as application/json",
     429: "Too many failed logins, or live clients",
 }
-READ: Final[list[dict[str, list[str]]]] = [{}, {"bearerAuth": []}, {"sessionCookie": []}]
-SESSION: Final[list[dict[str, list[str]]]] = [{"sessionCookie": [], "csrfToken": []}]
-WRITE: Final[list[dict[str, list[str]]]] = [
+READ: Final[Security] = [{}, {"bearerAuth": []}, {"sessionCookie": []}]
+SESSION: Final[Security] = [{"sessionCookie": [], "csrfToken": []}]
+WRITE: Final[Security] = [
     {"bearerAuth": []},
     {"sessionCookie": [], "csrfToken": []},
 ]
 
 
-def _param(name: str, where: str, schema: Schema, description: str, **extra: Any) -> Schema:
-    return {
-        "name": name,
-        "in": where,
-        "required": where == "path",
-        "schema": schema,
-        "description": description,
-        **extra,
-    }
+def _param(
+    name: str,
+    where: str,
+    schema: Schema,
+    description: str,
+    *,
+    required: bool = False,
+    style: str | None = None,
+    explode: bool | None = None,
+) -> Parameter:
+    return Parameter(
+        name,
+        where,
+        required or where == "path",
+        schema,
+        description,
+        style=style,
+        explode=explode,
+    )
 
 
+#: Inline (it holds no component), as a parameter's schema.
+TIME_INPUT: Final[Schema] = msgspec.json.schema(shapes.TimeInput)
 START: Final = _param("start", "query", TIME_INPUT, "Start (inclusive)", required=True)
 END: Final = _param("end", "query", TIME_INPUT, "End (exclusive), after start", required=True)
 limits = ", ".join(f"{r.value} {MAX_SPAN[r] / 86400:g} days" for r in Resolution)
 RESOLUTION: Final = _param(
     "resolution",
     "query",
-    {"enum": RESOLUTIONS},
+    _ref("Resolution"),
     f"Bucket size; longest range per resolution: {limits}",
     required=True,
 )
@@ -435,15 +139,17 @@ def _op(
     *,
     tag: str,
     ok: tuple[int, Schema | None, str] = (200, None, ""),
-    params: list[Schema] | None = None,
-    body: Schema | None = None,
+    params: Sequence[Parameter] = (),
+    body: str | None = None,
     errors: tuple[int, ...] = (),
-    security: list[dict[str, list[str]]] | None = None,
+    security: Security | None = None,
     description: str = "",
     media: str = "application/json",
-) -> Schema:
+) -> Operation:
+    """An operation answering ``ok`` (status, schema, what), refusing with ``errors``; ``body``
+    names the component its request body is."""
     status, schema, what = ok
-    responses: dict[str, Any] = {
+    responses: dict[str, Schema] = {
         str(status): {
             "description": what or "OK",
             **({"content": {media: {"schema": schema}}} if schema is not None else {}),
@@ -454,18 +160,18 @@ def _op(
             "description": _ERRORS[code],
             "content": {"application/json": {"schema": _ref("Error")}},
         }
-    op: Schema = {"summary": summary, "tags": [tag], "responses": responses}
-    if description:
-        op["description"] = description
-    if params:
-        op["parameters"] = params
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    op["security"] = security if security is not None else []
-    return op
+    return Operation(
+        summary,
+        [tag],
+        responses,
+        security if security is not None else [],
+        description=description,
+        parameters=list(params),
+        request_body=None if body is None else Body({"application/json": {"schema": _ref(body)}}),
+    )
 
 
-def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
+def _paths(keys: list[str], modules: list[str]) -> dict[str, dict[str, Operation]]:
     read_errors = (401,)
     key_schema: Schema = {"type": "string", "minLength": 1}
     module_schema: Schema = {"type": "string", "minLength": 1}
@@ -478,7 +184,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
     return {
         "/api/meters": {
             "get": _op("Every configured meter, with its reading now", tag="meters",
-                       ok=(200, {"type": "array", "items": _ref("Meter")}, ""),
+                       ok=(200, _array("Meter"), ""),
                        errors=read_errors, security=READ),
         },
         "/api/meters/{key}": {
@@ -486,7 +192,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
                        errors=(*read_errors, 404), security=READ),
             "put": _op("Change a meter's settings (stored in the database, over the "
                        "configuration file)", tag="meters", ok=(200, _ref("Meter"), ""),
-                       params=[key], body=_ref("MeterUpdate"), errors=(*write_errors, 404),
+                       params=[key], body="MeterUpdate", errors=(*write_errors, 404),
                        security=WRITE),
         },
         "/api/meters/{key}/reading": {
@@ -497,7 +203,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
             "post": _op("Set the reading again (a correction) or record a new meter (a "
                         "replacement): an anchor and an event, as `s0pcm set-reading`",
                         tag="meters", ok=(201, _ref("ReadingResult"), "Anchored"),
-                        params=[key], body=_ref("ReadingRequest"),
+                        params=[key], body="ReadingRequest",
                         errors=(*write_errors, 404), security=WRITE),
         },
         "/api/meters/{key}/consumption": {
@@ -522,7 +228,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
             "get": _op("The tariffs", tag="costs", ok=(200, _ref("Tariffs"), ""),
                        errors=read_errors, security=READ),
             "put": _op("Replace the tariffs", tag="costs", ok=(200, _ref("Tariffs"), ""),
-                       body=_ref("Tariffs"), errors=write_errors, security=WRITE),
+                       body="Tariffs", errors=write_errors, security=WRITE),
         },
         "/api/health": {
             "get": _op("Per module its connection, firmware, thresholds and counters "
@@ -531,7 +237,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
         },
         "/api/events": {
             "get": _op("Device events, newest first", tag="status",
-                       ok=(200, {"type": "array", "items": _ref("Event")}, ""),
+                       ok=(200, _array("Event"), ""),
                        params=[
                            _param("start", "query", TIME_INPUT, "From (inclusive)"),
                            _param("end", "query", TIME_INPUT, "To (exclusive)"),
@@ -540,7 +246,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
                            _param("meter", "query", {"type": "string", "maxLength": 128},
                                   "Only this meter's"),
                            _param("kind", "query",
-                                  {"type": "array", "items": {"enum": EVENT_KINDS}},
+                                  _array("EventKind"),
                                   "Only these kinds", style="form", explode=False),
                            _param("limit", "query",
                                   {"type": "integer", "minimum": 1, "maximum": 1000,
@@ -560,13 +266,13 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
             "post": _op("Queue a threshold command for the module's next start-up",
                         tag="status", ok=(202, _ref("ThresholdsResult"), "Queued"),
                         params=[_param("name", "path", module_schema, "Module name")],
-                        body=_ref("ThresholdsRequest"), errors=(*write_errors, 404),
+                        body="ThresholdsRequest", errors=(*write_errors, 404),
                         security=WRITE),
         },
         "/api/login": {
             "post": _op("Log in with the password", tag="session",
                         ok=(200, _ref("LoginResult"), "Logged in; sets the session cookie"),
-                        body=_ref("LoginRequest"), errors=(400, 401, 408, 413, 415, 429)),
+                        body="LoginRequest", errors=(400, 401, 408, 413, 415, 429)),
         },
         "/api/logout": {
             "post": _op("End the session", tag="session", ok=(200, _ref("LogoutResult"), ""),
@@ -578,10 +284,10 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
         },
         "/api/tokens": {
             "get": _op("The API tokens (never the tokens themselves)", tag="session",
-                       ok=(200, {"type": "array", "items": _ref("Token")}, ""),
+                       ok=(200, _array("Token"), ""),
                        errors=(401, 403), security=[{"sessionCookie": []}]),
             "post": _op("A new API token (shown once, stored hashed)", tag="session",
-                        ok=(201, _ref("TokenResult"), "Created"), body=_ref("TokenRequest"),
+                        ok=(201, _ref("TokenResult"), "Created"), body="TokenRequest",
                         errors=write_errors, security=SESSION),
         },
         "/api/tokens/{id}": {
@@ -599,21 +305,22 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def openapi_document(*, meter_keys: Sequence[str] = (), modules: Sequence[str] = ()) -> Schema:
+def openapi_document(*, meter_keys: Sequence[str] = (), modules: Sequence[str] = ()) -> Document:
     """The document; the configured ``meter_keys`` and ``modules`` are given as examples of the
     path parameters (so a generated request can reach a real meter)."""
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "s0pcm",
-            "version": "1",
-            "description": "Readings, consumption, costs and health of the meters on an S0 Pulse "
+    _, schemas = msgspec.json.schema_components(shapes.COMPONENTS, ref_template=_REF)
+    return Document(
+        openapi="3.1.0",
+        info=Info(
+            title="s0pcm",
+            version="1",
+            description="Readings, consumption, costs and health of the meters on an S0 Pulse "
             "Counter Module. Times are Unix seconds in answers; parameters take Unix seconds or "
             "ISO 8601 with an offset. Errors are `{error, detail}` with a 4xx status.",
-        },
-        "paths": _paths(list(meter_keys), list(modules)),
-        "components": {
-            "schemas": copy.deepcopy(SCHEMAS),
+        ),
+        paths=_paths(list(meter_keys), list(modules)),
+        components={
+            "schemas": schemas,
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An API token"},
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "s0pcm_session"},
@@ -625,4 +332,4 @@ def openapi_document(*, meter_keys: Sequence[str] = (), modules: Sequence[str] =
                 },
             },
         },
-    }
+    )

@@ -7,14 +7,13 @@ event loop, where the logger's estimators live.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from ..calendar import Resolution
 from ..costs.pricing import costs_document, meter_energy
@@ -23,6 +22,7 @@ from ..events import DeviceEvent, EventKind
 from ..logger.snapshot import MeterValues
 from ..meters import Meter
 from ..store import Anchor
+from . import shapes
 from .context import Context
 from .params import (
     query_choice,
@@ -47,36 +47,14 @@ async def off_loop(func: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(func)
 
 
-def _encode(document: Any) -> bytes:
-    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
-        "utf-8"
-    )
-
-
-def json_answer(document: Any, status_code: int = 200) -> Response:
-    """A small JSON answer, encoded on the loop."""
-    return Response(_encode(document), status_code=status_code, media_type="application/json")
-
-
-async def json_off_loop(func: Callable[[], Any], status_code: int = 200) -> Response:
+async def json_off_loop(func: Callable[[], shapes.Document]) -> Response:
     """The JSON answer ``func`` builds, built and encoded in a worker thread."""
-    body = await off_loop(lambda: _encode(func()))
-    return Response(body, status_code=status_code, media_type="application/json")
+    body = await off_loop(lambda: shapes.encode(func()))
+    return Response(body, media_type="application/json")
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
-
-
-def event_document(e: DeviceEvent) -> dict[str, Any]:
-    return {
-        "at": e.at,
-        "kind": e.kind.value,
-        "module": e.module,
-        "meter": e.meter,
-        "value": e.value,
-        "detail": e.detail,
-    }
+def event_document(e: DeviceEvent) -> shapes.Event:
+    return shapes.Event(e.at, e.kind, e.module, e.meter, e.value, e.detail)
 
 
 # -- computations (worker thread) ----------------------------------------------------------------
@@ -112,7 +90,7 @@ def readings_at(
 
 def consumption_document(
     ctx: Context, meter: Meter, start: float, end: float, resolution: Resolution
-) -> dict[str, Any]:
+) -> shapes.Consumption:
     store = ctx.store
     bounds = [float(b) for b in ctx.calendar.buckets(resolution, start, end)]
     series = store.series(meter.key, start, end, resolution)
@@ -131,23 +109,19 @@ def consumption_document(
         )
     constants = store.constants(meter.key, meter.pulses_per_unit)
     values = constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
-    return {
-        "key": meter.key,
-        "unit": meter.unit,
-        "resolution": resolution.value,
-        "buckets": [
-            {
-                "start": bounds[i],
-                "end": bounds[i + 1],
-                "pulses": pulses,
-                "value": round(values[i], 6),
-                "reading_start": readings[i],
-                "reading_end": readings[i + 1],
-                "cost": None if (c := costs[i]) is None else _round(c.energy),
-            }
-            for i, (_, pulses) in enumerate(series)
-        ],
-    }
+    buckets = [
+        shapes.Bucket(
+            start=bounds[i],
+            end=bounds[i + 1],
+            pulses=pulses,
+            value=round(values[i], 6),
+            reading_start=readings[i],
+            reading_end=readings[i + 1],
+            cost=None if (c := costs[i]) is None else round(c.energy, 6),
+        )
+        for i, (_, pulses) in enumerate(series)
+    ]
+    return shapes.Consumption(meter.key, meter.unit, resolution, buckets)
 
 
 # -- handlers -------------------------------------------------------------------------------------
@@ -166,7 +140,7 @@ async def list_meters(request: Request) -> Response:
     ctx.auth.require_read(request)
     meters = ctx.meters()
     values = await live_values(ctx, meters)
-    return json_answer([ctx.meter_view(m, values[m.key]) for m in meters])
+    return shapes.answer([ctx.meter_view(m, values[m.key]) for m in meters])
 
 
 async def get_meter(request: Request) -> Response:
@@ -174,7 +148,7 @@ async def get_meter(request: Request) -> Response:
     ctx.auth.require_read(request)
     meter = ctx.meter(request.path_params["key"])
     values = await live_values(ctx, (meter,))
-    return json_answer(ctx.meter_view(meter, values[meter.key]))
+    return shapes.answer(ctx.meter_view(meter, values[meter.key]))
 
 
 async def get_reading(request: Request) -> Response:
@@ -183,7 +157,7 @@ async def get_reading(request: Request) -> Response:
     meter = ctx.meter(request.path_params["key"])
     at = query_time(request, "at", ctx.clock())
     reading = await off_loop(lambda: ctx.reading(meter, at))
-    return JSONResponse({"key": meter.key, "at": at, "reading": reading, "unit": meter.unit})
+    return shapes.answer(shapes.Reading(meter.key, at, reading, meter.unit))
 
 
 async def get_consumption(request: Request) -> Response:
@@ -201,10 +175,9 @@ async def get_intervals(request: Request) -> Response:
     meter = ctx.meter(request.path_params["key"])
     start, end = query_range(request, resolution=Resolution.INTERVAL)
     return await json_off_loop(
-        lambda: {
-            "key": meter.key,
-            "intervals": [[t, n] for t, n in ctx.store.intervals(meter.key, start, end)],
-        }
+        lambda: shapes.Intervals(
+            meter.key, [[t, n] for t, n in ctx.store.intervals(meter.key, start, end)]
+        )
     )
 
 
@@ -251,7 +224,7 @@ async def get_events(request: Request) -> Response:
 async def get_tariffs(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_read(request)
-    return JSONResponse(ctx.tariffs().to_document())
+    return shapes.answer(ctx.tariffs().document())
 
 
 ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [

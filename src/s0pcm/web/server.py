@@ -35,6 +35,7 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..config import DEFAULT_MAX_CONNECTIONS, WebSettings
+from . import shapes
 from .context import Context
 
 __all__ = ["Limits", "bind", "serve"]
@@ -50,7 +51,7 @@ RESERVED_FDS: Final = 48
 #: Connections asyncio accepts in one go (and the listen backlog): each is a descriptor before
 #: the cap can turn it away, so a burst must stay well inside the room the cap leaves.
 ACCEPT_BURST: Final = 16
-_BUSY_BODY: Final = b'{"error": "too many connections", "detail": "try again soon"}'
+_BUSY_BODY: Final = shapes.encode(shapes.Error("too many connections", "try again soon"))
 BUSY: Final = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
     b"connection: close\r\nretry-after: 1\r\ncontent-length: %d\r\n\r\n%s"

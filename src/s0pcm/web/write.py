@@ -13,19 +13,20 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+from msgspec import UnsetType
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from ..costs.shapes import Tariffs as TariffsDocument
 from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
 from ..costs.tariffs import TariffError, parse_tariffs
 from ..errors import ProtocolError, StoreError
 from ..logger.overrides import METERS_KEY, THRESHOLDS_KEY, add_reading
-from ..meters import Kind
 from ..protocol import parse_thresholds
-from ..store import AnchorKind
+from . import shapes
 from .auth import (
     AUTH_KEY,
-    MAX_TOKEN_DAYS,
     SESSION_COOKIE,
     SESSION_MAX_AGE,
     list_tokens,
@@ -34,16 +35,8 @@ from .auth import (
 )
 from .context import Context
 from .errors import ApiError
-from .params import (
-    bad,
-    body_bool,
-    body_number,
-    body_object,
-    body_string,
-    body_time,
-    json_body,
-)
-from .read import context, json_answer, live_values
+from .params import bad, body_time, json_body
+from .read import context, live_values
 
 __all__ = ["ROUTES"]
 
@@ -82,14 +75,11 @@ def writes(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Reque
 
 async def login(request: Request) -> Response:
     ctx = context(request)
-    doc = body_object(await json_body(request), ["password"])
-    password = doc.get("password")
-    if not isinstance(password, str) or not 1 <= len(password) <= 1024:
-        raise bad("password", "must be a string of 1..1024 characters")
-    await ctx.auth.check_login(_client(request), password)
+    body = await json_body(request, shapes.LoginRequest)
+    await ctx.auth.check_login(_client(request), body.password)
     cookie, session = ctx.auth.new_session()
     log.info("login from %s", _client(request))
-    response = JSONResponse({"logged_in": True, "csrf": session.csrf})
+    response = shapes.answer(shapes.LoginResult(csrf=session.csrf))
     response.set_cookie(
         SESSION_COOKIE,
         cookie,
@@ -105,13 +95,11 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     ctx = context(request)
     auth = ctx.auth
-    if request.headers.get("authorization") is None and auth.session(request) is None:
-        response = JSONResponse({"logged_in": False})  # nothing to end
-    else:
+    if request.headers.get("authorization") is not None or auth.session(request) is not None:
         session = auth.require_write(request)
         if session is not None:
             auth.revoke(session)
-        response = JSONResponse({"logged_in": False})
+    response = shapes.answer(shapes.LogoutResult())  # also when there was nothing to end
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
@@ -119,15 +107,15 @@ async def logout(request: Request) -> Response:
 async def get_session(request: Request) -> Response:
     ctx = context(request)
     session = ctx.auth.session(request)
-    return JSONResponse(
-        {
-            "logged_in": session is not None,
-            "csrf": None if session is None else session.csrf,
-            "public_read": ctx.auth.public_read,
-            "password_set": ctx.auth.password_set(),
+    return shapes.answer(
+        shapes.Session(
+            logged_in=session is not None,
+            csrf=None if session is None else session.csrf,
+            public_read=ctx.auth.public_read,
+            password_set=ctx.auth.password_set(),
             # Days, hours and months are the logger's local ones, wherever the browser is.
-            "timezone": ctx.tz.key,
-        }
+            timezone=ctx.tz.key,
+        )
     )
 
 
@@ -139,29 +127,17 @@ async def put_meter(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_write(request)
     meter = ctx.meter(request.path_params["key"])
-    doc = body_object(await json_body(request), ["name", "kind", "pulses_per_unit", "enabled"])
-    change: dict[str, Any] = {}
-    name = body_string(doc, "name")
-    if name is not None:
-        change["name"] = name
-    if "kind" in doc:
-        kinds = [k.value for k in Kind]
-        if doc["kind"] not in kinds:
-            raise bad("kind", f"one of {', '.join(kinds)}")
-        change["kind"] = doc["kind"]
-    ppu = body_number(doc, "pulses_per_unit", positive=True, most=1e9)
-    if ppu is not None:
-        change["pulses_per_unit"] = ppu
-    enabled = body_bool(doc, "enabled")
-    if enabled is not None:
-        change["enabled"] = enabled
+    body = await json_body(request, shapes.MeterUpdate)
+    if isinstance(body.name, str):
+        body.name = body.name.strip()
+    change = msgspec.to_builtins(body)  # the fields given (absent ones are UNSET)
     stored = ctx.documents.get(METERS_KEY) or {}
     stored[meter.key] = {**(stored.get(meter.key) or {}), **change}
     ctx.documents.set(METERS_KEY, stored)
     _commit(ctx)  # the logger anchors a new constant (it holds every pulse counted before)
     updated = ctx.meter(meter.key)
     values = await live_values(ctx, (updated,))
-    return json_answer(ctx.meter_view(updated, values[updated.key]))
+    return shapes.answer(ctx.meter_view(updated, values[updated.key]))
 
 
 @writes
@@ -169,17 +145,13 @@ async def post_reading(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_write(request)
     meter = ctx.meter(request.path_params["key"])
-    doc = body_object(await json_body(request), ["reading", "at", "replaced", "pulses_per_unit"])
-    reading = body_number(doc, "reading")
-    if reading is None:
-        raise bad("reading", "missing: what the meter's display shows")
+    body = await json_body(request, shapes.ReadingRequest)
+    reading, replaced = float(body.reading), body.replaced
     now = ctx.clock()
-    at = body_time(doc, "at")
-    at = now if at is None else at
+    at = now if isinstance(body.at, UnsetType) else body_time(body.at, "at")
     if at > now + FUTURE_SLACK:
         raise bad("at", "lies in the future")
-    replaced = bool(body_bool(doc, "replaced"))
-    ppu = body_number(doc, "pulses_per_unit", positive=True, most=1e9)
+    ppu = None if isinstance(body.pulses_per_unit, UnsetType) else float(body.pulses_per_unit)
     if ppu is not None and not replaced:
         raise bad("pulses_per_unit", "goes with replaced: a new meter's constant")
     store = ctx.store
@@ -189,18 +161,17 @@ async def post_reading(request: Request) -> Response:
         store, meter, at=at, reading=reading, replaced=replaced, pulses_per_unit=ppu
     )
     ctx.documents.forget(METERS_KEY)  # a replacement may have changed the constant
-    kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
     _commit(ctx)
-    return JSONResponse(
-        {
-            "key": meter.key,
-            "at": at,
-            "reading": reading,
-            "unit": meter.unit,
-            "kind": kind.value,
-            "previous": None if before is None or not math.isfinite(before) else round(before, 6),
-        },
-        status_code=201,
+    return shapes.answer(
+        shapes.ReadingResult(
+            key=meter.key,
+            at=at,
+            reading=reading,
+            unit=meter.unit,
+            kind="replacement" if replaced else "correction",
+            previous=None if before is None or not math.isfinite(before) else round(before, 6),
+        ),
+        status=201,
     )
 
 
@@ -211,14 +182,14 @@ async def post_reading(request: Request) -> Response:
 async def put_tariffs(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_write(request)
+    body = await json_body(request, TariffsDocument)
     try:
-        tariffs = parse_tariffs(await json_body(request))
+        tariffs = parse_tariffs(msgspec.to_builtins(body))  # what a type cannot say
     except TariffError as e:
         raise ApiError(400, f"bad {e.field or 'body'}", e.message) from None
-    document = tariffs.to_document()
-    ctx.documents.set(TARIFFS_KEY, document)
+    ctx.documents.set(TARIFFS_KEY, tariffs.to_document())
     _commit(ctx)
-    return JSONResponse(document)
+    return shapes.answer(tariffs.document())
 
 
 @writes
@@ -228,12 +199,9 @@ async def post_thresholds(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_write(request)
     module = ctx.module(request.path_params["name"])
-    doc = body_object(await json_body(request), ["command"])
-    command = doc.get("command")
-    if not isinstance(command, str) or len(command) > 200:
-        raise bad("command", 'a threshold command such as "T2=40;"')
+    body = await json_body(request, shapes.ThresholdsRequest)
     try:
-        thresholds = parse_thresholds(command, model=module.model)
+        thresholds = parse_thresholds(body.command, model=module.model)
     except ProtocolError as e:
         raise bad("command", e.reason) from None
     previous = ctx.threshold_request(module.name)
@@ -243,10 +211,7 @@ async def post_thresholds(request: Request) -> Response:
     ctx.documents.set(THRESHOLDS_KEY, requests)
     _commit(ctx)
     log.info("thresholds %s requested for %s", thresholds.to_command(), module.name)
-    return JSONResponse(
-        {"module": module.name, "command": thresholds.to_command(), "pending": True},
-        status_code=202,
-    )
+    return shapes.answer(shapes.ThresholdsResult(module.name, thresholds.to_command()), status=202)
 
 
 async def get_tokens(request: Request) -> Response:
@@ -254,25 +219,24 @@ async def get_tokens(request: Request) -> Response:
     ctx.auth.require_session(request, write=False)
     now = ctx.clock()
     doc = ctx.documents.get(AUTH_KEY) or {}
-    return JSONResponse([info.to_dict(now) for info in list_tokens(doc)])
+    return shapes.answer([info.document(now) for info in list_tokens(doc)])
 
 
 @writes
 async def post_token(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_session(request)
-    doc = body_object(await json_body(request), ["name", "days"])
-    name = body_string(doc, "name", most=64)
-    if name is None:
-        raise bad("name", "missing: what the token is for")
-    days = body_number(doc, "days", positive=True, most=MAX_TOKEN_DAYS)
+    body = await json_body(request, shapes.TokenRequest)
+    name = body.name.strip()
+    days = None if isinstance(body.days, UnsetType) else float(body.days)
     now = ctx.clock()
     token = new_token(ctx.store, name, days=days, now=now, commit=False)
     ctx.documents.forget(AUTH_KEY)
     _commit(ctx)
     info = list_tokens(ctx.documents.get(AUTH_KEY) or {})[-1]
     log.info("API token %r (%s) created", name, info.id)
-    return JSONResponse({**info.to_dict(now), "token": token}, status_code=201)
+    result = shapes.TokenResult(**msgspec.structs.asdict(info.document(now)), token=token)
+    return shapes.answer(result, status=201)
 
 
 @writes
