@@ -7,6 +7,7 @@ format error text themselves.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import unquote
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "LegacyFileError",
     "LinkError",
     "ProtocolError",
+    "ReadingExists",
     "S0pcmError",
     "StoreError",
     "TariffError",
@@ -165,3 +167,12 @@ def _redact_url(url: str) -> tuple[str, set[str]]:
         parts.append(part)
     secrets |= {unquote(s) for s in secrets}
     return f"{scheme}://{authority}{slash}{'&'.join(parts)}", secrets
+
+
+class ReadingExists(S0pcmError):
+    """A reading is set already at the moment of a new one: which one holds would be a guess."""
+
+    def __init__(self, meter: str, at: float) -> None:
+        self.meter = meter
+        self.at = at
+        super().__init__(f"{meter} already has a reading at {time.ctime(at)}")

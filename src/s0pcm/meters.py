@@ -8,11 +8,20 @@ Home Assistant classes, so a kind is described once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-__all__ = ["KINDS", "Kind", "KindSpec", "Meter"]
+__all__ = [
+    "CONSTANT_MAX",
+    "CONSTANT_MIN",
+    "KINDS",
+    "Kind",
+    "KindSpec",
+    "Meter",
+    "constant_problem",
+]
 
 
 class Kind(StrEnum):
@@ -86,3 +95,21 @@ class Meter:
         """Rate units per (pulse per second): multiply a pulse rate to get W, L/min, ..."""
         per_unit = dict(self.spec.units).get(self.unit, 1.0)
         return 3600.0 / self.pulses_per_unit * per_unit * self.spec.rate_per_unit_hour
+
+
+#: Bounds of a meter's constant (pulses per unit). S0 meters give 1 to 10,000 pulses per unit;
+#: the bounds leave room either way and keep every reading finite. Used by the configuration,
+#: the API's declarations, the CLI and the stored overrides alike: one rule, one set of bounds.
+CONSTANT_MIN: Final = 1e-6
+CONSTANT_MAX: Final = 1e9
+
+
+def constant_problem(value: float) -> str | None:
+    """Why ``value`` cannot be a meter's constant (``"must be ..."``), or None when it can."""
+    if not (math.isfinite(value) and value > 0):
+        return f"must be a number > 0, got {value:g}"
+    if value < CONSTANT_MIN:
+        return f"must be at least {CONSTANT_MIN:g}, got {value:g}"
+    if value > CONSTANT_MAX:
+        return f"must be at most {CONSTANT_MAX:g}, got {value:g}"
+    return None

@@ -14,8 +14,9 @@ from typing import TextIO
 import click
 
 from ..calendar import Resolution
-from ..errors import S0pcmError, redact
-from ..logger.overrides import ReadingExists, set_reading
+from ..errors import ReadingExists, S0pcmError, redact
+from ..logger.overrides import add_reading
+from ..meters import constant_problem
 from ..tools.export import write_csv
 from ..tools.imports import import_capture, take_over_legacy
 from ..tools.legacy import read_measurement_yaml
@@ -180,18 +181,20 @@ def set_reading_command(
     config = load(config_path)
     if pulses_per_unit is not None and not replaced:
         raise click.UsageError("--pulses-per-unit goes with --replaced")
-    if pulses_per_unit is not None and not math.isfinite(pulses_per_unit):
-        raise click.BadParameter("must be a finite number", param_hint="--pulses-per-unit")
+    problem = None if pulses_per_unit is None else constant_problem(pulses_per_unit)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--pulses-per-unit")
     if not math.isfinite(reading):
         raise click.BadParameter("must be a finite number", param_hint="--reading")
     when = time.time() if at is None else local(config, at)
     with store_of(config) as store:
         meter = meter_of(config, store, meter_key)
         try:
-            before = set_reading(
+            before = add_reading(
                 store, meter, at=when, reading=reading, replaced=replaced,
                 pulses_per_unit=pulses_per_unit,
             )  # fmt: skip
+            store.commit()  # beside a running logger: now, not at its next commit
         except ReadingExists as e:
             raise click.ClickException(str(e)) from e
     was = "" if before is None else f" (was {before:,.3f})"

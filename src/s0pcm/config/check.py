@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ..errors import ConfigError, ProtocolError
 from ..link.events import FRAMING_7E1, Framing
-from ..meters import KINDS, Kind, Meter
+from ..meters import KINDS, Kind, Meter, constant_problem
 from ..protocol import Model, parse_thresholds
 from .model import (
     COMMIT_INTERVAL_MAX,
@@ -382,8 +382,9 @@ class Checker(TableReader):
                 (*path, "pulses_per_unit"),
                 f"missing: the meter's pulses per {unit or 'unit'} (e.g. 1000 for 1000 imp/kWh)",
             )
-        if ppu <= 0:
-            raise self.error((*path, "pulses_per_unit"), f"must be a number > 0, got {ppu:g}")
+        problem = constant_problem(ppu)
+        if problem is not None:
+            raise self.error((*path, "pulses_per_unit"), problem)
 
         reading = self.number(table, path, "reading", "a number >= 0 (the meter's display)")
         if reading is not None and reading < 0:

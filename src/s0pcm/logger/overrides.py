@@ -20,27 +20,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import time
 from collections.abc import Mapping
 from typing import Any, Final
 
 from ..config import Config
-from ..errors import S0pcmError
+from ..errors import ReadingExists
 from ..events import DeviceEvent, EventKind
-from ..meters import KINDS, Kind, Meter
+from ..meters import KINDS, Kind, Meter, constant_problem
 from ..store import Anchor, AnchorKind, Constants, Store
 
 __all__ = [
     "METERS_KEY",
     "THRESHOLDS_KEY",
-    "ReadingExists",
     "ThresholdRequest",
     "add_reading",
     "anchor_constant",
     "effective_meters",
     "overridden",
     "override_meter",
-    "set_reading",
     "threshold_requests",
 ]
 
@@ -57,8 +54,9 @@ def override_meter(meter: Meter, settings: Mapping[str, Any]) -> Meter:
         units = [u for u, _ in KINDS[kind].units]
         unit = unit if unit in units else KINDS[kind].unit
     ppu = float(settings.get("pulses_per_unit", meter.pulses_per_unit))
-    if not (math.isfinite(ppu) and ppu > 0):
-        raise ValueError(f"pulses_per_unit must be above 0, got {ppu}")
+    problem = constant_problem(ppu)
+    if problem is not None:
+        raise ValueError(f"pulses_per_unit {problem}")
     return dataclasses.replace(
         meter,
         name=str(settings.get("name", meter.name)),
@@ -107,13 +105,16 @@ def add_reading(
     pulses_per_unit: float | None = None,
 ) -> float | None:
     """The meter's display showed ``reading`` at ``at``: an anchor and an event (commit to keep
-    them); returns the reading the store had for that moment.
+    them); returns the reading the store had for that moment. A reading set already at that
+    very moment raises :class:`~s0pcm.errors.ReadingExists` (which one holds would be a guess).
 
     A correction keeps the constant in force at ``at`` (a past moment may precede a change of
     constant). A replacement takes ``pulses_per_unit`` (default: the same); when it is the newest
     anchor, its constant becomes the meter's from then on.
     """
     anchors = store.anchors(meter.key)
+    if any(a.at == at for a in anchors):
+        raise ReadingExists(meter.name, at)
     ppu = pulses_per_unit or Constants.of(anchors, meter.pulses_per_unit).at(at)
     before = store.reading_at(meter.key, at)
     kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
@@ -131,39 +132,6 @@ def add_reading(
             f"reading set to {reading:g} {meter.unit}{was}",
         )
     )
-    return before
-
-
-class ReadingExists(S0pcmError):
-    """A reading is set already at the moment of a new one: which one holds would be a guess."""
-
-    def __init__(self, meter: Meter, at: float) -> None:
-        self.meter = meter
-        self.at = at
-        super().__init__(f"{meter.name} already has a reading at {time.ctime(at)}")
-
-
-def set_reading(
-    store: Store,
-    meter: Meter,
-    *,
-    at: float,
-    reading: float,
-    replaced: bool = False,
-    pulses_per_unit: float | None = None,
-) -> float | None:
-    """:func:`add_reading`, committed, unless the meter has a reading at ``at`` already
-    (:class:`ReadingExists`); returns the reading the store had for that moment.
-
-    For ``s0pcm set-reading``, which runs beside the logger and so commits at once; the web
-    answers a reading at a taken moment with its own 409.
-    """
-    if any(a.at == at for a in store.anchors(meter.key)):
-        raise ReadingExists(meter, at)
-    before = add_reading(
-        store, meter, at=at, reading=reading, replaced=replaced, pulses_per_unit=pulses_per_unit
-    )
-    store.commit()
     return before
 
 

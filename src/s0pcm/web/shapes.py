@@ -25,7 +25,7 @@ from starlette.responses import Response
 from ..calendar import Resolution
 from ..costs.shapes import CostBucket, Costs, KindCost, Period, Tariff, Tariffs
 from ..events import EventKind
-from ..meters import Kind
+from ..meters import CONSTANT_MAX, CONSTANT_MIN, Kind
 
 __all__ = [
     "COMPONENTS",
@@ -59,15 +59,13 @@ __all__ = [
 #: Earliest and latest instants accepted (1970-01-01 to 9999-12-31 UTC).
 TIME_MIN: Final = 0.0
 TIME_MAX: Final = 253402300799.0
-#: A constant is at least this (dividing by it stays finite) and at most 1e9.
-PPU_MIN: Final = 1e-6
-PPU_MAX: Final = 1e9
 #: The longest expiry a token may be given, in days (ten years).
 MAX_TOKEN_DAYS: Final = 3650
 
 Time = Annotated[float, Meta(description="Unix seconds")]
 Count = Annotated[int, Meta(ge=0)]
-PulsesPerUnit = Annotated[float, Meta(ge=PPU_MIN, le=PPU_MAX)]
+#: A meter's constant, in the bounds every other input of it has (see ``meters``).
+PulsesPerUnit = Annotated[float, Meta(ge=CONSTANT_MIN, le=CONSTANT_MAX)]
 #: Unix seconds, or ISO 8601 with an offset (checked by :func:`~.params.parse_time`).
 TimeInput = Annotated[
     Annotated[float, Meta(ge=TIME_MIN, le=TIME_MAX)]
@@ -136,7 +134,9 @@ class ReadingRequest(msgspec.Struct, forbid_unknown_fields=True):
         Annotated[
             float,
             Meta(
-                ge=PPU_MIN, le=PPU_MAX, description="The new meter's constant (only with replaced)"
+                ge=CONSTANT_MIN,
+                le=CONSTANT_MAX,
+                description="The new meter's constant (only with replaced)",
             ),
         ]
         | UnsetType

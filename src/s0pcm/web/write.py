@@ -21,7 +21,7 @@ from starlette.responses import Response
 from ..costs.shapes import Tariffs as TariffsDocument
 from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
 from ..costs.tariffs import TariffError, parse_tariffs
-from ..errors import ProtocolError, StoreError
+from ..errors import ProtocolError, ReadingExists, StoreError
 from ..logger.overrides import METERS_KEY, THRESHOLDS_KEY, add_reading
 from ..protocol import parse_thresholds
 from . import shapes
@@ -154,12 +154,12 @@ async def post_reading(request: Request) -> Response:
     ppu = None if isinstance(body.pulses_per_unit, UnsetType) else float(body.pulses_per_unit)
     if ppu is not None and not replaced:
         raise bad("pulses_per_unit", "goes with replaced: a new meter's constant")
-    store = ctx.store
-    if any(a.at == at for a in store.anchors(meter.key)):
-        raise ApiError(409, "a reading is already set at that moment", at)
-    before = add_reading(
-        store, meter, at=at, reading=reading, replaced=replaced, pulses_per_unit=ppu
-    )
+    try:
+        before = add_reading(
+            ctx.store, meter, at=at, reading=reading, replaced=replaced, pulses_per_unit=ppu
+        )
+    except ReadingExists:
+        raise ApiError(409, "a reading is already set at that moment", at) from None
     ctx.documents.forget(METERS_KEY)  # a replacement may have changed the constant
     _commit(ctx)
     return shapes.answer(
