@@ -117,7 +117,7 @@ def test_the_journal_has_one_writer(tmp_path: Path) -> None:
     first.close()
     assert Journal(path, readonly=True).running() is None
     Journal(path).close()  # free again
-    assert (tmp_path / "s0pcm.logger.journal.lock").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "s0pcm.journal.lock").stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
