@@ -1,5 +1,6 @@
-"""Every fixture more than one test module uses, declared once; the work behind them is in
-``tests/helpers/`` (which no test module's fixtures duplicate, and no test module imports another).
+"""Every fixture more than one test module uses, declared once, here; the work behind them is in
+``tests/helpers/``, which holds all the test modules share (no test module imports another).
+A fixture only one module uses stays in that module.
 
 * ``samples_dir``: the real field captures.
 * ``pg_cluster`` (session), ``pg_url``: a throwaway PostgreSQL cluster, a database of its own per

@@ -162,13 +162,13 @@ def test_a_short_write_is_cut_off_and_the_next_entry_is_whole(tmp_path: Path) ->
         "null",
         "[1, 2]",
         '"a string"',
-        '{"m": "kast", "t": 1.0, "l": "ID:8237:I:10:M1:1:5"}',  # no seq
-        '{"s": "two", "m": "kast", "t": 1.0, "l": "ID:8237:I:10:M1:1:5"}',
-        '{"s": 2, "m": "kast", "l": "ID:8237:I:10:M1:1:5"}',  # no time
-        '{"s": 2, "m": "kast", "t": "noon", "l": "ID:8237:I:10:M1:1:5"}',
-        '{"s": 2, "t": 1.0, "l": "ID:8237:I:10:M1:1:5"}',  # no module
+        '{"m": "kast", "t": 1.0, "l": "ID:8237:I:10:M1:1:5:M2:0:0"}',  # no seq
+        '{"s": "two", "m": "kast", "t": 1.0, "l": "ID:8237:I:10:M1:1:5:M2:0:0"}',
+        '{"s": 2, "m": "kast", "l": "ID:8237:I:10:M1:1:5:M2:0:0"}',  # no time
+        '{"s": 2, "m": "kast", "t": "noon", "l": "ID:8237:I:10:M1:1:5:M2:0:0"}',
+        '{"s": 2, "t": 1.0, "l": "ID:8237:I:10:M1:1:5:M2:0:0"}',  # no module
         '{"s": 2, "m": "kast", "t": 1.0}',  # no record
-        '{"s": 2, "m": "kast", "t": 1.0, "l": "ID:8237:I:ten:M1:1:5"}',  # not a record
+        '{"s": 2, "m": "kast", "t": 1.0, "l": "ID:8237:I:ten:M1:1:5:M2:0:0"}',  # not a record
         '{"s": 2, "m": "kast", "t": 1.0, "r": "ID:8237"}',  # a rejected line without a reason
         '{"s": 2, "m": "kast", "t": 1.0, "down": "/dev/ttyACM0"}',  # a drop without a reason
     ],
@@ -184,6 +184,19 @@ def test_an_unreadable_line_is_skipped_with_a_warning_and_the_rest_read(
         assert list(journal.entries()) == [telegram(1), telegram(3)]
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
         f"{journal.path}:2: skipping unreadable journal entry"
+    ]
+
+
+def test_the_same_lines_whole_are_read(journal: Journal) -> None:
+    """The lines above, with nothing missing: read (so each one above fails for its own fault)."""
+    with journal.path.open("a") as f:
+        f.write(f'{{"s": 2, "m": "kast", "t": 1.0, "l": "{TELEGRAM}"}}\n')
+        f.write('{"s": 3, "m": "kast", "t": 1.0, "r": "ID:8237", "why": "short"}\n')
+        f.write('{"s": 4, "m": "kast", "t": 1.0, "down": "/dev/ttyACM0", "why": "gone"}\n')
+    assert list(journal.entries()) == [
+        Entry(2, "kast", 1.0, parse_line(TELEGRAM)),
+        Entry(3, "kast", 1.0, Rejected("ID:8237", "short")),
+        Entry(4, "kast", 1.0, Disconnected(1.0, "/dev/ttyACM0", "gone")),
     ]
 
 
