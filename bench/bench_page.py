@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Final
 
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS  # the browser as the tests run it
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS  # the browser as the tests run it
 
 from bench.bench_store import REGISTERS, START, TZ, build, build_pool, percentile, quick_from_env
 from bench.bench_web import prepare, rss_kib, server_process, write_config

@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from tests.test_storage import fill  # to the last byte, as the storage tests do
+from tests.helpers.disk import fill  # to the last byte, as the disk tests do
 
 from s0pcm.config import load_config
 from s0pcm.events import EventKind

@@ -20,42 +20,31 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-pytest.register_assert_rewrite("tests.web")
-from s0pcm.cli import main  # noqa: E402
-from s0pcm.config import load_config  # noqa: E402
-from s0pcm.errors import ConfigError  # noqa: E402
-from s0pcm.store import open_store  # noqa: E402
-from s0pcm.web import new_token  # noqa: E402
-from tests.test_daemon import S0PCM, emulator_process, stored, wait_for_lines  # noqa: E402
-from tests.test_daemon import write_config as logger_config  # noqa: E402
-from tests.web import (  # noqa: E402
+from s0pcm.cli import main
+from s0pcm.config import load_config
+from s0pcm.errors import ConfigError
+from s0pcm.store import open_store
+from s0pcm.web import new_token
+from tests.helpers import free_port
+from tests.helpers.logger import S0PCM, emulator_process, stored, wait_for_lines
+from tests.helpers.logger import write_config as logger_config
+from tests.helpers.web import (
     PASSWORD,
     TZ,
     History,
     WebServer,
+    copy_history,
     history_server,
     login,
     write_config,
 )
 
-pytest_plugins = ("tests.web",)
-
 DAY = 86400.0
-
-
-def _copy(web_history: History, directory: Path, *, web: str = "") -> History:
-    """A copy of the shared history, with more ``[web]`` lines, to change freely."""
-    config_path = write_config(directory, web=web)
-    shutil.copy(web_history.database, directory / "s0pcm.sqlite")
-    return History(
-        directory, config_path, load_config(config_path), directory / "s0pcm.sqlite",
-        web_history.token,
-    )  # fmt: skip
 
 
 @pytest.fixture
 def history(web_history: History, tmp_path: Path) -> History:
-    return _copy(web_history, tmp_path)
+    return copy_history(web_history, tmp_path)
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -231,7 +220,7 @@ def test_logout_holds_across_restarts_and_other_servers(history: History) -> Non
 
 
 def test_only_known_host_names_are_answered(web_history: History, tmp_path: Path) -> None:
-    history = _copy(
+    history = copy_history(
         web_history,
         tmp_path,
         web='allowed_hosts = ["s0pcm.home.arpa", "*.lan"]\nlisten = "dash.example:8080"',
@@ -290,7 +279,9 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 
 def test_https_serves_secure_cookies(web_history: History, tmp_path: Path) -> None:
     cert, key = _certificate(tmp_path)
-    history = _copy(web_history, tmp_path, web=f'tls_certificate = "{cert}"\ntls_key = "{key}"')
+    history = copy_history(
+        web_history, tmp_path, web=f'tls_certificate = "{cert}"\ntls_key = "{key}"'
+    )
     (tmp_path / "half").mkdir()
     only_cert = write_config(tmp_path / "half", web=f'tls_certificate = "{cert}"')
     with pytest.raises(ConfigError, match="needs tls_key too"):
@@ -313,7 +304,7 @@ def test_https_serves_secure_cookies(web_history: History, tmp_path: Path) -> No
 def test_forwarded_headers_count_only_from_a_trusted_proxy(
     web_history: History, tmp_path: Path, trusted: bool
 ) -> None:
-    history = _copy(web_history, tmp_path, web='trusted_proxies = ["127.0.0.9/8"]' * trusted)
+    history = copy_history(web_history, tmp_path, web='trusted_proxies = ["127.0.0.9/8"]' * trusted)
     with history_server(history) as server, server.client() as client:
         forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
         answer = client.post("/api/login", json={"password": PASSWORD}, headers=forwarded)
@@ -415,7 +406,7 @@ def test_slow_and_vanishing_clients_are_cut_off_quietly(
 def test_connections_beyond_the_cap_are_turned_away_at_once(
     web_history: History, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    history = _copy(web_history, tmp_path, web="max_connections = 4")
+    history = copy_history(web_history, tmp_path, web="max_connections = 4")
     with history_server(history) as server:
         held = [_connect(server) for _ in range(4)]
         time.sleep(0.2)
@@ -431,13 +422,6 @@ def test_connections_beyond_the_cap_are_turned_away_at_once(
             assert client.get("/api/session").status_code == 200
     refused = [r for r in caplog.records if "max_connections" in r.getMessage()]
     assert len(refused) == 1  # one line, not one per connection
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -458,7 +442,7 @@ def test_a_flood_under_a_low_fd_limit_leaves_the_logger_its_port(tmp_path: Path)
     """230 idle connections to a logger limited to 200 file descriptors (prlimit): the
     dashboard stays up, the logger reopens its port after a drop and counts every pulse, and the
     log stays a few lines."""
-    web = _free_port()
+    web = free_port()
     config = logger_config(tmp_path, commit_interval=0.3, listen=f"127.0.0.1:{web}")
     log = tmp_path / "run.log"
     args = ("--interval", "0.1", "--rate", "1=10", "--rate", "3=4")

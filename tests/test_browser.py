@@ -25,21 +25,9 @@ from s0pcm.calendar import Resolution
 from s0pcm.emulator import Fault, Source, household
 from s0pcm.store import Anchor, AnchorKind
 from s0pcm.tools.backfill import backfill
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.web import METERS, NOW, TARIFFS, TZ, History, WebServer, login
 
-pytest.register_assert_rewrite("tests.web")
-from tests.web import METERS, NOW, TARIFFS, TZ, History, WebServer, login  # noqa: E402
-
-pytest_plugins = ("tests.web",)
-
-CHROMIUM: Final = Path("/usr/bin/chromium")
-CHROMIUM_ARGS: Final = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS: Final = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PAGES: Final = ("live", "history", "costs", "device", "settings")
 #: Generous: a slow CI machine, a Raspberry Pi.

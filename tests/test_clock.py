@@ -17,7 +17,7 @@ from s0pcm.link.events import Received
 from s0pcm.logger.clock import BUILD_TIME, STEP_SECONDS, Timekeeper, format_step
 from s0pcm.logger.daemon import Daemon
 from s0pcm.protocol import Decoder
-from tests.test_daemon import write_config
+from tests.helpers.logger import write_config
 
 DAY = 86400.0
 

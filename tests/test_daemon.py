@@ -8,16 +8,12 @@ import json
 import math
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -30,62 +26,15 @@ from s0pcm.logger.overrides import THRESHOLDS_KEY
 from s0pcm.protocol import Model
 from s0pcm.store import open_store
 from s0pcm.web import new_token
-
-S0PCM = [sys.executable, "-m", "s0pcm"]
-TZ = ZoneInfo("Europe/Amsterdam")
-
-
-def write_config(
-    tmp_path: Path,
-    *,
-    model: int = 5,
-    commit_interval: float = 0.5,
-    journal: bool = True,
-    listen: str = "127.0.0.1:8080",
-) -> Path:
-    meters = "\n".join(
-        f"""
-[modules.kast.meters.{n}]
-name = "Meter {n}"
-kind = "{kind}"
-pulses_per_unit = {ppu}
-"""
-        for n, (kind, ppu) in enumerate(
-            [("electricity", 1000), ("gas", 100), ("water", 1), ("heat", 1000), ("other", 1)][
-                :model
-            ],
-            start=1,
-        )
-    )
-    path = tmp_path / "s0pcm.toml"
-    path.write_text(
-        f"""
-[logger]
-database = "{tmp_path / "s0pcm.sqlite"}"
-timezone = "Europe/Amsterdam"
-commit_interval = {commit_interval}
-
-[web]
-listen = "{listen}"
-
-[modules.kast]
-port = "{tmp_path / "s0"}"
-model = {model}
-# The emulator's pseudo-terminal carries 8N1; saying so spares each logger a second open.
-framing = "8N1"
-{meters}
-"""
-    )
-    return path
-
-
-def stored(config: Path) -> list[int]:
-    cfg = load_config(config)
-    store = open_store(cfg.logger.database, tz=cfg.logger.timezone)
-    try:
-        return [store.pulses(m.key, -math.inf, math.inf) for m in cfg.meters]
-    finally:
-        store.close()
+from tests.helpers import TZ, free_port
+from tests.helpers.logger import (
+    S0PCM,
+    emulator_process,
+    logger,
+    stored,
+    wait_for_lines,
+    write_config,
+)
 
 
 async def test_daemon_counts_what_the_module_reported(tmp_path: Path) -> None:
@@ -112,40 +61,6 @@ async def test_daemon_counts_what_the_module_reported(tmp_path: Path) -> None:
     kinds = {e.kind for e in store.events(limit=10_000)}
     store.close()
     assert {EventKind.CONNECTED, EventKind.STARTUP, EventKind.SPIKE, EventKind.REJECTED} <= kinds
-
-
-@contextmanager
-def emulator_process(tmp_path: Path, *args: str) -> Iterator[Path]:
-    truth = tmp_path / "truth.json"
-    control = tmp_path / "control"
-    proc = subprocess.Popen(
-        [*S0PCM, "emulate", "--link", str(tmp_path / "s0"), "--truth", str(truth),
-         "--control", str(control), *args],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while not control.exists():
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        yield truth
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-
-
-def wait_for_lines(truth: Path, lines: int) -> None:
-    """Until a reader has taken ``lines`` lines from the emulator."""
-    deadline = time.monotonic() + 20
-    while not truth.exists() or json.loads(truth.read_text() or "{}").get("lines", 0) < lines:
-        assert time.monotonic() < deadline, "the logger never read the emulator"
-        time.sleep(0.05)
-
-
-def logger(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*S0PCM, "run", "--config", str(config), "--no-web"], stderr=subprocess.DEVNULL
-    )
 
 
 def test_fault_gauntlet_with_sigkilled_logger(tmp_path: Path) -> None:
@@ -369,18 +284,11 @@ async def test_a_constant_changed_in_the_file_holds_from_the_next_start(tmp_path
     assert await start(10) == [(5.0, 100.0), (5.0, 10.0)]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_dashboard_settings_reach_a_logger_in_another_process(tmp_path: Path) -> None:
     """`s0pcm serve` beside `s0pcm run --no-web` on one SQLite file: a meter switched off on the
     dashboard stops counting in the logger, and a threshold request made there goes to the module
     at its next start-up and is confirmed by the one after."""
-    port = _free_port()
+    port = free_port()
     config = write_config(tmp_path, commit_interval=0.3, listen=f"127.0.0.1:{port}")
     cfg = load_config(config)
     with open_store(cfg.logger.database, tz=TZ) as store:

@@ -7,8 +7,7 @@ import pytest
 from s0pcm.emulator import Fault, Line, Module, RegisterTruth, Source, Truth, household, steady
 from s0pcm.ledger import Count, Ledger
 from s0pcm.protocol import Decoder, Header, Model, Rejected, Telegram
-
-from .agreement import assert_agree
+from tests.helpers.agreement import assert_agree
 
 
 def records(data: bytes, decoder: Decoder | None = None) -> list[Header | Telegram | Rejected]:

@@ -16,7 +16,14 @@ import pytest
 from s0pcm.config import load_config
 from s0pcm.events import EventKind
 from s0pcm.store import open_store
-from tests.test_daemon import S0PCM, emulator_process, logger, stored, wait_for_lines, write_config
+from tests.helpers.logger import (
+    S0PCM,
+    emulator_process,
+    logger,
+    stored,
+    wait_for_lines,
+    write_config,
+)
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 pytestmark = pytest.mark.skipif(

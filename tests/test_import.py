@@ -16,8 +16,7 @@ from s0pcm.cli import main
 from s0pcm.config import load_config
 from s0pcm.ledger import Ledger
 from s0pcm.store import open_store
-
-from .test_daemon import write_config
+from tests.helpers.logger import write_config
 
 TZ = ZoneInfo("Europe/Amsterdam")
 

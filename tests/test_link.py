@@ -24,8 +24,7 @@ from s0pcm.link.events import (
 )
 from s0pcm.link.port import Link
 from s0pcm.protocol import Header, Model, Rejected, Telegram, parse_thresholds
-
-from .agreement import assert_agree
+from tests.helpers.agreement import assert_agree
 
 INTERVAL = 0.1
 

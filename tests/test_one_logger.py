@@ -17,10 +17,17 @@ from s0pcm.cli import main
 from s0pcm.errors import AlreadyRunning
 from s0pcm.logger.journal import Journal
 from s0pcm.store import open_store
-from tests.test_daemon import S0PCM, emulator_process, logger, stored, wait_for_lines, write_config
-from tests.test_store import AMS, Backend, backend  # noqa: F401 (the fixture)
+from tests.helpers import TZ as AMS
+from tests.helpers.logger import (
+    S0PCM,
+    emulator_process,
+    logger,
+    stored,
+    wait_for_lines,
+    write_config,
+)
+from tests.helpers.store import Backend
 
-pytest_plugins = ("tests.pg",)
 HOST = socket.gethostname()
 
 
@@ -114,7 +121,7 @@ def test_the_journal_has_one_writer(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-def test_a_store_has_one_logger(backend: Backend) -> None:  # noqa: F811 (the fixture)
+def test_a_store_has_one_logger(backend: Backend) -> None:
     """SQLite: a lock file beside it; PostgreSQL: a session advisory lock, visible to every
     host, whose holder the server names (the connection's application name)."""
     with backend.open() as first, backend.open() as second, backend.open(readonly=True) as reader:

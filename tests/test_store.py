@@ -1,24 +1,21 @@
 """The history store, on real databases: a SQLite file and a throwaway PostgreSQL cluster.
 
 Every behaviour test runs on both backends (the ``backend`` fixture); the PostgreSQL cluster comes
-from ``tests/pg.py`` and fails loudly when PostgreSQL is not installed.
+from ``tests/helpers/pg.py`` and fails loudly when PostgreSQL is not installed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pytest
 
 from s0pcm.calendar import SLOT, Calendar, Resolution
@@ -26,10 +23,9 @@ from s0pcm.errors import StoreError
 from s0pcm.events import DeviceEvent, EventKind
 from s0pcm.store import Anchor, AnchorKind, Store, codec, open_store
 from s0pcm.store.common import SqlStore
+from tests.helpers import TZ as AMS
+from tests.helpers.store import Backend
 
-pytest_plugins = ("tests.pg",)
-
-AMS = ZoneInfo("Europe/Amsterdam")
 UTC = ZoneInfo("UTC")
 #: A Thursday, far from DST changes.
 T0 = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
@@ -37,38 +33,6 @@ T0 = datetime(2026, 1, 15, tzinfo=UTC).timestamp()
 
 def local(y: int, m: int, d: int, h: int = 0, tz: ZoneInfo = AMS) -> float:
     return datetime(y, m, d, h, tzinfo=tz).timestamp()
-
-
-@dataclass
-class Backend:
-    name: str
-    #: Path (SQLite) or URL (PostgreSQL).
-    target: str
-
-    def open(self, tz: ZoneInfo = AMS, *, readonly: bool = False) -> Store:
-        return open_store(self.target, tz=tz, readonly=readonly)
-
-    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
-        """Run SQL (``?`` placeholders) behind the store's back, to damage it on purpose."""
-        if self.name == "sqlite":
-            with contextlib.closing(sqlite3.connect(self.target)) as lite, lite:
-                lite.execute(sql, params)
-        else:
-            with psycopg.connect(self.target, autocommit=True) as pg:
-                pg.execute(sql.replace("?", "%s"), params)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", str(tmp_path / "history.db"))
-    return Backend("postgresql", request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def store(backend: Backend) -> Iterator[Store]:
-    with backend.open() as opened:
-        yield opened
 
 
 def fill(store: Store, meter: str, start: float, end: float, per_slot: int = 1) -> None:

@@ -22,13 +22,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-pytest.register_assert_rewrite("tests.web")
-
-from s0pcm.calendar import Resolution  # noqa: E402
-from s0pcm.emulator import Fault  # noqa: E402
-from s0pcm.store import Store  # noqa: E402
-from s0pcm.web import create_app  # noqa: E402
-from tests.web import (  # noqa: E402
+from s0pcm.calendar import Resolution
+from s0pcm.emulator import Fault
+from s0pcm.store import Store
+from s0pcm.web import create_app
+from tests.helpers.web import (
     METERS,
     NOW,
     PASSWORD,
@@ -43,19 +41,11 @@ from tests.web import (  # noqa: E402
     write_config,
 )
 
-pytest_plugins = ("tests.web",)
-
 DAY = 86400.0
 
 
 def local(y: int, m: int, d: int, h: int = 0, minute: int = 0, s: int = 0) -> float:
     return datetime(y, m, d, h, minute, s, tzinfo=TZ).timestamp()
-
-
-@pytest.fixture(scope="module")
-def store(web_history: History) -> Iterator[Store]:
-    with web_history.open() as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -109,7 +99,7 @@ def fixed_cost(kind: str, start: float, end: float) -> float:
 
 
 def test_meters_show_readings_and_today_from_the_store(
-    web_login: httpx.Client, store: Store
+    web_login: httpx.Client, history_store: Store
 ) -> None:
     response = web_login.get("/api/meters")
     assert response.status_code == 200
@@ -126,32 +116,34 @@ def test_meters_show_readings_and_today_from_the_store(
         )  # fmt: skip
         assert m["module"] == "kast"
         assert m["enabled"] is (key != "spare")
-        anchored = store.reading_at(key, NOW)
-        expected = anchored if anchored is not None else store.pulses(key, -math.inf, NOW) / ppu
+        anchored = history_store.reading_at(key, NOW)
+        expected = (
+            anchored if anchored is not None else history_store.pulses(key, -math.inf, NOW) / ppu
+        )
         assert m["reading"] == pytest.approx(expected, abs=1e-6)
-        assert m["today"] == pytest.approx(store.pulses(key, midnight, NOW) / ppu)
-        assert m["yesterday_same_time"] == pytest.approx(store.pulses(key, y0, y1) / ppu)
+        assert m["today"] == pytest.approx(history_store.pulses(key, midnight, NOW) / ppu)
+        assert m["yesterday_same_time"] == pytest.approx(history_store.pulses(key, y0, y1) / ppu)
         assert m["rate"] is None  # no logger in this process
         assert m["today"] > 0
     assert meters["power"]["rate_unit"] == "W"
     assert web_login.get("/api/meters/water").json() == meters["water"]
 
 
-def test_reading_at_a_moment_in_unix_or_iso(web_login: httpx.Client, store: Store) -> None:
+def test_reading_at_a_moment_in_unix_or_iso(web_login: httpx.Client, history_store: Store) -> None:
     at = local(2026, 3, 10, 8, 15)
     for given in (f"{at:.0f}", "2026-03-10T08:15:00+01:00", "2026-03-10T07:15:00Z",
                   "2026-03-10T08:15:00 01:00"):  # fmt: skip
         doc = web_login.get("/api/meters/power/reading", params={"at": given}).json()
         assert doc == {
             "key": "power", "at": at, "unit": "kWh",
-            "reading": pytest.approx(store.reading_at("power", at), abs=1e-6),
+            "reading": pytest.approx(history_store.reading_at("power", at), abs=1e-6),
         }  # fmt: skip
     # Before the first anchor the reading counts back; without anchors it is pulses / ppu.
     early = NOW - 60 * DAY
     doc = web_login.get("/api/meters/power/reading", params={"at": early}).json()
-    assert doc["reading"] == pytest.approx(store.reading_at("power", early), abs=1e-6)
+    assert doc["reading"] == pytest.approx(history_store.reading_at("power", early), abs=1e-6)
     doc = web_login.get("/api/meters/water/reading", params={"at": at}).json()
-    assert doc["reading"] == store.pulses("water", -math.inf, at)
+    assert doc["reading"] == history_store.pulses("water", -math.inf, at)
     assert web_login.get("/api/meters/water/reading").json()["at"] == NOW
 
 
@@ -169,7 +161,7 @@ def test_reading_at_a_moment_in_unix_or_iso(web_login: httpx.Client, store: Stor
 )
 def test_consumption_buckets_are_the_stores_series(
     web_login: httpx.Client,
-    store: Store,
+    history_store: Store,
     resolution: str,
     start: float,
     end: float,
@@ -179,7 +171,7 @@ def test_consumption_buckets_are_the_stores_series(
         "/api/meters/power/consumption",
         params={"start": start, "end": end, "resolution": resolution},
     ).json()
-    series = store.series("power", start, end, Resolution(resolution))
+    series = history_store.series("power", start, end, Resolution(resolution))
     assert doc["key"] == "power"
     assert doc["unit"] == "kWh"
     assert doc["resolution"] == resolution
@@ -190,14 +182,16 @@ def test_consumption_buckets_are_the_stores_series(
         assert bucket["value"] == pytest.approx(pulses / 1000)
         if n + 1 < len(series):
             assert bucket["end"] == series[n + 1][0]
-        expected_reading = store.reading_at("power", bucket["end"])
+        expected_reading = history_store.reading_at("power", bucket["end"])
         assert bucket["reading_end"] == pytest.approx(expected_reading, abs=1e-6)
-        at_start = store.reading_at("power", bucket["start"])
+        at_start = history_store.reading_at("power", bucket["start"])
         assert bucket["reading_start"] == pytest.approx(at_start, abs=1e-6)
         if bucket["end"] <= local(2025, 1, 1):  # before the first tariff: unknown
             assert bucket["cost"] is None
         elif resolution != "interval":
-            cost = energy_cost(store, "power", "electricity", 1000, bucket["start"], bucket["end"])
+            cost = energy_cost(
+                history_store, "power", "electricity", 1000, bucket["start"], bucket["end"]
+            )
             assert bucket["cost"] == pytest.approx(cost, abs=1e-5)
     # Water has no tariff: no cost; gas is priced flat.
     water = web_login.get(
@@ -219,17 +213,17 @@ def test_interval_costs_price_each_slot_by_its_hour(web_login: httpx.Client) -> 
     assert {price("electricity", b["start"]) for b in doc["buckets"]} == {0.25, 0.40}
 
 
-def test_intervals_are_the_stores_slots(web_login: httpx.Client, store: Store) -> None:
+def test_intervals_are_the_stores_slots(web_login: httpx.Client, history_store: Store) -> None:
     start, end = NOW - 7200, NOW - 3600
     doc = web_login.get("/api/meters/kast.2/intervals", params={"start": start, "end": end})
     assert doc.status_code == 200
     intervals = doc.json()["intervals"]
-    assert intervals == [[t, n] for t, n in store.intervals("kast.2", start, end)]
+    assert intervals == [[t, n] for t, n in history_store.intervals("kast.2", start, end)]
     assert len(intervals) > 100
 
 
 def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
-    web_login: httpx.Client, store: Store
+    web_login: httpx.Client, history_store: Store
 ) -> None:
     start, end = local(2026, 3, 1), local(2026, 4, 1)
     doc = web_login.get(
@@ -242,10 +236,10 @@ def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
     by_kind = bucket["by_kind"]
     assert set(by_kind) == {"electricity", "gas", "water"}  # the disabled "other" is left out
     power = by_kind["electricity"]
-    assert power["value"] == pytest.approx(store.pulses("power", start, end) / 1000)
+    assert power["value"] == pytest.approx(history_store.pulses("power", start, end) / 1000)
     assert power["unit"] == "kWh"
     assert power["energy_cost"] == pytest.approx(
-        energy_cost(store, "power", "electricity", 1000, start, end), abs=1e-5
+        energy_cost(history_store, "power", "electricity", 1000, start, end), abs=1e-5
     )
     # So far: NOW is 30 March, so the 31st is not charged yet.
     assert power["fixed_cost"] == pytest.approx(14 * 0.5 + 16 * 0.75)
@@ -256,7 +250,7 @@ def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
     assert gas["fixed_cost"] == pytest.approx(30 * 0.6)
     water = by_kind["water"]
     assert water["unit"] == "m³"  # the kind's unit, converted from the meter's litres
-    assert water["value"] == pytest.approx(store.pulses("water", start, end) / 1000)
+    assert water["value"] == pytest.approx(history_store.pulses("water", start, end) / 1000)
     assert water["cost"] is water["energy_cost"] is water["fixed_cost"] is None
     assert bucket["total"] == pytest.approx(power["cost"] + gas["cost"], abs=1e-5)
     # Per day, the DST day's fixed cost is a whole day's; before any tariff, nothing is known.
@@ -273,7 +267,7 @@ def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
     assert old["by_kind"]["electricity"]["value"] == 0
 
 
-def test_health_from_the_stored_state(web_login: httpx.Client, store: Store) -> None:
+def test_health_from_the_stored_state(web_login: httpx.Client, history_store: Store) -> None:
     doc = web_login.get("/api/health").json()
     assert doc["at"] == NOW
     assert doc["live"] is False
@@ -286,7 +280,7 @@ def test_health_from_the_stored_state(web_login: httpx.Client, store: Store) -> 
     assert module["counters"]["telegrams"] == 388000
     assert module["counters"]["spikes"] == 1
     pulses = {m["key"]: m["pulses"] for m in module["meters"]}
-    assert pulses == {key: store.pulses(key, -math.inf, math.inf) for key in METERS}
+    assert pulses == {key: history_store.pulses(key, -math.inf, math.inf) for key in METERS}
 
 
 def test_events_filtered_newest_first(web_login: httpx.Client) -> None:

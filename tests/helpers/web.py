@@ -1,36 +1,24 @@
 """Real web servers for tests: uvicorn on a free 127.0.0.1 port, real SQLite, real HTTP.
 
-Load the fixtures with ``pytest_plugins = ("tests.web",)`` in a test module. Each server runs in a
-background thread with its own event loop (so synchronous tests, httpx clients and Playwright's
-sync API all work against it) and stops when the fixture ends.
+Each server runs in a background thread with its own event loop (so synchronous tests, httpx
+clients and Playwright's sync API all work against it) and stops when its context ends. The
+fixtures over these (``web_history``, ``web_server``, ``fresh_server``, ``live_server``,
+``web_client``, ``web_login``, ``history_store``) are declared in ``tests/conftest.py``.
 
-Fixtures:
-
-* ``web_history`` (module): a configuration and a SQLite store in a temporary directory, filled
-  with :data:`HISTORY_DAYS` days of 10-second history up to :data:`NOW` for three meters (see
+* :func:`build_history`: a configuration and a SQLite store in a directory, filled with
+  :data:`HISTORY_DAYS` days of 10-second history up to :data:`NOW` for three meters (see
   :data:`METERS`), anchors (an initial and a correction reading for ``power``), a few events, the
   logger's stored module state, tariffs (:data:`TARIFFS`), the password :data:`PASSWORD` and an
-  API token. A :class:`History`.
-* ``web_server`` (module): the app without a logger (as ``s0pcm serve``) over ``web_history``'s
-  store, its clock fixed at :data:`NOW`. A :class:`WebServer`; ``.url`` is the base URL. Do not
-  write through it in tests that share it (use ``fresh_server``).
-* ``fresh_server`` (function): the same over a private copy of the store, for tests that write,
-  log in wrongly (the login rate limit is per client address) or fuzz.
-* ``live_server`` (function): the emulator on a pseudo-terminal, the real logger (:class:`Daemon`)
+  API token. A :class:`History`; :func:`copy_history` copies one to change freely.
+* :func:`history_server`: the app without a logger (as ``s0pcm serve``) over a history's store,
+  its clock fixed at :data:`NOW`. A :class:`WebServer`; ``.url`` is the base URL.
+* :func:`live_server`: the emulator on a pseudo-terminal, the real logger (:class:`Daemon`)
   reading it every 0.2 s, and the app with that logger, all in the server's loop; real clock,
   ``health`` events every second. ``.emulator`` takes faults (``emulator.request(Fault.RESTART)``);
   ``.rates[n]`` sets register n+1's pulses per second.
-* ``web_client``: an ``httpx.Client`` on ``web_server``, not logged in.
-* ``web_login``: an ``httpx.Client`` on ``web_server``, logged in with :data:`PASSWORD`; it sends
-  the session cookie and the ``X-CSRF-Token`` header by itself.
 
 Helpers: :func:`login` (log an httpx client in), :func:`sse_events` (parse a Server-Sent Events
-stream), :func:`running_server` (any app in a background thread). To import them as well as load
-the fixtures, without pytest warning that it cannot rewrite this module's asserts::
-
-    pytest.register_assert_rewrite("tests.web")
-    from tests.web import login, sse_events  # noqa: E402
-    pytest_plugins = ("tests.web",)
+stream), :func:`running_server` (any app in a background thread).
 """
 
 from __future__ import annotations
@@ -46,10 +34,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from zoneinfo import ZoneInfo
 
 import httpx
-import pytest
 from starlette.applications import Starlette
 
 from s0pcm.config import Config, load_config
@@ -59,6 +45,7 @@ from s0pcm.events import DeviceEvent, EventKind
 from s0pcm.logger.daemon import Daemon
 from s0pcm.store import Anchor, AnchorKind, Store, open_store
 from s0pcm.web import bind, create_app, new_token, serve, set_password
+from tests.helpers import TZ
 
 __all__ = [
     "HISTORY_DAYS",
@@ -69,20 +56,18 @@ __all__ = [
     "TZ",
     "History",
     "WebServer",
-    "fresh_server",
+    "build_history",
+    "copy_history",
+    "history_server",
     "live_server",
     "login",
     "running_server",
     "sse_events",
-    "web_client",
-    "web_history",
-    "web_login",
-    "web_server",
+    "write_config",
 ]
 
 T = TypeVar("T")
 
-TZ: Final = ZoneInfo("Europe/Amsterdam")
 #: "Now" of the history servers: the day after the spring DST change (a 23-hour Sunday).
 NOW: Final = datetime(2026, 3, 30, 14, 30, 5, tzinfo=TZ).timestamp()
 HISTORY_DAYS: Final = 45
@@ -330,35 +315,24 @@ def history_server(history: History, **options: Any) -> Iterator[WebServer]:
         yield WebServer(url, loop, app, history.config, history=history)
 
 
-@pytest.fixture(scope="module")
-def web_history(tmp_path_factory: pytest.TempPathFactory) -> History:
-    return build_history(tmp_path_factory.mktemp("web"))
-
-
-@pytest.fixture(scope="module")
-def web_server(web_history: History) -> Iterator[WebServer]:
-    with history_server(web_history) as server:
-        yield server
-
-
-@pytest.fixture
-def fresh_server(web_history: History, tmp_path: Path) -> Iterator[WebServer]:
-    config_path = write_config(tmp_path)
-    shutil.copy(web_history.database, tmp_path / "s0pcm.sqlite")
-    history = History(
-        tmp_path, config_path, load_config(config_path), tmp_path / "s0pcm.sqlite",
-        web_history.token,
+def copy_history(history: History, directory: Path, *, web: str = "") -> History:
+    """A copy of ``history``'s store in ``directory``, with more ``[web]`` lines, to change
+    freely (to write, log in wrongly: the login rate limit is per client address, or fuzz)."""
+    config_path = write_config(directory, web=web)
+    shutil.copy(history.database, directory / "s0pcm.sqlite")
+    return History(
+        directory, config_path, load_config(config_path), directory / "s0pcm.sqlite",
+        history.token,
     )  # fmt: skip
-    with history_server(history) as server:
-        yield server
 
 
 def _source(rates: list[float], n: int) -> Source:
     return Source(lambda t: rates[n])
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def live_server(tmp_path: Path) -> Iterator[WebServer]:
+    """The emulator, the real logger and the app with it (see the module docstring)."""
     config_path = write_config(tmp_path, port=tmp_path / "s0")
     config = load_config(config_path)
     rates = [0.0] * 5
@@ -402,19 +376,6 @@ def login(client: httpx.Client, password: str = PASSWORD) -> str:
     csrf: str = response.json()["csrf"]
     client.headers["X-CSRF-Token"] = csrf
     return csrf
-
-
-@pytest.fixture
-def web_client(web_server: WebServer) -> Iterator[httpx.Client]:
-    with web_server.client() as client:
-        yield client
-
-
-@pytest.fixture
-def web_login(web_server: WebServer) -> Iterator[httpx.Client]:
-    with web_server.client() as client:
-        login(client)
-        yield client
 
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:

@@ -1,9 +1,10 @@
-"""A throwaway PostgreSQL cluster for the tests: pytest fixtures, loaded with ``pytest_plugins``.
+"""A throwaway PostgreSQL cluster for the tests (the fixtures over it are in ``tests/conftest.py``).
 
-``pg_cluster`` (session) runs ``initdb`` and ``pg_ctl`` in a temporary directory, on a free port
-of 127.0.0.1 with its socket in that directory, durability off (nothing here needs to survive a
-crash), and removes it all at the end. ``initdb`` refuses to run as root, so as root the cluster
-runs as the ``postgres`` user (``runuser``). ``pg_url`` gives each test a database of its own.
+:func:`cluster` (the session's ``pg_cluster``) runs ``initdb`` and ``pg_ctl`` in a temporary
+directory, on a free port of 127.0.0.1 with its socket in that directory, durability off (nothing
+here needs to survive a crash), and removes it all at the end. ``initdb`` refuses to run as root,
+so as root the cluster runs as the ``postgres`` user (``runuser``). :func:`database` (``pg_url``)
+gives each test a database of its own.
 
 Without PostgreSQL the tests that need it FAIL, saying what to install: CI installs it, and a
 silent skip would hide the whole backend.
@@ -11,12 +12,12 @@ silent skip would hide the whole backend.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -26,7 +27,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-__all__ = ["Cluster", "pg_cluster", "pg_url"]
+from tests.helpers import free_port
+
+__all__ = ["Cluster", "cluster", "database", "find_program"]
 
 _names = itertools.count(1)
 _INITDB = ("-E", "UTF8", "--locale=C", "--no-sync")
@@ -54,13 +57,6 @@ def find_program(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _run(command: list[str], what: str, log: Path | None = None) -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
     if done.returncode:
@@ -70,8 +66,8 @@ def _run(command: list[str], what: str, log: Path | None = None) -> None:
         pytest.fail(f"{what} failed ({' '.join(command)}):\n{detail}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster]:
+@contextlib.contextmanager
+def cluster() -> Iterator[Cluster]:
     initdb, pg_ctl = find_program("initdb"), find_program("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.fail(
@@ -102,7 +98,7 @@ def pg_cluster() -> Iterator[Cluster]:
             "initdb",
         )
         for attempt in range(3):
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off"
@@ -135,9 +131,9 @@ def pg_cluster() -> Iterator[Cluster]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def pg_url(pg_cluster: Cluster) -> Iterator[str]:
-    """The URL of a new, empty database, dropped after the test."""
+@contextlib.contextmanager
+def database(pg_cluster: Cluster) -> Iterator[str]:
+    """The URL of a new, empty database in ``pg_cluster``, dropped at the end."""
     name = f"s0pcm_test_{os.getpid()}_{next(_names)}"
     with psycopg.connect(pg_cluster.url(), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

@@ -22,7 +22,8 @@ import pytest
 from s0pcm.link.events import Connected
 from s0pcm.logger.journal import Entry, Journal
 from s0pcm.store import open_store
-from tests.test_daemon import S0PCM, emulator_process, stored, wait_for_lines, write_config
+from tests.helpers.disk import fill
+from tests.helpers.logger import S0PCM, emulator_process, stored, wait_for_lines, write_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting file systems needs root")
 
@@ -46,22 +47,6 @@ def small_disk(tmp_path: Path, kind: str, size_mb: int = 6) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Fill the file system of ``directory`` to the last byte; returns the filler file."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 4096, 512, 64, 1):
-            chunk = b"\0" * size
-            with contextlib.suppress(OSError):
-                while True:
-                    if os.write(fd, chunk) < size:
-                        break
-    finally:
-        os.close(fd)
-    return filler
 
 
 def config_on(disk: Path, tmp_path: Path) -> Path:
