@@ -91,11 +91,6 @@ def test_a_torn_last_line_is_skipped_with_a_warning(
     assert warnings[0].startswith(f"{journal.path}:3: skipping unreadable journal entry")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a torn last line left by an earlier process (power cut) is not cut off when "
-    "the journal is opened again, so the next entry is appended to it and both are unreadable",
-)
 def test_the_entry_after_a_torn_last_line_is_whole(tmp_path: Path) -> None:
     path = tmp_path / "s0pcm.journal"
     first = Journal(path)

@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from ..diskcheck import diagnose
 from ..errors import ProtocolError, StoreError
@@ -29,6 +30,9 @@ from ..protocol import Header, Rejected, Telegram, parse_line
 __all__ = ["Entry", "Journal"]
 
 log = logging.getLogger(__name__)
+
+#: How far back a torn last line is looked for: an entry is one record, far shorter than this.
+_TAIL: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +70,33 @@ class Journal:
         except OSError as e:
             raise StoreError(str(path), diagnose(self.lock.path, e)) from None
         try:
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             self._size = os.fstat(self._fd).st_size
+            self._cut_torn_tail()
         except OSError as e:
             self.lock.release()
             raise StoreError(str(path), diagnose(path, e)) from None
         except BaseException:
             self.lock.release()
             raise
+
+    def _cut_torn_tail(self) -> None:
+        """A line an earlier process left half-written (a power cut mid-write) is cut off, so
+        that the next entry starts a line of its own instead of making both unreadable. What
+        was torn is lost either way: its record is in the module's later totals."""
+        if not self._size:
+            return
+        start = max(0, self._size - _TAIL)
+        tail = os.pread(self._fd, self._size - start, start)
+        if tail.endswith(b"\n"):
+            return
+        end = tail.rfind(b"\n")
+        keep = start + end + 1 if end >= 0 else (0 if start == 0 else self._size)
+        if keep != self._size:
+            log.warning("journal %s: cutting off a torn last line (%d bytes)",
+                        self.path, self._size - keep)  # fmt: skip
+            os.ftruncate(self._fd, keep)
+            self._size = keep
 
     def running(self) -> str | None:
         """Who is writing this journal now (None: no logger runs on it)."""

@@ -21,23 +21,29 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Annotated, Any, Final
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
 
 from ..config import Config
 from ..errors import ReadingExists
 from ..events import DeviceEvent, EventKind
-from ..meters import KINDS, Kind, Meter, constant_problem
+from ..meters import CONSTANT_MAX, CONSTANT_MIN, KINDS, Kind, Meter
 from ..store import Anchor, AnchorKind, Constants, Store
 
 __all__ = [
     "METERS_KEY",
     "THRESHOLDS_KEY",
+    "MeterSettings",
     "ThresholdRequest",
     "add_reading",
     "anchor_constant",
     "effective_meters",
+    "meter_settings",
     "overridden",
     "override_meter",
+    "settings_document",
     "threshold_requests",
 ]
 
@@ -45,41 +51,64 @@ METERS_KEY: Final = "_meters"
 THRESHOLDS_KEY: Final = "_thresholds"
 
 
-def override_meter(meter: Meter, settings: Mapping[str, Any]) -> Meter:
+class MeterSettings(msgspec.Struct, omit_defaults=True):
+    """One meter's entry in ``_meters``: what the Settings page changed, each field optional.
+    Declared once: the web writes these fields, the logger and the web read them through it."""
+
+    name: Annotated[str, Meta(min_length=1)] | UnsetType = UNSET
+    kind: Kind | UnsetType = UNSET
+    pulses_per_unit: Annotated[float, Meta(ge=CONSTANT_MIN, le=CONSTANT_MAX)] | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+
+
+def meter_settings(entry: object) -> MeterSettings | None:
+    """The entry as :class:`MeterSettings`, or None when any field is not what this version
+    writes (a wrong type, a kind it does not know, a constant out of bounds): a document from
+    another version, or edited by hand, must not stop the logger, nor half apply."""
+    try:
+        return msgspec.convert(entry, MeterSettings)
+    except msgspec.ValidationError:
+        return None
+
+
+def override_meter(meter: Meter, settings: MeterSettings) -> Meter:
     """``meter`` with the stored ``settings`` applied. A new kind keeps the unit when the kind
     knows it, else takes the kind's default unit."""
-    kind = Kind(settings.get("kind", meter.kind))
+    kind = meter.kind if isinstance(settings.kind, UnsetType) else settings.kind
     unit = meter.unit
     if kind is not meter.kind and kind is not Kind.OTHER:
         units = [u for u, _ in KINDS[kind].units]
         unit = unit if unit in units else KINDS[kind].unit
-    ppu = float(settings.get("pulses_per_unit", meter.pulses_per_unit))
-    problem = constant_problem(ppu)
-    if problem is not None:
-        raise ValueError(f"pulses_per_unit {problem}")
     return dataclasses.replace(
         meter,
-        name=str(settings.get("name", meter.name)),
+        name=meter.name if isinstance(settings.name, UnsetType) else settings.name,
         kind=kind,
         unit=unit,
-        pulses_per_unit=ppu,
-        enabled=bool(settings.get("enabled", meter.enabled)),
+        pulses_per_unit=meter.pulses_per_unit
+        if isinstance(settings.pulses_per_unit, UnsetType)
+        else settings.pulses_per_unit,
+        enabled=meter.enabled if isinstance(settings.enabled, UnsetType) else settings.enabled,
     )
 
 
-def overridden(meters: tuple[Meter, ...], stored: Mapping[str, Any] | None) -> tuple[Meter, ...]:
-    """``meters`` with the settings of a ``_meters`` document laid over them. Entries that are
-    not objects, or that no longer make sense (a kind this version does not know), are ignored:
-    a document from another version must not stop the logger."""
-    stored = stored or {}
+def overridden(meters: tuple[Meter, ...], stored: object) -> tuple[Meter, ...]:
+    """``meters`` with the settings of a ``_meters`` document laid over them. A document or an
+    entry that is not what this version writes is ignored (see :func:`meter_settings`)."""
+    doc = stored if isinstance(stored, dict) else {}
     out = []
     for meter in meters:
-        entry = stored.get(meter.key)
-        if isinstance(entry, dict):
-            with contextlib.suppress(TypeError, ValueError):
-                meter = override_meter(meter, entry)
-        out.append(meter)
+        settings = meter_settings(doc.get(meter.key, {}))
+        out.append(meter if settings is None else override_meter(meter, settings))
     return tuple(out)
+
+
+def settings_document(stored: object, key: str, change: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``_meters`` document with ``change`` laid over ``key``'s entry; an entry (or a whole
+    document) that is not an object is replaced, not merged into."""
+    doc = dict(stored) if isinstance(stored, dict) else {}
+    entry = doc.get(key)
+    doc[key] = {**(entry if isinstance(entry, dict) else {}), **change}
+    return doc
 
 
 def effective_meters(config: Config, store: Store) -> tuple[Meter, ...]:
@@ -90,9 +119,9 @@ def effective_meters(config: Config, store: Store) -> tuple[Meter, ...]:
 def remember_constant(store: Store, key: str, ppu: float) -> None:
     """A replacement's new constant becomes the meter's (for rates and what is counted next);
     the pulses before keep theirs through the anchors."""
-    stored = store.state(METERS_KEY) or {}
-    stored[key] = {**(stored.get(key) or {}), "pulses_per_unit": ppu}
-    store.set_state(METERS_KEY, stored)
+    store.set_state(
+        METERS_KEY, settings_document(store.state(METERS_KEY), key, {"pulses_per_unit": ppu})
+    )
 
 
 def add_reading(
@@ -171,22 +200,18 @@ def anchor_constant(store: Store, meter: Meter, at: float) -> bool | None:
     return True
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ThresholdRequest:
+class ThresholdRequest(msgspec.Struct, frozen=True):
     """A threshold command asked for through the API, waiting for the logger to queue it."""
 
     command: str
     seq: int
-    at: float
+    at: Annotated[float, Meta(ge=0)] = 0.0
 
 
-def threshold_requests(doc: Mapping[str, Any] | None) -> dict[str, ThresholdRequest]:
+def threshold_requests(doc: object) -> dict[str, ThresholdRequest]:
     """The requests of a ``_thresholds`` document, by module (malformed entries skipped)."""
     out: dict[str, ThresholdRequest] = {}
-    for module, entry in (doc or {}).items():
-        if not isinstance(entry, dict):
-            continue
-        command, seq, at = entry.get("command"), entry.get("seq"), entry.get("at", 0.0)
-        if isinstance(command, str) and isinstance(seq, int) and isinstance(at, int | float):
-            out[module] = ThresholdRequest(command, seq, float(at))
+    for module, entry in (doc if isinstance(doc, dict) else {}).items():
+        with contextlib.suppress(msgspec.ValidationError):
+            out[module] = msgspec.convert(entry, ThresholdRequest)
     return out

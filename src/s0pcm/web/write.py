@@ -22,7 +22,7 @@ from ..costs.shapes import Tariffs as TariffsDocument
 from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
 from ..costs.tariffs import TariffError, parse_tariffs
 from ..errors import ProtocolError, ReadingExists, StoreError
-from ..logger.overrides import METERS_KEY, THRESHOLDS_KEY, add_reading
+from ..logger.overrides import METERS_KEY, THRESHOLDS_KEY, add_reading, settings_document
 from ..protocol import parse_thresholds
 from . import shapes
 from .auth import (
@@ -131,9 +131,9 @@ async def put_meter(request: Request) -> Response:
     if isinstance(body.name, str):
         body.name = body.name.strip()
     change = msgspec.to_builtins(body)  # the fields given (absent ones are UNSET)
-    stored = ctx.documents.get(METERS_KEY) or {}
-    stored[meter.key] = {**(stored.get(meter.key) or {}), **change}
-    ctx.documents.set(METERS_KEY, stored)
+    ctx.documents.set(
+        METERS_KEY, settings_document(ctx.documents.get(METERS_KEY), meter.key, change)
+    )
     _commit(ctx)  # the logger anchors a new constant (it holds every pulse counted before)
     updated = ctx.meter(meter.key)
     values = await live_values(ctx, (updated,))
@@ -206,7 +206,8 @@ async def post_thresholds(request: Request) -> Response:
         raise bad("command", e.reason) from None
     previous = ctx.threshold_request(module.name)
     seq = max(ctx.thresholds_taken(module.name), previous.seq if previous else 0) + 1
-    requests = ctx.documents.get(THRESHOLDS_KEY) or {}
+    stored = ctx.documents.get(THRESHOLDS_KEY)
+    requests = dict(stored) if isinstance(stored, dict) else {}
     requests[module.name] = {"command": thresholds.to_command(), "seq": seq, "at": ctx.clock()}
     ctx.documents.set(THRESHOLDS_KEY, requests)
     _commit(ctx)
