@@ -559,6 +559,19 @@ def test_pulses_per_unit_must_be_a_number_above_zero() -> None:
     )
 
 
+def test_a_constant_has_the_bounds_the_dashboard_has() -> None:
+    """Once the file took a constant of 2e9 that the dashboard then refused to save back: one
+    rule (``s0pcm.meters.constant_problem``) and one set of bounds for every way in."""
+    for value, fragment in [
+        ("2e9", "must be at most 1e+09, got 2e+09"),
+        ("1e-7", "must be at least 1e-06, got 1e-07"),
+    ]:
+        e = error(MINIMAL.replace("1000", value))
+        check(e, "modules.meterkast.meters.1.pulses_per_unit", 6, fragment)
+    for value in ("1e9", "1e-6"):
+        parse_config(MINIMAL.replace("1000", value))
+
+
 def test_unit_must_suit_the_kind() -> None:
     e = error(MINIMAL.replace('"electricity"', '"gas"') + 'unit = "kWh"\n')
     check(
