@@ -95,8 +95,8 @@ async def test_reads_header_and_telegrams_through_7e1_fallback(tmp_path: Path) -
     totals = [r.registers[0].total for r in recs if isinstance(r, Telegram)]
     assert totals == sorted(totals)
     assert totals[-1] > 0
-    assert link.stats.telegrams == 5
-    assert link.stats.rejected == 0
+    assert count(Telegram, events) == 5
+    assert count(Rejected, events) == 0
 
 
 SCENARIO = [
@@ -164,7 +164,7 @@ async def test_every_fault_agrees_with_the_ground_truth(
     assert len(headers) >= 3  # power-on, restart, replug
     assert all(h.space is space for h in headers)
     assert all((h.thresholds is None) == (firmware == "V0.4") for h in headers)
-    assert link.stats.rejected == count(Rejected, events) > 0
+    assert count(Rejected, events) > 0  # counted by kind in the runner's health
     assert m.truth.restarts == 2
     assert all(r.reported > 0 for r in m.truth.registers)
 
@@ -183,7 +183,7 @@ async def test_watchdog_reopens_a_silent_port(tmp_path: Path) -> None:
     gone = [e for e in events if isinstance(e, Disconnected)]
     assert gone
     assert gone[0].reason.startswith("watchdog")
-    assert link.stats.watchdog_resets >= 1
+    assert sum(e.reason.startswith("watchdog") for e in gone) >= 1
     assert any(isinstance(e, Connected) for e in events)
 
 

@@ -142,6 +142,12 @@ class Rejected:
     reason: str
 
     @property
+    def kind(self) -> str:
+        """The reason without the particulars (``"M2 total is not a non-negative integer"``),
+        what rejected lines are counted by."""
+        return self.reason.split(" (")[0].split(":")[0]
+
+    @property
     def startup(self) -> bool:
         """Whether the line is a start-up header the line damaged (a character changed, a cut,
         a lost line ending): the module prints that text only when it starts, so a restart

@@ -1,5 +1,5 @@
 """The link's plain data: the framing it opens a port with, and what it reports (lines
-received, what happened to the connection, its counters).
+received, what happened to the connection).
 
 Kept apart from the port: the configuration, the journal, a replayed capture and a future
 collector use these without loading pyserial.
@@ -7,7 +7,7 @@ collector use these without loading pyserial.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from ..errors import ConfigError
@@ -20,7 +20,6 @@ __all__ = [
     "Disconnected",
     "Event",
     "Framing",
-    "LinkStats",
     "Received",
     "ThresholdsResult",
     "ThresholdsSent",
@@ -90,17 +89,3 @@ class ThresholdsResult:
 
 
 Event = Connected | Disconnected | Received | ThresholdsSent | ThresholdsResult
-
-
-@dataclass(slots=True)
-class LinkStats:
-    """Counters for health reporting; every rejected line is counted here."""
-
-    connects: int = 0
-    headers: int = 0
-    telegrams: int = 0
-    rejected: int = 0
-    watchdog_resets: int = 0
-    last_telegram_at: float | None = None
-    last_reason: str | None = None
-    reasons: dict[str, int] = field(default_factory=dict)

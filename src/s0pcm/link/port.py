@@ -31,7 +31,6 @@ from .events import (
     Disconnected,
     Event,
     Framing,
-    LinkStats,
     Received,
     ThresholdsResult,
     ThresholdsSent,
@@ -129,7 +128,6 @@ class Link:
         self.backoff_max = backoff_max
         self.exclusive = exclusive
         self.clock = clock
-        self.stats = LinkStats()
         #: What the log says of rejected lines: a few whole, then summaries.
         self.noise = NoiseLog()
         self.interval = DEFAULT_INTERVAL
@@ -266,7 +264,6 @@ class Link:
             self.connected_port = port
             self.decoder.reset()
             self.noise.opened(time.monotonic())
-            self.stats.connects += 1
             log.info("connected to %s (%s)", port, self.framing)
             yield Connected(self.clock(), port)
             reason = "closed"
@@ -276,7 +273,6 @@ class Link:
                         backoff = self.backoff_min
                     yield event
             except _Watchdog:
-                self.stats.watchdog_resets += 1
                 reason = f"watchdog: no data record for {self.watchdog:g} intervals"
             except (serial.SerialException, OSError, ConnectionError) as e:
                 reason = f"port error: {e}"
@@ -312,15 +308,8 @@ class Link:
             now = self.clock()
             for record in self.decoder.feed(data):
                 if isinstance(record, Telegram):
-                    self.stats.telegrams += 1
-                    self.stats.last_telegram_at = now
                     self.interval = float(record.interval)
                     deadline = time.monotonic() + self.watchdog * self.interval
-                elif isinstance(record, Rejected):
-                    self.stats.rejected += 1
-                    self.stats.last_reason = record.reason
-                    key = record.reason.split(" (")[0].split(":")[0]
-                    self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
                 noise = (
                     self.noise.rejected(time.monotonic(), record.reason, record.raw)
                     if isinstance(record, Rejected)
@@ -330,7 +319,6 @@ class Link:
                     rejected_log.warning("%s", line)
                 yield Received(now, record)
                 if isinstance(record, Header):
-                    self.stats.headers += 1
                     for event in self._on_startup(record, writer, now):
                         yield event
 

@@ -73,6 +73,11 @@ class Health:
     last_problem: str | None = None
     connects: int = 0
     disconnects: int = 0
+    #: Rejected lines by kind of reason (:attr:`~s0pcm.protocol.Rejected.kind`), kept across
+    #: restarts: what a wrong device, a bad cable or a brown-out looks like over time.
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: Reconnects because the module fell silent (the link's watchdog).
+    watchdog_resets: int = 0
 
     @classmethod
     def restore(cls, module: str, *, port: str | None, saved: Mapping[str, Any] | None) -> Health:
@@ -226,6 +231,8 @@ class ModuleRunner:
             self.health.thresholds = list(record.thresholds) if record.thresholds else None
         else:
             self.health.last_problem = record.reason
+            rejected = self.health.rejected
+            rejected[record.kind] = rejected.get(record.kind, 0) + 1
         self.health.last_record_at = at
         for event in events:
             self.store.add_event(event)
@@ -369,6 +376,7 @@ class ModuleRunner:
             h.disconnects += 1
             h.last_problem = event.reason
             watchdog = event.reason.startswith("watchdog")
+            h.watchdog_resets += watchdog
             kind = EventKind.WATCHDOG if watchdog else EventKind.DISCONNECTED
             detail = f"{event.port}: {event.reason}"
         elif isinstance(event, ThresholdsSent):

@@ -122,6 +122,11 @@ def format_status(doc: dict[str, Any]) -> str:
             f"{c['restarts'] + c['headers']}, spikes {c['spikes']}, glitches {c['glitches']}, "
             f"gaps {c['gaps']}, mismatches {c['mismatches']}"
         )
+        if m["rejected"]:
+            kinds = sorted(m["rejected"].items(), key=lambda kv: -kv[1])
+            lines.append("  rejected: " + ", ".join(f"{n:,} {kind}" for kind, n in kinds[:5]))
+        if m["watchdog_resets"]:
+            lines.append(f"  silent module, port reopened: {m['watchdog_resets']:,} times")
         if m["last_problem"]:
             lines.append(f"  last problem: {m['last_problem']}")
         for meter in m["meters"]:

@@ -227,6 +227,8 @@ class ModuleHealth(msgspec.Struct):
     last_problem: str | None
     connects: int
     disconnects: int
+    rejected: Annotated[dict[str, int], Meta(description="Rejected lines by kind of reason")]
+    watchdog_resets: int
     last_telegram_age: float | None
     counters: Counters
     meters: list[ModuleMeter]
