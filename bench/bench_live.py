@@ -80,8 +80,10 @@ async def run(root: Path) -> dict[str, Any]:
         for k in range(RECORDS):
             totals = [t + r for t, r in zip(totals, RATES, strict=True)]
             counts = RATES if k else tuple(totals)
-            registers = tuple(Register(c, t) for c, t in zip(counts, totals, strict=True))
-            tg = Telegram("8237", 10, registers)
+            registers = tuple(
+                Register(interval=c, total=t) for c, t in zip(counts, totals, strict=True)
+            )
+            tg = Telegram(module_id="8237", interval=10, registers=registers)
             statements = 0
             began = time.perf_counter()
             runner.apply(time.time(), tg)

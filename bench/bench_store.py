@@ -212,7 +212,9 @@ def build(path: Path, pool: Pool, first_hour: int, end_hour: int) -> float:
     began = time.perf_counter()
     with SqliteStore(path, tz=TZ) as store:
         for name, _ in REGISTERS:
-            store.add_anchor(Anchor(name, first_hour * 3600.0, 1000.0, 1000.0))
+            store.add_anchor(
+                Anchor(meter=name, at=first_hour * 3600.0, reading=1000.0, pulses_per_unit=1000.0)
+            )
         month = None
         for hour in range(first_hour, end_hour):
             at = hour * 3600

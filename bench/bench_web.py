@@ -121,7 +121,16 @@ def prepare(path: Path, first_hour: int, end_hour: int) -> str:
         for _ in range(2000):
             at = rnd.uniform(first_hour * 3600, end_hour * 3600)
             kind = rnd.choice([EventKind.GAP, EventKind.SPIKE, EventKind.STARTUP])
-            store.add_event(DeviceEvent(at, kind, "kast", rnd.choice(list(METERS)), 1.0, ""))
+            store.add_event(
+                DeviceEvent(
+                    at=at,
+                    kind=kind,
+                    module="kast",
+                    meter=rnd.choice(list(METERS)),
+                    value=1.0,
+                    detail="",
+                )
+            )
         store.commit()
         return new_token(store, "bench")
 

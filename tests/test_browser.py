@@ -498,7 +498,13 @@ def give_history(server: WebServer, days: float) -> None:
         for m in meters:
             reading = readings.get(m.kind.value, 0.0)
             daemon.store.add_anchor(
-                Anchor(m.key, now - days * 86400, reading, m.pulses_per_unit, AnchorKind.INITIAL)
+                Anchor(
+                    meter=m.key,
+                    at=now - days * 86400,
+                    reading=reading,
+                    pulses_per_unit=m.pulses_per_unit,
+                    kind=AnchorKind.INITIAL,
+                )
             )
         sources = [
             (m, Source(household(m.kind.value, pulses_per_unit=m.pulses_per_unit, seed=7)))

@@ -73,7 +73,7 @@ class Rig:
         for line in lines:
             self.module.truth.deliver(line)
             for record in self.decoder.feed(line.data):
-                runner._on_link(Received(self.clocks.wall(), record))
+                runner._on_link(Received(at=self.clocks.wall(), record=record))
 
     def run(self, seconds: float) -> None:
         end = self.clocks.true + seconds

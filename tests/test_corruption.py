@@ -42,8 +42,10 @@ def records(start: tuple[int, ...], n: int, at: float) -> list[tuple[float, str]
     out = []
     for k in range(n):
         totals = [t + s for t, s in zip(totals, STEP, strict=True)]
-        regs = tuple(Register(s, t) for s, t in zip(STEP, totals, strict=True))
-        out.append((at + k * INTERVAL, Telegram("8237", 10, regs).to_line()))
+        regs = tuple(Register(interval=s, total=t) for s, t in zip(STEP, totals, strict=True))
+        out.append(
+            (at + k * INTERVAL, Telegram(module_id="8237", interval=10, registers=regs).to_line())
+        )
     return out
 
 

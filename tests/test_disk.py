@@ -157,14 +157,20 @@ def test_a_disk_that_fails_mid_run_keeps_the_logger_reading(tmp_path: Path) -> N
 def test_a_short_journal_write_leaves_no_torn_line(tmp_path: Path) -> None:
     with small_disk(tmp_path, "tmpfs", size_mb=1) as disk:
         journal = Journal(disk / "j.journal")
-        journal.append(Entry(1, "m", 1.0, Connected(1.0, "/dev/ttyACM0")))
+        journal.append(
+            Entry(seq=1, module="m", at=1.0, record=Connected(at=1.0, port="/dev/ttyACM0"))
+        )
         filler = fill(disk)
         long_port = "/dev/" + "x" * 20_000
-        journal.append(Entry(2, "m", 2.0, Connected(2.0, long_port)))  # does not fit
+        journal.append(
+            Entry(seq=2, module="m", at=2.0, record=Connected(at=2.0, port=long_port))
+        )  # does not fit
         assert journal.problem is not None
         assert journal.problem.startswith("disk full")
         filler.unlink()
-        journal.append(Entry(3, "m", 3.0, Connected(3.0, "/dev/ttyACM0")))
+        journal.append(
+            Entry(seq=3, module="m", at=3.0, record=Connected(at=3.0, port="/dev/ttyACM0"))
+        )
         assert journal.problem is None
         assert [e.seq for e in journal.entries()] == [1, 3]
         journal.close()

@@ -27,7 +27,7 @@ HEADER = "/8237:S0 Pulse Counter V0.6 - 30/30/30/30/30ms"
 def telegram(seq: int, total: int | None = None) -> Entry:
     """Entry ``seq``: a record of module ``kast`` whose M1 total is ``total`` (default: seq)."""
     line = f"ID:8237:I:10:M1:1:{seq if total is None else total}:M2:0:0"
-    return Entry(seq, "kast", 1000.0 + seq, parse_line(line))
+    return Entry(seq=seq, module="kast", at=1000.0 + seq, record=parse_line(line))
 
 
 @pytest.fixture
@@ -43,11 +43,21 @@ def seqs(journal: Journal, after: int = 0) -> list[int]:
 
 def test_every_kind_of_entry_comes_back_as_it_went_in(journal: Journal) -> None:
     written = [
-        Entry(1, "kast", 10.0, Connected(10.0, "/dev/ttyACM0")),
-        Entry(2, "kast", 11.5, parse_line(HEADER)),
-        Entry(3, "kast", 21.5, parse_line(TELEGRAM)),
-        Entry(4, "kast", 22.0, Rejected("ID:8237:I:1#:M1", "bad interval")),
-        Entry(5, "schuur", 23.0, Disconnected(23.0, "/dev/ttyACM1", "unplugged")),
+        Entry(seq=1, module="kast", at=10.0, record=Connected(at=10.0, port="/dev/ttyACM0")),
+        Entry(seq=2, module="kast", at=11.5, record=parse_line(HEADER)),
+        Entry(seq=3, module="kast", at=21.5, record=parse_line(TELEGRAM)),
+        Entry(
+            seq=4,
+            module="kast",
+            at=22.0,
+            record=Rejected(raw="ID:8237:I:1#:M1", reason="bad interval"),
+        ),
+        Entry(
+            seq=5,
+            module="schuur",
+            at=23.0,
+            record=Disconnected(at=23.0, port="/dev/ttyACM1", reason="unplugged"),
+        ),
     ]
     for entry in written:
         journal.append(entry)
@@ -118,7 +128,7 @@ def test_a_short_write_is_cut_off_and_the_next_entry_is_whole(tmp_path: Path) ->
         from s0pcm.protocol import parse_line
 
         def entry(seq):
-            return Entry(seq, "kast", 1000.0 + seq, parse_line({TELEGRAM!r}))
+            return Entry(seq=seq, module="kast", at=1000.0 + seq, record=parse_line({TELEGRAM!r}))
 
         journal = Journal(Path({str(path)!r}))
         journal.append(entry(1))
@@ -189,9 +199,14 @@ def test_the_same_lines_whole_are_read(journal: Journal) -> None:
         f.write('{"s": 3, "m": "kast", "t": 1.0, "r": "ID:8237", "why": "short"}\n')
         f.write('{"s": 4, "m": "kast", "t": 1.0, "down": "/dev/ttyACM0", "why": "gone"}\n')
     assert list(journal.entries()) == [
-        Entry(2, "kast", 1.0, parse_line(TELEGRAM)),
-        Entry(3, "kast", 1.0, Rejected("ID:8237", "short")),
-        Entry(4, "kast", 1.0, Disconnected(1.0, "/dev/ttyACM0", "gone")),
+        Entry(seq=2, module="kast", at=1.0, record=parse_line(TELEGRAM)),
+        Entry(seq=3, module="kast", at=1.0, record=Rejected(raw="ID:8237", reason="short")),
+        Entry(
+            seq=4,
+            module="kast",
+            at=1.0,
+            record=Disconnected(at=1.0, port="/dev/ttyACM0", reason="gone"),
+        ),
     ]
 
 

@@ -155,7 +155,11 @@ def test_spike_is_quarantined_and_reported() -> None:
 
 def tg(*totals: int, counts: tuple[int, ...] | None = None) -> Telegram:
     counts = counts or (0,) * len(totals)
-    return Telegram("1", 10, tuple(Register(c, t) for c, t in zip(counts, totals, strict=True)))
+    return Telegram(
+        module_id="1",
+        interval=10,
+        registers=tuple(Register(interval=c, total=t) for c, t in zip(counts, totals, strict=True)),
+    )
 
 
 def feed(ledger: Ledger, at: float, record: Header | Telegram | Rejected) -> list[int]:
@@ -235,7 +239,9 @@ def test_interval_counts_are_cross_checked() -> None:
 def test_rejected_lines_are_counted_never_zero() -> None:
     ledger = Ledger("m")
     start(ledger, 10, 10)
-    out = ledger.feed(15, Rejected("ID:1:I:10:M1:x", "M1 total is not a non-negative integer"))
+    out = ledger.feed(
+        15, Rejected(raw="ID:1:I:10:M1:x", reason="M1 total is not a non-negative integer")
+    )
     assert [o.kind for o in out if isinstance(o, DeviceEvent)] == [EventKind.REJECTED]
     assert feed(ledger, 20, tg(12, 10, counts=(1, 0))) == [0, 0]  # after a lost line: held
     assert feed(ledger, 30, tg(13, 10, counts=(1, 0))) == [3, 0]  # not 13: no zero
@@ -391,8 +397,8 @@ def test_a_garbled_interval_twice_in_a_row_does_not_stop_the_counting() -> None:
     def record(interval: int, counts: tuple[int, int]) -> Telegram:
         for i, c in enumerate(counts):
             totals[i] += c
-        regs = tuple(Register(c, t) for c, t in zip(counts, totals, strict=True))
-        return Telegram("8237", interval, regs)
+        regs = tuple(Register(interval=c, total=t) for c, t in zip(counts, totals, strict=True))
+        return Telegram(module_id="8237", interval=interval, registers=regs)
 
     truth = [0, 0]
     for n in range(40):

@@ -66,7 +66,7 @@ def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
 
 
 def regs(*pairs: tuple[int, int]) -> tuple[Register, ...]:
-    return tuple(Register(i, t) for i, t in pairs)
+    return tuple(Register(interval=i, total=t) for i, t in pairs)
 
 
 def rejected(out: Sequence[Out]) -> list[Rejected]:
@@ -93,8 +93,16 @@ def test_field_samples_hold_the_lines_used_here(samples_dir: Path) -> None:
 def test_field_capture_parses_to_two_s0pcm5_records(samples_dir: Path) -> None:
     out = Decoder().feed((samples_dir / "s0pcm5-field-capture.txt").read_bytes())
     assert out == [
-        Telegram("21434", 10, regs((0, 24130), (0, 0), (3, 870), (0, 3), (0, 0))),
-        Telegram("21434", 10, regs((0, 24130), (0, 0), (1, 871), (0, 3), (0, 0))),
+        Telegram(
+            module_id="21434",
+            interval=10,
+            registers=regs((0, 24130), (0, 0), (3, 870), (0, 3), (0, 0)),
+        ),
+        Telegram(
+            module_id="21434",
+            interval=10,
+            registers=regs((0, 24130), (0, 0), (1, 871), (0, 3), (0, 0)),
+        ),
     ]
     first = out[0]
     assert isinstance(first, Telegram)
@@ -105,12 +113,17 @@ def test_field_capture_parses_to_two_s0pcm5_records(samples_dir: Path) -> None:
 def test_startup_sample_parses_to_header_and_first_record(samples_dir: Path) -> None:
     out = Decoder().feed((samples_dir / "v06-s0pcm5-startup.txt").read_bytes())
     header, record = out
-    assert header == Header("8237", "S0 Pulse Counter V0.6 - 30/30/30/30/30ms", "V0.6", (30,) * 5)
+    assert header == Header(
+        module_id="8237",
+        text="S0 Pulse Counter V0.6 - 30/30/30/30/30ms",
+        firmware="V0.6",
+        thresholds=(30,) * 5,
+    )
     assert isinstance(header, Header)
     assert header.recognised
     assert not header.space
     assert header == Header.make("8237", thresholds=(30, 30, 30, 30, 30))
-    assert record == Telegram("8237", 10, regs(*[(0, 0)] * 5))
+    assert record == Telegram(module_id="8237", interval=10, registers=regs(*[(0, 0)] * 5))
 
 
 def test_real_lines_format_back_exactly() -> None:
@@ -130,9 +143,9 @@ def test_prefixes_of_real_lines_parse_only_as_the_known_s0pcm2_prefix() -> None:
             with contextlib.suppress(ProtocolError):
                 accepted.append(parse_line(line[:end]))
     assert accepted == [
-        Telegram("21434", 10, regs((0, 24130), (0, 0))),
-        Telegram("21434", 10, regs((0, 24130), (0, 0))),
-        Telegram("8237", 10, regs((0, 0), (0, 0))),
+        Telegram(module_id="21434", interval=10, registers=regs((0, 24130), (0, 0))),
+        Telegram(module_id="21434", interval=10, registers=regs((0, 24130), (0, 0))),
+        Telegram(module_id="8237", interval=10, registers=regs((0, 0), (0, 0))),
     ]
 
 
@@ -325,7 +338,7 @@ def test_line_of_exactly_max_line_is_parsed_one_more_is_too_long() -> None:
 
 def test_valid_s0pcm5_record_with_ten_digit_counters_fits_max_line() -> None:
     big = 9_999_999_999
-    telegram = Telegram("9" * 10, big, regs(*[(big, big)] * 5))
+    telegram = Telegram(module_id="9" * 10, interval=big, registers=regs(*[(big, big)] * 5))
     assert len(telegram.to_line()) <= MAX_LINE
     assert decode(crlf(telegram.to_line())) == [telegram]
 
@@ -366,7 +379,7 @@ def test_custom_thresholds_in_header() -> None:
 )
 def test_unknown_header_text_kept(text: str) -> None:
     header = parse_header(f"/8237:{text}")
-    assert header == Header("8237", text)
+    assert header == Header(module_id="8237", text=text)
     assert header.firmware is None
     assert header.thresholds is None
     assert not header.recognised
@@ -518,7 +531,7 @@ def test_bad_number_rejected_in_stream_then_next_record_accepted() -> None:
     decoder = seen_five_registers()
     line = FIELD_2.replace(":871:", ":-871:")
     assert decoder.feed(crlf(line, FIELD_2)) == [
-        Rejected(line, "M3 total is not a non-negative integer: '-871'"),
+        Rejected(raw=line, reason="M3 total is not a non-negative integer: '-871'"),
         parse_line(FIELD_2),
     ]
 
@@ -683,9 +696,9 @@ counts = st.integers(min_value=0, max_value=10**10 - 1)
 registers = st.builds(Register, counts, counts)
 telegrams = st.builds(
     Telegram,
-    module_ids,
-    st.integers(min_value=1, max_value=10**10 - 1),
-    st.one_of(st.tuples(*[registers] * 2), st.tuples(*[registers] * 5)),
+    module_id=module_ids,
+    interval=st.integers(min_value=1, max_value=10**10 - 1),
+    registers=st.one_of(st.tuples(*[registers] * 2), st.tuples(*[registers] * 5)),
 )
 firmwares = st.from_regex(r"V[0-9]{1,3}(\.[0-9]{1,3}){0,3}", fullmatch=True)
 header_thresholds = st.none() | st.lists(

@@ -27,8 +27,12 @@ def test_rejected_lines_by_reason_and_watchdog_resets_are_kept_in_health(tmp_pat
         for record in decoder.feed(lines):
             assert isinstance(record, Rejected)
             runner.apply(now, record)
-        runner.note(Disconnected(now, "/dev/ttyACM0", "watchdog: no data record for 3 intervals"))
-        runner.note(Disconnected(now, "/dev/ttyACM0", "port error: gone"))
+        runner.note(
+            Disconnected(
+                at=now, port="/dev/ttyACM0", reason="watchdog: no data record for 3 intervals"
+            )
+        )
+        runner.note(Disconnected(at=now, port="/dev/ttyACM0", reason="port error: gone"))
         health = runner.health
         assert health.rejected == {
             "M1 total is not a non-negative integer": 1,

@@ -54,9 +54,25 @@ def test_kept_from_records_it_equals_the_store(tmp_path: Path) -> None:
     rnd = random.Random(5)
     with open_store(str(tmp_path / "s.sqlite"), tz=TZ) as store:
         # A reading set three days ago, and a new meter with another constant at 08:00:03.
-        store.add_anchor(Anchor(METER.key, NOON - 3 * 86400, 100.0, 1000.0, AnchorKind.INITIAL))
+        store.add_anchor(
+            Anchor(
+                meter=METER.key,
+                at=NOON - 3 * 86400,
+                reading=100.0,
+                pulses_per_unit=1000.0,
+                kind=AnchorKind.INITIAL,
+            )
+        )
         swap = NOON - 4 * 3600 + 3
-        store.add_anchor(Anchor(METER.key, swap, 7.5, 500.0, AnchorKind.REPLACEMENT))
+        store.add_anchor(
+            Anchor(
+                meter=METER.key,
+                at=swap,
+                reading=7.5,
+                pulses_per_unit=500.0,
+                kind=AnchorKind.REPLACEMENT,
+            )
+        )
         history = sorted(NOON - rnd.uniform(0, 3 * 86400) for _ in range(3000))
         for at in history:
             store.add(METER.key, at, rnd.randint(1, 9))

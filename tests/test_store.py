@@ -50,8 +50,8 @@ def test_buffered_data_is_visible_before_commit(backend: Backend, store: Store) 
     store.add("m1", T0 + 3, 5)
     store.add("m1", T0 + 7, 2)  # same slot
     store.add("m1", T0 + 3600 * 30, 4)
-    store.add_event(DeviceEvent(T0, EventKind.STARTUP, "mod"))
-    store.add_anchor(Anchor("m1", T0, 10.0, 1000.0))
+    store.add_event(DeviceEvent(at=T0, kind=EventKind.STARTUP, module="mod"))
+    store.add_anchor(Anchor(meter="m1", at=T0, reading=10.0, pulses_per_unit=1000.0))
     store.set_state("mod", {"totals": [1, 2]})
 
     def seen(s: Store) -> None:
@@ -62,7 +62,7 @@ def test_buffered_data_is_visible_before_commit(backend: Backend, store: Store) 
         assert sum(v for _, v in s.series("m1", T0, T0 + 86400 * 2, Resolution.DAY)) == 11
         assert s.series("m1", T0, T0 + 1, Resolution.MONTH)[0][1] == 11
         assert [e.kind for e in s.events()] == [EventKind.STARTUP]
-        assert s.anchors("m1") == [Anchor("m1", T0, 10.0, 1000.0)]
+        assert s.anchors("m1") == [Anchor(meter="m1", at=T0, reading=10.0, pulses_per_unit=1000.0)]
         assert s.state("mod") == {"totals": [1, 2]}
         assert s.meters() == ["m1"]
         assert s.reading_at("m1", T0 + 86400 * 2) == pytest.approx(10.011)
@@ -81,8 +81,21 @@ def test_commit_then_reopen_sees_everything(backend: Backend) -> None:
     with backend.open() as store:
         fill(store, "gas", T0, T0 + 3 * 3600, per_slot=2)
         store.add("power", T0 + 15, 3)
-        store.add_event(DeviceEvent(T0 + 1, EventKind.GAP, "mod", "gas", 12.0, "recovered"))
-        store.add_anchor(Anchor("gas", T0, 1234.5, 100.0, AnchorKind.INITIAL))
+        store.add_event(
+            DeviceEvent(
+                at=T0 + 1,
+                kind=EventKind.GAP,
+                module="mod",
+                meter="gas",
+                value=12.0,
+                detail="recovered",
+            )
+        )
+        store.add_anchor(
+            Anchor(
+                meter="gas", at=T0, reading=1234.5, pulses_per_unit=100.0, kind=AnchorKind.INITIAL
+            )
+        )
         store.set_state("mod", {"a": {"b": None}, "c": 1.5})
         store.commit()
         store.add("power", T0 + 25, 1)  # buffered: close() commits it
@@ -91,9 +104,18 @@ def test_commit_then_reopen_sees_everything(backend: Backend) -> None:
         assert store.pulses("gas", T0, T0 + 3 * 3600) == 3 * 360 * 2
         assert store.intervals("power", T0, T0 + 60) == [(T0 + 10, 3), (T0 + 20, 1)]
         assert store.events() == [
-            DeviceEvent(T0 + 1, EventKind.GAP, "mod", "gas", 12.0, "recovered")
+            DeviceEvent(
+                at=T0 + 1,
+                kind=EventKind.GAP,
+                module="mod",
+                meter="gas",
+                value=12.0,
+                detail="recovered",
+            )
         ]
-        assert store.anchors("gas") == [Anchor("gas", T0, 1234.5, 100.0)]
+        assert store.anchors("gas") == [
+            Anchor(meter="gas", at=T0, reading=1234.5, pulses_per_unit=100.0)
+        ]
         assert store.state("mod") == {"a": {"b": None}, "c": 1.5}
         assert store.state("other") is None
         assert store.check() == []
@@ -305,7 +327,7 @@ def test_reading_at_follows_anchors_without_rewriting_history(store: Store) -> N
     meter = "power"
     assert store.reading_at(meter, T0) is None
     fill(store, meter, T0, T0 + 6 * 3600)  # 360 pulses an hour
-    store.add_anchor(Anchor(meter, T0 + 3600, 100.0, 1000.0))
+    store.add_anchor(Anchor(meter=meter, at=T0 + 3600, reading=100.0, pulses_per_unit=1000.0))
     assert store.reading_at(meter, T0 + 3600) == pytest.approx(100.0)
     assert store.reading_at(meter, T0 + 7200) == pytest.approx(100.36)
     assert store.reading_at(meter, T0) == pytest.approx(100.0 - 0.36)  # before the first anchor
@@ -313,10 +335,34 @@ def test_reading_at_follows_anchors_without_rewriting_history(store: Store) -> N
     before = [store.reading_at(meter, T0 + h * 3600) for h in range(7)]
 
     # The display said otherwise at 3 h: a correction from there on; earlier readings stay.
-    store.add_anchor(Anchor(meter, T0 + 3 * 3600, 200.0, 1000.0, AnchorKind.CORRECTION))
+    store.add_anchor(
+        Anchor(
+            meter=meter,
+            at=T0 + 3 * 3600,
+            reading=200.0,
+            pulses_per_unit=1000.0,
+            kind=AnchorKind.CORRECTION,
+        )
+    )
     # A new meter (another constant) from 5 h on.
-    store.add_anchor(Anchor(meter, T0 + 5 * 3600, 0.0, 500.0, AnchorKind.REPLACEMENT))
-    store.add_anchor(Anchor(meter, T0 + 5 * 3600, 0.0, 500.0, AnchorKind.REPLACEMENT))  # again
+    store.add_anchor(
+        Anchor(
+            meter=meter,
+            at=T0 + 5 * 3600,
+            reading=0.0,
+            pulses_per_unit=500.0,
+            kind=AnchorKind.REPLACEMENT,
+        )
+    )
+    store.add_anchor(
+        Anchor(
+            meter=meter,
+            at=T0 + 5 * 3600,
+            reading=0.0,
+            pulses_per_unit=500.0,
+            kind=AnchorKind.REPLACEMENT,
+        )
+    )  # again
     for _ in range(2):
         after = [store.reading_at(meter, T0 + h * 3600) for h in range(7)]
         assert after[:3] == before[:3]
@@ -353,11 +399,13 @@ def test_reading_at_follows_anchors_without_rewriting_history(store: Store) -> N
 
 def test_events_filters_and_order(store: Store) -> None:
     events = [
-        DeviceEvent(T0 + 1, EventKind.CONNECTED, "a"),
-        DeviceEvent(T0 + 2, EventKind.STARTUP, "a"),
-        DeviceEvent(T0 + 3, EventKind.SPIKE, "a", "a.1", 500.0, "too many"),
-        DeviceEvent(T0 + 3, EventKind.GAP, "b", "b.2", 12.0),
-        DeviceEvent(T0 + 5, EventKind.DISCONNECTED, "b"),
+        DeviceEvent(at=T0 + 1, kind=EventKind.CONNECTED, module="a"),
+        DeviceEvent(at=T0 + 2, kind=EventKind.STARTUP, module="a"),
+        DeviceEvent(
+            at=T0 + 3, kind=EventKind.SPIKE, module="a", meter="a.1", value=500.0, detail="too many"
+        ),
+        DeviceEvent(at=T0 + 3, kind=EventKind.GAP, module="b", meter="b.2", value=12.0),
+        DeviceEvent(at=T0 + 5, kind=EventKind.DISCONNECTED, module="b"),
     ]
     for e in events[:3]:
         store.add_event(e)
@@ -458,8 +506,8 @@ def test_backup_while_writing(backend: Backend, tmp_path: Path) -> None:
     copy = tmp_path / "backup.db"
     with backend.open() as store:
         fill(store, "fixed", T0, T0 + 48 * 3600, per_slot=3)
-        store.add_event(DeviceEvent(T0, EventKind.STARTUP, "mod"))
-        store.add_anchor(Anchor("fixed", T0, 5.0, 100.0))
+        store.add_event(DeviceEvent(at=T0, kind=EventKind.STARTUP, module="mod"))
+        store.add_anchor(Anchor(meter="fixed", at=T0, reading=5.0, pulses_per_unit=100.0))
         store.set_state("mod", {"n": 1})
         store.commit()
         stop = threading.Event()

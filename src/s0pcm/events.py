@@ -47,7 +47,7 @@ class EventKind(StrEnum):
     STORAGE = "storage"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceEvent:
     #: Unix time.
     at: float

@@ -74,7 +74,7 @@ SLACK: Final = 2
 MAX_HELD: Final = 6
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Count:
     """``pulses`` counted on ``register`` (1-based) by the record received at ``at``.
 
@@ -293,7 +293,15 @@ class Ledger:
         value: float | None = None,
         detail: str = "",
     ) -> DeviceEvent:
-        return DeviceEvent(at, kind, self.module, None, value, detail, register)
+        return DeviceEvent(
+            at=at,
+            kind=kind,
+            module=self.module,
+            meter=None,
+            value=value,
+            detail=detail,
+            register=register,
+        )
 
     def _header(self, at: float, header: Header) -> Out:
         s = self._s
@@ -867,7 +875,14 @@ class Ledger:
                     )
                 )
             s.counted[i - 1] += delta
-            out.append(Count(node.at, i, delta, max(0.0, elapsed if span is None else span)))
+            out.append(
+                Count(
+                    at=node.at,
+                    register=i,
+                    pulses=delta,
+                    span=max(0.0, elapsed if span is None else span),
+                )
+            )
         s.base = node
         s.last_at = node.at
         s.untimed = False

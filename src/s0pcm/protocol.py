@@ -72,7 +72,7 @@ class Register(NamedTuple):
     total: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Telegram:
     """A data record: ``ID:a:I:b:M1:c:d:...``."""
 
@@ -93,7 +93,7 @@ class Telegram:
         return f"ID:{self.module_id}:I:{self.interval}:{regs}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Header:
     """The start-up header: ``/8237:S0 Pulse Counter V0.6 - 30/30/30/30/30ms``.
 
@@ -124,7 +124,9 @@ class Header:
         text = f"S0 Pulse Counter {firmware}"
         if thresholds is not None:
             text += " - " + "/".join(str(t) for t in thresholds) + "ms"
-        return cls(module_id, text, firmware, thresholds, space)
+        return cls(
+            module_id=module_id, text=text, firmware=firmware, thresholds=thresholds, space=space
+        )
 
     @property
     def recognised(self) -> bool:
@@ -134,7 +136,7 @@ class Header:
         return f"/{self.module_id}:{' ' if self.space else ''}{self.text}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rejected:
     """A line that was not accepted, with the reason; counted and logged, never a zero."""
 
@@ -226,7 +228,11 @@ def parse_telegram(line: str) -> Telegram:
         seconds = int(interval)
         if seconds:
             ints = list(map(int, counts[: 4 if counts[4] is None else 10]))
-            return Telegram(module_id, seconds, tuple(map(Register, ints[0::2], ints[1::2])))
+            return Telegram(
+                module_id=module_id,
+                interval=seconds,
+                registers=tuple(map(Register, ints[0::2], ints[1::2])),
+            )
     return _parse_telegram_slowly(line)
 
 
@@ -257,11 +263,11 @@ def _parse_telegram_slowly(line: str) -> Telegram:
             raise ProtocolError(line, f"expected label {_LABELS[n]}, got {parts[base]!r}")
         registers.append(
             Register(
-                _number(line, parts[base + 1], f"M{n + 1} interval count"),
-                _number(line, parts[base + 2], f"M{n + 1} total"),
+                interval=_number(line, parts[base + 1], f"M{n + 1} interval count"),
+                total=_number(line, parts[base + 2], f"M{n + 1} total"),
             )
         )
-    return Telegram(module_id, interval, tuple(registers))
+    return Telegram(module_id=module_id, interval=interval, registers=tuple(registers))
 
 
 def parse_header(line: str) -> Header:
@@ -274,10 +280,14 @@ def parse_header(line: str) -> Header:
     if t is None:
         if _MERGED_RE.search(text):
             raise ProtocolError(line, "header merged with a data record (line ending lost?)")
-        return Header(module_id, text, None, None, bool(space))
+        return Header(
+            module_id=module_id, text=text, firmware=None, thresholds=None, space=bool(space)
+        )
     firmware, thresholds = t.groups()
     values = None if thresholds is None else tuple(int(v) for v in thresholds.split("/"))
-    return Header(module_id, text, firmware, values, bool(space))
+    return Header(
+        module_id=module_id, text=text, firmware=firmware, thresholds=values, space=bool(space)
+    )
 
 
 def parse_line(line: str) -> Record:
@@ -442,13 +452,15 @@ class Decoder:
         if not isinstance(record, Header):
             return None
         before = rejected.raw[: m.start()]
-        return Rejected(before, "line merged with a start-up header (line ending lost?)"), record
+        return Rejected(
+            raw=before, reason="line merged with a start-up header (line ending lost?)"
+        ), record
 
     def _too_long(self, piece: bytes) -> Rejected:
         self._first = False
         return Rejected(
-            piece[: self.max_line].decode("ascii") + "...",
-            f"line longer than {self.max_line} bytes",
+            raw=piece[: self.max_line].decode("ascii") + "...",
+            reason=f"line longer than {self.max_line} bytes",
         )
 
     def _line(self, piece: bytes) -> Header | Telegram | Rejected:
@@ -457,7 +469,7 @@ class Decoder:
         if self.parity_marks and b"\0" in piece:
             self._first = False
             text = piece.replace(b"\0", b"?").decode("ascii")
-            return Rejected(text, "parity error (the port marked a byte; shown as ?)")
+            return Rejected(raw=text, reason="parity error (the port marked a byte; shown as ?)")
         return self.feed_line(piece.decode("ascii"))
 
     def feed_line(self, line: str) -> Header | Telegram | Rejected:
@@ -467,8 +479,8 @@ class Decoder:
             record = parse_line(line)
         except ProtocolError as e:
             if first:
-                return Rejected(line, f"partial line after connect ({e.reason})")
-            return Rejected(line, e.reason)
+                return Rejected(raw=line, reason=f"partial line after connect ({e.reason})")
+            return Rejected(raw=line, reason=e.reason)
         if isinstance(record, Header):
             self._learn_module(record.module_id)
             self.module_id = record.module_id
@@ -481,7 +493,8 @@ class Decoder:
             self._foreign = (record.module_id, run)
             if run < FOREIGN_RUN:
                 return Rejected(
-                    line, f"module id {record.module_id} differs from the header's {header_id}"
+                    raw=line,
+                    reason=f"module id {record.module_id} differs from the header's {header_id}",
                 )
             self.module_id = record.module_id  # another module now: its header was lost
         self._foreign = None
@@ -489,8 +502,9 @@ class Decoder:
         count = len(record.registers)
         if count < self._registers:
             return Rejected(
-                line,
-                f"{count} registers where this module has {self._registers} (truncated line?)",
+                raw=line,
+                reason=f"{count} registers where this module has {self._registers} "
+                "(truncated line?)",
             )
         self._registers = count
         self._record_id = record.module_id

@@ -186,16 +186,75 @@ def build_history(directory: Path) -> History:
             slots = range(hour * 360, min(hour * 360 + 360, end_slot + 1))
             for key in METERS:
                 store.add_hour(key, hour * 3600, [slot_pulses(key, s) for s in slots])
-        store.add_anchor(Anchor("power", start, 1000.0, 1000.0, AnchorKind.INITIAL))
+        store.add_anchor(
+            Anchor(
+                meter="power",
+                at=start,
+                reading=1000.0,
+                pulses_per_unit=1000.0,
+                kind=AnchorKind.INITIAL,
+            )
+        )
         correction = datetime(2026, 3, 1, 12, 0, tzinfo=TZ).timestamp()
-        store.add_anchor(Anchor("power", correction, 2000.0, 1000.0, AnchorKind.CORRECTION))
-        store.add_anchor(Anchor("kast.2", start, 500.0, 100.0, AnchorKind.INITIAL))
+        store.add_anchor(
+            Anchor(
+                meter="power",
+                at=correction,
+                reading=2000.0,
+                pulses_per_unit=1000.0,
+                kind=AnchorKind.CORRECTION,
+            )
+        )
+        store.add_anchor(
+            Anchor(
+                meter="kast.2",
+                at=start,
+                reading=500.0,
+                pulses_per_unit=100.0,
+                kind=AnchorKind.INITIAL,
+            )
+        )
         events = [
-            DeviceEvent(start + 5, EventKind.CONNECTED, "kast", None, None, "/dev/ttyACM0"),
-            DeviceEvent(start + 6, EventKind.STARTUP, "kast", None, None, "V0.6"),
-            DeviceEvent(start + 86400, EventKind.SPIKE, "kast", "power", 5000.0, "spike"),
-            DeviceEvent(correction, EventKind.CORRECTION, "kast", "power", 2000.0, "set"),
-            DeviceEvent(NOW - 3600, EventKind.GAP, "kast", "kast.2", 12.0, "recovered"),
+            DeviceEvent(
+                at=start + 5,
+                kind=EventKind.CONNECTED,
+                module="kast",
+                meter=None,
+                value=None,
+                detail="/dev/ttyACM0",
+            ),
+            DeviceEvent(
+                at=start + 6,
+                kind=EventKind.STARTUP,
+                module="kast",
+                meter=None,
+                value=None,
+                detail="V0.6",
+            ),
+            DeviceEvent(
+                at=start + 86400,
+                kind=EventKind.SPIKE,
+                module="kast",
+                meter="power",
+                value=5000.0,
+                detail="spike",
+            ),
+            DeviceEvent(
+                at=correction,
+                kind=EventKind.CORRECTION,
+                module="kast",
+                meter="power",
+                value=2000.0,
+                detail="set",
+            ),
+            DeviceEvent(
+                at=NOW - 3600,
+                kind=EventKind.GAP,
+                module="kast",
+                meter="kast.2",
+                value=12.0,
+                detail="recovered",
+            ),
         ]
         for event in events:
             store.add_event(event)

@@ -206,15 +206,23 @@ class Module:
         counts, self._counts = self._counts, [0] * self.model.value
         if t < self._stall_until:
             return None
-        registers = [Register(c, d) for c, d in zip(counts, self._totals, strict=True)]
+        registers = [
+            Register(interval=c, total=d) for c, d in zip(counts, self._totals, strict=True)
+        ]
         intact: list[int | None] = list(self._totals)
         faults, self._pending = self._pending, []
         if Fault.SPIKE in faults:
             i = self.rng.randrange(self.model.value)
             bogus = self.rng.randint(5_000, 60_000)
-            registers[i] = Register(registers[i].interval + bogus, registers[i].total + bogus)
+            registers[i] = Register(
+                interval=registers[i].interval + bogus, total=registers[i].total + bogus
+            )
             intact[i] = None
-        meant = Telegram(self.module_id, max(1, round(self.interval)), tuple(registers))
+        meant = Telegram(
+            module_id=self.module_id,
+            interval=max(1, round(self.interval)),
+            registers=tuple(registers),
+        )
         data = meant.to_line().encode("ascii")
         end = b"\r\n"
         # An unended record before this one runs into its start, unless noise on its own line

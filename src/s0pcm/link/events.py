@@ -51,20 +51,20 @@ FRAMING_7E1: Final = Framing()
 FRAMING_8N1: Final = Framing(bytesize=8, parity="N")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Connected:
     at: float
     port: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Disconnected:
     at: float
     port: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Received:
     """A line from the module: a header, a data record, or a rejected line with its reason."""
 
@@ -72,13 +72,13 @@ class Received:
     record: Header | Telegram | Rejected
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ThresholdsSent:
     at: float
     command: Thresholds
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ThresholdsResult:
     """The start-up header after a threshold command: whether the module took it."""
 

@@ -265,7 +265,7 @@ class Link:
             self.decoder.reset()
             self.noise.opened(time.monotonic())
             log.info("connected to %s (%s)", port, self.framing)
-            yield Connected(self.clock(), port)
+            yield Connected(at=self.clock(), port=port)
             reason = "closed"
             try:
                 async for event in self._read(reader, writer):
@@ -283,7 +283,7 @@ class Link:
             (log.info if self._closed.is_set() else log.warning)(
                 "disconnected from %s: %s", port, reason
             )
-            yield Disconnected(self.clock(), port, reason)
+            yield Disconnected(at=self.clock(), port=port, reason=reason)
             if not self._closed.is_set():
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self.backoff_max)
@@ -317,7 +317,7 @@ class Link:
                 )
                 for line in noise:  # a few lines, however noisy the port (see s0pcm.link.noise)
                     rejected_log.warning("%s", line)
-                yield Received(now, record)
+                yield Received(at=now, record=record)
                 if isinstance(record, Header):
                     for event in self._on_startup(record, writer, now):
                         yield event
@@ -331,7 +331,7 @@ class Link:
             return events
         if self._sent is not None or wanted.confirmed_by(header):
             taken = wanted.confirmed_by(header)
-            events.append(ThresholdsResult(now, wanted, header, taken))
+            events.append(ThresholdsResult(at=now, command=wanted, header=header, taken=taken))
             if taken:
                 self._pending = self._sent = None
                 return events
@@ -339,5 +339,5 @@ class Link:
         writer.write(wanted.to_command().encode("ascii"))
         self._sent = wanted
         log.info("sent thresholds %s", wanted.to_command())
-        events.append(ThresholdsSent(now, wanted))
+        events.append(ThresholdsSent(at=now, command=wanted))
         return events

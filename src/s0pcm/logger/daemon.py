@@ -170,16 +170,25 @@ class Daemon:
             kind = AnchorKind.CORRECTION if anchors else AnchorKind.INITIAL
             # The constant in force then (the reading may predate a change of constant).
             ppu = Constants.of(anchors, meter.pulses_per_unit).at(meter.reading_at)
-            self.store.add_anchor(Anchor(meter.key, meter.reading_at, meter.reading, ppu, kind))
+            self.store.add_anchor(
+                Anchor(
+                    meter=meter.key,
+                    at=meter.reading_at,
+                    reading=meter.reading,
+                    pulses_per_unit=ppu,
+                    kind=kind,
+                )
+            )
             if anchors:
                 self.store.add_event(
                     DeviceEvent(
-                        self.clock(),
-                        EventKind.CORRECTION,
-                        meter.module,
-                        meter.key,
-                        meter.reading,
-                        f"reading set to {meter.reading:g} {meter.unit} at {meter.reading_at:.0f}",
+                        at=self.clock(),
+                        kind=EventKind.CORRECTION,
+                        module=meter.module,
+                        meter=meter.key,
+                        value=meter.reading,
+                        detail=f"reading set to {meter.reading:g} {meter.unit} "
+                        f"at {meter.reading_at:.0f}",
                     )
                 )
 
@@ -310,7 +319,14 @@ class Daemon:
         with contextlib.suppress(StoreError):
             for r in self.runners:
                 r.store.add_event(
-                    DeviceEvent(self.clock(), EventKind.STORAGE, r.name, None, None, detail)
+                    DeviceEvent(
+                        at=self.clock(),
+                        kind=EventKind.STORAGE,
+                        module=r.name,
+                        meter=None,
+                        value=None,
+                        detail=detail,
+                    )
                 )
 
     def stop(self) -> None:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 _TAIL: Final = 64 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
     seq: int
     module: str
@@ -157,14 +157,14 @@ class Journal:
                 at = float(doc["t"])
                 record: Header | Telegram | Rejected | Connected | Disconnected
                 if "r" in doc:
-                    record = Rejected(str(doc["r"]), str(doc["why"]))
+                    record = Rejected(raw=str(doc["r"]), reason=str(doc["why"]))
                 elif "up" in doc:
-                    record = Connected(at, str(doc["up"]))
+                    record = Connected(at=at, port=str(doc["up"]))
                 elif "down" in doc:
-                    record = Disconnected(at, str(doc["down"]), str(doc["why"]))
+                    record = Disconnected(at=at, port=str(doc["down"]), reason=str(doc["why"]))
                 else:
                     record = parse_line(str(doc["l"]))
-                yield Entry(seq, str(doc["m"]), at, record)
+                yield Entry(seq=seq, module=str(doc["m"]), at=at, record=record)
             except (ValueError, KeyError, TypeError, ProtocolError) as e:
                 log.warning("%s:%d: skipping unreadable journal entry (%s)", self.path, n, e)
 

@@ -147,18 +147,20 @@ def add_reading(
     ppu = pulses_per_unit or Constants.of(anchors, meter.pulses_per_unit).at(at)
     before = store.reading_at(meter.key, at)
     kind = AnchorKind.REPLACEMENT if replaced else AnchorKind.CORRECTION
-    store.add_anchor(Anchor(meter.key, at, reading, ppu, kind))
+    store.add_anchor(
+        Anchor(meter=meter.key, at=at, reading=reading, pulses_per_unit=ppu, kind=kind)
+    )
     if replaced and ppu != meter.pulses_per_unit and all(a.at <= at for a in anchors):
         remember_constant(store, meter.key, ppu)
     was = "" if before is None or not math.isfinite(before) else f" (was {before:,.3f})"
     store.add_event(
         DeviceEvent(
-            at,
-            EventKind.REPLACEMENT if replaced else EventKind.CORRECTION,
-            meter.module,
-            meter.key,
-            reading,
-            f"reading set to {reading:g} {meter.unit}{was}",
+            at=at,
+            kind=EventKind.REPLACEMENT if replaced else EventKind.CORRECTION,
+            module=meter.module,
+            meter=meter.key,
+            value=reading,
+            detail=f"reading set to {reading:g} {meter.unit}{was}",
         )
     )
     return before
@@ -185,15 +187,23 @@ def anchor_constant(store: Store, meter: Meter, at: float) -> bool | None:
     was = anchors[-1].pulses_per_unit
     reading = store.reading_at(meter.key, at)
     assert reading is not None  # it has anchors
-    store.add_anchor(Anchor(meter.key, at, reading, meter.pulses_per_unit, AnchorKind.CORRECTION))
+    store.add_anchor(
+        Anchor(
+            meter=meter.key,
+            at=at,
+            reading=reading,
+            pulses_per_unit=meter.pulses_per_unit,
+            kind=AnchorKind.CORRECTION,
+        )
+    )
     store.add_event(
         DeviceEvent(
-            at,
-            EventKind.CORRECTION,
-            meter.module,
-            meter.key,
-            reading,
-            f"{meter.pulses_per_unit:g} pulses per {meter.unit or 'unit'} from now on "
+            at=at,
+            kind=EventKind.CORRECTION,
+            module=meter.module,
+            meter=meter.key,
+            value=reading,
+            detail=f"{meter.pulses_per_unit:g} pulses per {meter.unit or 'unit'} from now on "
             f"(was {was:g})",
         )
     )

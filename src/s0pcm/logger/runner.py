@@ -98,7 +98,7 @@ class Health:
         return doc
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Update:
     """What one record changed, for live listeners (dashboard, MQTT, ...): every consumer
     encodes these values; none of them reads the store for them."""
@@ -243,7 +243,9 @@ class ModuleRunner:
                 "%s: %.3f %r -> %s, totals %s, %d held",
                 self.name, at, line, pulses or "-", self.ledger.totals, self.ledger.held,
             )  # fmt: skip
-        update = Update(self.name, at, pulses, tuple(events), self.values())
+        update = Update(
+            module=self.name, at=at, pulses=pulses, events=tuple(events), values=self.values()
+        )
         self.publish(update)
         return update
 
@@ -329,10 +331,14 @@ class ModuleRunner:
         self._clock_event(at, f"clock stepped by {format_step(seconds)}")
 
     def _clock_event(self, at: float, detail: str) -> None:
-        event = DeviceEvent(at, EventKind.CLOCK, self.name, None, None, detail)
+        event = DeviceEvent(
+            at=at, kind=EventKind.CLOCK, module=self.name, meter=None, value=None, detail=detail
+        )
         log.warning("%s: %s", self.name, detail)
         self.store.add_event(event)
-        self.publish(Update(self.name, at, {}, (event,), self.values()))
+        self.publish(
+            Update(module=self.name, at=at, pulses={}, events=(event,), values=self.values())
+        )
 
     def first_waiting(self) -> int | None:
         """Journal seq of the first entry still waiting (the journal must keep it)."""
@@ -355,7 +361,7 @@ class ModuleRunner:
         item = event.record if isinstance(event, Received) else dataclasses.replace(event, at=at)
         seq = self._next_seq()
         if self.journal is not None:
-            self.journal.append(Entry(seq, self.name, at, item))
+            self.journal.append(Entry(seq=seq, module=self.name, at=at, record=item))
             if self.journal.recovered:
                 self.storage_back()
         self.receive(seq, at, item)
@@ -386,9 +392,13 @@ class ModuleRunner:
             detail = f"{event.command.to_command()} -> {event.header.to_line()}"
             if event.taken:
                 h.thresholds_pending = None
-        ev = DeviceEvent(event.at, kind, self.name, None, None, detail)
+        ev = DeviceEvent(
+            at=event.at, kind=kind, module=self.name, meter=None, value=None, detail=detail
+        )
         self.store.add_event(ev)
-        self.publish(Update(self.name, event.at, {}, (ev,), self.values()))
+        self.publish(
+            Update(module=self.name, at=event.at, pulses={}, events=(ev,), values=self.values())
+        )
 
     async def run(self) -> None:
         self.health.connected = False  # whatever was saved: this process has no port yet

@@ -38,7 +38,7 @@ class AnchorKind(StrEnum):
     REPLACEMENT = "replacement"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Anchor:
     """The meter's display showed ``reading`` at ``at``; pulses count on from there.
 

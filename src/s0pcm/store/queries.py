@@ -234,7 +234,10 @@ class SqlQueries(SqlBase):
                 (meter,),
             )
             found = [
-                Anchor(meter, at, reading, ppu, AnchorKind(kind)) for at, kind, reading, ppu in rows
+                Anchor(
+                    meter=meter, at=at, reading=reading, pulses_per_unit=ppu, kind=AnchorKind(kind)
+                )
+                for at, kind, reading, ppu in rows
             ]
             found += [a for a in self._pending.anchors if a.meter == meter and a not in found]
         found.sort(key=lambda a: a.at)
@@ -286,7 +289,13 @@ class SqlQueries(SqlBase):
             pending = list(self._pending.events)
         # (at, order, event): buffered events come after every committed one.
         found = [
-            (at, i, DeviceEvent(at, EventKind(kind), mod, met, value, detail))
+            (
+                at,
+                i,
+                DeviceEvent(
+                    at=at, kind=EventKind(kind), module=mod, meter=met, value=value, detail=detail
+                ),
+            )
             for i, at, kind, mod, met, value, detail in rows
         ]
         for n, e in enumerate(pending):

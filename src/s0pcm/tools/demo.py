@@ -88,7 +88,15 @@ def prepare_demo(
     meters: dict[int, Meter] = {m.register: m for m in config.meters}
     if not store.meters():
         for reg, _, _, _, ppu, reading in DEMO_METERS:
-            store.add_anchor(Anchor(meters[reg].key, start, reading, ppu, AnchorKind.INITIAL))
+            store.add_anchor(
+                Anchor(
+                    meter=meters[reg].key,
+                    at=start,
+                    reading=reading,
+                    pulses_per_unit=ppu,
+                    kind=AnchorKind.INITIAL,
+                )
+            )
         backfill(
             store,
             [(meters[reg], sources[reg - 1]) for reg in meters],

@@ -115,7 +115,15 @@ def take_over_legacy(
         if (meter := taken.meter) is None:
             continue
         kind = AnchorKind.CORRECTION if store.anchors(meter.key) else AnchorKind.INITIAL
-        store.add_anchor(Anchor(meter.key, at, taken.reading, meter.pulses_per_unit, kind))
+        store.add_anchor(
+            Anchor(
+                meter=meter.key,
+                at=at,
+                reading=taken.reading,
+                pulses_per_unit=meter.pulses_per_unit,
+                kind=kind,
+            )
+        )
     counters = {t.register: t.pulsecount for t in totals}
     count = runner.settings.model.value
     known = [c for n in range(1, count + 1) if (c := counters.get(n)) is not None]
