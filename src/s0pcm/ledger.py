@@ -735,49 +735,29 @@ class Ledger:
             ok.append(fine)
             refuted.append([w or not m for w, m in zip(wrong, mine, strict=True)])
             contested.append([d and own for d in disputes])
+        said: list[tuple[int, str]] = []  # (record, what the event says of it)
         for k, (node, fine) in enumerate(zip(segment, ok, strict=True)):
             lost = [f"M{i}" for i, f in enumerate(fine, start=1) if not f and lower.get(i) != k]
-            if not lost:
-                continue
+            if lost:
+                said.append((k, f"{node.line!r}, near the end of a module life, disagrees with "
+                             f"the records around it on {', '.join(lost)}: not counted there; "
+                             "the pulses of its interval are unknown "
+                             f"(its counts say {node.counts})"))  # fmt: skip
+        # Counted as it reads: it followed a break and ended its life, so no record joined to
+        # it on either side could confirm it. One changed digit in it would be counted (a soak
+        # with a fault every few records finds such a line now and then): say so.
+        for k, on in _by_record(taken):
+            said.append((k, f"{segment[k].line!r} ended a module life after a break: counted "
+                         f"as it reads on {on}, unchecked (nothing joined to it could confirm "
+                         "it)"))  # fmt: skip
+        for k, on in _by_record(lower):
+            said.append((k, f"{segment[k].line!r} and a record next to it disagree on {on} "
+                         "near the end of a module life: one of them is intact, so the lower "
+                         "total (this one's) is counted; the pulses between the two are "
+                         "unknown"))  # fmt: skip
+        for k, detail in said:
             s.stats.unconfirmed += 1
-            out.append(
-                self._event(
-                    node.at,
-                    EventKind.UNCONFIRMED,
-                    detail=f"{node.line!r}, near the end of a module life, "
-                    f"disagrees with the records around it on {', '.join(lost)}: "
-                    "not counted there; the pulses of its interval are unknown "
-                    f"(its counts say {node.counts})",
-                )
-            )
-        for k in sorted(set(taken.values())):
-            # Counted as it reads: it followed a break and ended its life, so no record joined
-            # to it on either side could confirm it. One changed digit in it would be counted
-            # (a soak with a fault every few records finds such a line now and then): say so.
-            node = segment[k]
-            on = [f"M{i}" for i, j in taken.items() if j == k]
-            s.stats.unconfirmed += 1
-            out.append(
-                self._event(
-                    node.at,
-                    EventKind.UNCONFIRMED,
-                    detail=f"{node.line!r} ended a module life after a break: counted as it "
-                    f"reads on {', '.join(on)}, unchecked (nothing joined to it could confirm it)",
-                )
-            )
-        for k in sorted(set(lower.values())):
-            node = segment[k]
-            on = [f"M{i}" for i, j in lower.items() if j == k]
-            s.stats.unconfirmed += 1
-            out.append(
-                self._event(
-                    node.at,
-                    EventKind.UNCONFIRMED,
-                    detail=f"{node.line!r} and a record next to it disagree on {', '.join(on)} "
-                    "near the end of a module life: one of them is intact, so the lower total "
-                    "(this one's) is counted; the pulses between the two are unknown",
-                )
-            )
+            out.append(self._event(segment[k].at, EventKind.UNCONFIRMED, detail=detail))
         last = segment[-1]
         s.base = start if not start.header else _start(start.at, n)
         self._count(_Node(best_at, last.module_id, last.interval, [], best), out)
@@ -891,6 +871,14 @@ class Ledger:
         # total a spike, for good (found by bench/bench_fuzz.py).
         if node.interval and node.interval == base.interval:
             s.interval = float(node.interval)
+
+
+def _by_record(chosen: dict[int, int]) -> list[tuple[int, str]]:
+    """``{register: record}`` as ``(record, "M1, M3")`` pairs, in record order."""
+    return [
+        (k, ", ".join(f"M{i}" for i, j in sorted(chosen.items()) if j == k))
+        for k in sorted(set(chosen.values()))
+    ]
 
 
 def _from_v1(state: dict[str, Any]) -> _State:

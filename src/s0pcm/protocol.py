@@ -12,6 +12,10 @@ The module prints (see the manual in the project's shared seed):
   the module's last start-up.
 
 The module also listens, for 10 s after power-up, for threshold commands ``Tx=y;``.
+
+One job, a little past 500 lines: the records, their strict parsing and the stream decoder check
+one another (the decoder's module and register checks are the parser's, in context), and the
+field's faults are told apart here, once, for every reader.
 """
 
 from __future__ import annotations
