@@ -240,3 +240,25 @@ def test_unsynchronised_asks_the_kernel_only_where_a_time_service_runs(
     assert clock.unsynchronised() is (state == 5)  # TIME_ERROR: not synchronised
     monkeypatch.setattr(clock, "SYNC_GRACE", 0.0)
     assert clock.unsynchronised() is False  # long after boot: the clock is what there is
+
+
+def test_a_process_held_up_between_its_clock_reads_sees_no_step() -> None:
+    """Once seen under load: a logger held up for seconds between reading the wall clock and
+    the monotonic clock reported a step that never happened ("clock stepped by +4 s")."""
+    true = [1_800_000_000.0]
+    stall = [0.0]
+
+    def wall() -> float:
+        now = true[0]
+        true[0] += stall[0]  # the process is held up right after this read
+        stall[0] = 0.0
+        return now
+
+    def monotonic() -> float:
+        return true[0] - 1_700_000_000.0
+
+    keeper = Timekeeper(wall=wall, monotonic=monotonic)
+    for look in range(6):
+        true[0] += 10.0
+        stall[0] = 4.0 if look % 2 else 0.0
+        assert keeper.step() is None

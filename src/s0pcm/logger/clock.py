@@ -92,14 +92,14 @@ class Timekeeper:
         self._unsynced = unsynced
         #: Stamps before this are wrong (see the module docstring); it only moves forward.
         self.floor = floor
-        self._offset = wall() - monotonic()
+        self._offset = self._skew_free_offset()
 
     def now(self) -> float:
         return self._wall()
 
     def step(self) -> float | None:
         """Seconds the wall clock stepped since the last look (None: it did not)."""
-        offset = self._wall() - self._monotonic()
+        offset = self._skew_free_offset()
         skew, self._offset = offset - self._offset, offset
         if abs(skew) <= STEP_SECONDS:
             return None
@@ -107,6 +107,18 @@ class Timekeeper:
             # The clock was ahead, and so is what it stamped: the history no longer bounds it.
             self.floor = max(BUILD_TIME, self.floor + skew)
         return skew
+
+    def _skew_free_offset(self) -> float:
+        """Wall minus monotonic time, read between two monotonic readings: a process held up
+        between its two clock reads (a busy Pi, a swapped-out page) must not look like a step.
+        A sample that took longer than a fraction of a step is taken again."""
+        for _ in range(3):
+            before = self._monotonic()
+            wall = self._wall()
+            after = self._monotonic()
+            if after - before < STEP_SECONDS / 4:
+                break
+        return wall - (before + after) / 2
 
     def sane(self, at: float) -> bool:
         """Whether ``at`` can be a true time: not before the build, nor the stored history, nor
