@@ -106,7 +106,10 @@ def write_config(directory: Path, database: Path) -> Path:
     path = directory / "s0pcm.toml"
     path.write_text(
         f'[logger]\ndatabase = "{database}"\ntimezone = "Europe/Amsterdam"\n'
-        f'commit_interval = 5\n\n[modules.kast]\nport = "{directory / "s0"}"\nmodel = 5\n'
+        f"commit_interval = 5\n\n"
+        # 200 dashboards and the request load: past the default limit of 64 connections.
+        "[web]\nmax_connections = 512\n\n"
+        f'[modules.kast]\nport = "{directory / "s0"}"\nmodel = 5\n'
         f"{meters}",
         encoding="utf-8",
     )
@@ -147,11 +150,13 @@ class Http:
         self.sock = socket.create_connection((host, int(port)))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.auth = f"Authorization: Bearer {token}\r\n".encode()
+        # The dashboard refuses a Host it does not serve (DNS rebinding): name the one it does.
+        self.host = f"{host}:{port}".encode()
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> bytes:
         target = path + ("?" + urlencode(params) if params else "")
-        self.sock.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: b\r\n" + self.auth
-                          + b"\r\n")  # fmt: skip
+        self.sock.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: " + self.host
+                          + b"\r\n" + self.auth + b"\r\n")  # fmt: skip
         data = b""
         while b"\r\n\r\n" not in data:
             data += self.sock.recv(65536)
@@ -438,7 +443,7 @@ async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter
 async def _request(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: str, auth: bytes
 ) -> None:
-    writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: b\r\n" + auth + b"\r\n")
+    writer.write(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + b"\r\n")
     head = await reader.readuntil(b"\r\n\r\n")
     if b" 200 " not in head.split(b"\r\n", 1)[0]:
         raise RuntimeError(f"{target}: {head[:40]!r}")
@@ -453,7 +458,7 @@ async def _request(
 async def _stream(url: str, auth: bytes, delays: list[float] | None, stop: asyncio.Event) -> None:
     """A raw SSE client: drains ``/api/live``; with ``delays``, times each ``update``."""
     reader, writer = await _connect(url)
-    writer.write(b"GET /api/live HTTP/1.1\r\nHost: b\r\n" + auth + b"\r\n")
+    writer.write(b"GET /api/live HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + b"\r\n")
     try:
         kind = b""
         while not stop.is_set():

@@ -92,8 +92,16 @@ def test_kept_from_records_it_equals_the_store(tmp_path: Path) -> None:
                 store.add(meter.key, at, pulses)
                 snapshot.add(meter.key, at, pulses)
             if k % 97 == 0:
+                once = Snapshot(store, calendar=Calendar(TZ))  # one answer (s0pcm serve)
+                once.refresh([METER, WATER], now, follow=False)
                 for meter in (METER, WATER):
                     assert snapshot.values(meter.key, now) == truth(store, meter, now)
+                    assert once.values(meter.key, now) == truth(store, meter, now)
+                light = Snapshot(store, calendar=Calendar(TZ))  # health: no days read
+                light.refresh([METER], now, follow=False, days=False)
+                got, want = light.values(METER.key, now), truth(store, METER, now)
+                assert (got.reading, got.pulses) == (want.reading, want.pulses)
+                assert math.isnan(got.today) and math.isnan(got.yesterday_same_time)
         assert not snapshot.stale(now)
         for meter in (METER, WATER):
             assert snapshot.values(meter.key, now) == truth(store, meter, now)

@@ -76,11 +76,12 @@ class _Meter:
         #: Pulses in slots from the last anchor on (all pulses without an anchor).
         self.since_anchor = 0
         self.pulses = 0
-        #: Today's pulses per part between the constant's changes: (first slot, pulses).
-        self.today: list[list[int]] = []
+        #: Today's pulses per part between the constant's changes: (first slot, pulses); None:
+        #: not read (see ``Snapshot.refresh``).
+        self.today: list[list[int]] | None = []
         #: Yesterday's pulses per slot, and (built when asked, after a change) its slots in
         #: order with the cumulative pulses up to and including each.
-        self.yesterday: dict[int, int] = {}
+        self.yesterday: dict[int, int] | None = {}
         self.y_slots: list[int] = []
         self.y_cumulative: list[int] = []
         self.y_dirty = False
@@ -113,8 +114,16 @@ class Snapshot:
 
     # -- from the store
 
-    def refresh(self, meters: Iterable[Meter], now: float) -> None:
-        """Read every meter's state from the store, for the local day of ``now``."""
+    def refresh(
+        self, meters: Iterable[Meter], now: float, *, follow: bool = True, days: bool = True
+    ) -> None:
+        """Read every meter's state from the store, for the local day of ``now``.
+
+        ``follow``: the values will be kept up from records (the logger), so yesterday is read
+        slot by slot, to answer "yesterday by this time" at any later moment without the store.
+        Without it (one answer, ``s0pcm serve``), that is one query at the moment asked.
+        ``days=False`` (health: reading, pulses and rate only, with ``follow=False``): today
+        and yesterday are not read, and read NaN."""
         day = self.calendar.local_date(now)
         self._day = day
         self._day_start = float(self.calendar.day_start(day))
@@ -132,13 +141,22 @@ class Snapshot:
             start = -math.inf if m.anchor is None else m.anchor.at
             m.since_anchor = store.pulses(meter.key, start, math.inf)
             edges = self._today_edges(m.constants)
-            m.today = [
-                [_first_slot(a), store.pulses(meter.key, a, b)]
-                for a, b in zip(edges, [*edges[1:], math.inf], strict=True)
-            ]
-            for at, pulses in store.intervals(meter.key, y0, self._day_start):
-                m.yesterday[_slot(at)] = pulses
-            m.y_dirty = True
+            m.today = (
+                [
+                    [_first_slot(a), store.pulses(meter.key, a, b)]
+                    for a, b in zip(edges, [*edges[1:], math.inf], strict=True)
+                ]
+                if days
+                else None
+            )
+            if follow:
+                m.yesterday = {
+                    _slot(at): pulses
+                    for at, pulses in store.intervals(meter.key, y0, self._day_start)
+                }
+                m.y_dirty = True
+            else:
+                m.yesterday = None
             self._meters[meter.key] = m
         self.refreshes += 1
 
@@ -158,7 +176,7 @@ class Snapshot:
         if m.anchor is None or slot >= _first_slot(m.anchor.at):
             m.since_anchor += pulses
         if slot >= _first_slot(self._day_start):
-            for part in reversed(m.today):
+            for part in reversed(m.today or ()):
                 if slot >= part[0]:
                     part[1] += pulses
                     break
@@ -171,6 +189,8 @@ class Snapshot:
         y0 = _first_slot(float(self.calendar.day_start(self._day - _DAY)))
         if not y0 <= slot < _first_slot(self._day_start):
             return
+        if m.yesterday is None:
+            return  # not followed (one answer): the store has it
         m.yesterday[slot] = m.yesterday.get(slot, 0) + pulses
         m.y_dirty = True  # a day of late records costs one rebuild, at the next look
 
@@ -194,19 +214,22 @@ class Snapshot:
             key=key,
             reading=round(reading, 6),
             pulses=m.pulses,
-            today=round(self._today_units(m), 6),
-            yesterday_same_time=round(self._yesterday_units(m, now), 6),
+            today=math.nan if m.today is None else round(self._today_units(m), 6),
+            yesterday_same_time=math.nan
+            if m.today is None
+            else round(self._yesterday_units(m, now), 6),
             rate=None if rate is None or not math.isfinite(rate) else round(rate, 3),
         )
 
     def _today_units(self, m: _Meter) -> float:
         """``[midnight, +inf)`` in units, with the store's arithmetic on today's parts."""
+        today = m.today or []
 
         def pulses(a: float, b: float) -> int:
             lo, hi = _first_slot(a), math.inf if b == math.inf else _first_slot(b)
-            return sum(p for first, p in m.today if lo <= first < hi)
+            return sum(p for first, p in today if lo <= first < hi)
 
-        return m.constants.units_of(pulses, self._day_start, math.inf, sum(p for _, p in m.today))
+        return m.constants.units_of(pulses, self._day_start, math.inf, sum(p for _, p in today))
 
     def _yesterday_units(self, m: _Meter, now: float) -> float:
         """Yesterday from local midnight to the clock time it is now, in units."""
@@ -214,12 +237,15 @@ class Snapshot:
         y0, y1 = self._yesterday_span(now)
 
         def pulses(a: float, b: float) -> int:
+            if m.yesterday is None:  # not followed: the store answers, once
+                return self.store.pulses(m.meter.key, a, b)
             return self._y_before(m, b) - self._y_before(m, a)
 
         return m.constants.units_of(pulses, y0, y1, None)
 
     def _y_before(self, m: _Meter, t: float) -> int:
         """Yesterday's pulses in the slots that start before ``t``."""
+        assert m.yesterday is not None
         if m.y_dirty:
             m.y_slots = sorted(m.yesterday)
             m.y_cumulative = list(itertools.accumulate(m.yesterday[k] for k in m.y_slots))

@@ -136,15 +136,18 @@ class Context:
         """The display reading at ``at`` (see :func:`~s0pcm.logger.status.display_reading`)."""
         return display_reading(self.store, meter, at)
 
-    def values(self, meters: tuple[Meter, ...], now: float) -> dict[str, MeterValues]:
+    def values(
+        self, meters: tuple[Meter, ...], now: float, *, days: bool = True
+    ) -> dict[str, MeterValues]:
         """The live values of ``meters`` at ``now``: the logger's, when it runs here (call on
-        the loop: no store read), else read from the store for this answer (off the loop)."""
+        the loop: no store read), else read from the store for this answer (off the loop);
+        ``days=False`` leaves today and yesterday out of that read (NaN), for health."""
         if self.daemon is not None:
             held = self.daemon.values(now)
             if all(m.key in held for m in meters):
                 return held
         snapshot = Snapshot(self.store, calendar=self.calendar)
-        snapshot.refresh(meters, now)
+        snapshot.refresh(meters, now, follow=False, days=days)
         return {m.key: snapshot.values(m.key, now) for m in meters}
 
     @staticmethod

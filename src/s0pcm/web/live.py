@@ -135,7 +135,7 @@ class LiveHub:
     async def health_event(self) -> bytes:
         ctx = self.ctx
         now, meters = ctx.clock(), ctx.meters()
-        values = await live_values(ctx, meters)
+        values = await live_values(ctx, meters, days=False)
         return encode("health", await off_loop(lambda: ctx.health(now, values, meters)))
 
     def broadcast(self, data: bytes) -> None:

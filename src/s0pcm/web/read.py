@@ -127,12 +127,15 @@ def consumption_document(
 # -- handlers -------------------------------------------------------------------------------------
 
 
-async def live_values(ctx: Context, meters: tuple[Meter, ...]) -> dict[str, MeterValues]:
-    """The meters' live values now: the logger's on the loop, else from the store off it."""
+async def live_values(
+    ctx: Context, meters: tuple[Meter, ...], *, days: bool = True
+) -> dict[str, MeterValues]:
+    """The meters' live values now: the logger's on the loop, else from the store off it
+    (``days=False``: without today and yesterday, for health)."""
     now = ctx.clock()
     if ctx.daemon is not None:
         return ctx.values(meters, now)
-    return await off_loop(lambda: ctx.values(meters, now))
+    return await off_loop(lambda: ctx.values(meters, now, days=days))
 
 
 async def list_meters(request: Request) -> Response:
@@ -198,8 +201,11 @@ async def get_health(request: Request) -> Response:
     ctx = context(request)
     ctx.auth.require_read(request)
     now, meters = ctx.clock(), ctx.meters()
-    values = await live_values(ctx, meters)
-    return await json_off_loop(lambda: ctx.health(now, values, meters))
+    if ctx.daemon is not None:  # the logger's values, on the loop; the rest off it
+        values = ctx.values(meters, now)
+        return await json_off_loop(lambda: ctx.health(now, values, meters))
+    # Without the logger: the values and the document in one hop to a worker thread.
+    return await json_off_loop(lambda: ctx.health(now, ctx.values(meters, now, days=False), meters))
 
 
 async def get_events(request: Request) -> Response:
