@@ -44,6 +44,7 @@ def truth(store: Store, meter: Meter, now: float) -> MeterValues:
         key=meter.key,
         reading=display_reading(store, meter, math.inf),
         pulses=store.pulses(meter.key, -math.inf, math.inf),
+        counted=round(units(-math.inf, math.inf), 6),
         today=round(units(midnight, math.inf), 6),
         yesterday_same_time=round(units(y0, y1), 6),
         rate=None,
