@@ -231,8 +231,10 @@ def test_until_the_module_prints_its_id_its_name_stands_in() -> None:
 
 
 def values(key: str, **kw: Any) -> MeterValues:
-    base: dict[str, Any] = dict(reading=0.0, pulses=0, counted=0.0, today=0.0)
-    return MeterValues(key=key, yesterday_same_time=0.0, rate=None, **(base | kw))
+    base: dict[str, Any] = dict(
+        reading=0.0, pulses=0, counted=0.0, today=0.0, yesterday_same_time=0.0, rate=None
+    )
+    return MeterValues(key=key, **(base | kw))
 
 
 def test_state_health_and_events_for_one_update() -> None:

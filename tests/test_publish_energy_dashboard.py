@@ -106,7 +106,7 @@ def test_the_energy_dashboard_sensor_never_decreases(tmp_path: Path) -> None:
     path = write_config(tmp_path)
     seen: dict[str, list[dict[str, Any]]] = {}
     # Records at x0.5 s: a reading set 5 s after one holds from the next record's slot on.
-    module = Module(math.floor(time.time() / 10) * 10 - 3000.5)
+    module = Module(math.floor(time.time() / 10) * 10 - 3000 + 0.5)
     key = "kast.1"
     with logger(path, seen) as daemon:
         runner = daemon.runners[0]
