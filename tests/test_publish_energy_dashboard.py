@@ -33,13 +33,14 @@ TOPICS = Topics()
 
 def dashboard_sensors(runner: ModuleRunner) -> dict[str, tuple[str, str]]:
     """Per meter key, the state JSON key and the state class of its energy-dashboard sensor, as
-    announced for the runner's module."""
+    announced for the runner's module under the id it printed (none before it did)."""
     info = ModuleInfo(health=runner.health, model=runner.settings.model, meters=runner.all_meters)
     docs = {d["unique_id"]: d for d in map(config, announce([info], topics=TOPICS))}
     out = {}
     for meter in runner.all_meters:
-        doc = docs[f"s0pcm_{runner.health.module_id}_{meter.register}_counted"]
-        out[meter.key] = (template_key(doc["value_template"]), doc["state_class"])
+        doc = docs.get(f"s0pcm_{runner.health.module_id}_{meter.register}_counted")
+        if doc is not None:
+            out[meter.key] = (template_key(doc["value_template"]), doc["state_class"])
     return out
 
 
@@ -156,3 +157,23 @@ def test_the_energy_dashboard_sensor_never_decreases(tmp_path: Path) -> None:
     assert held == 0
     expected = before_swap / 1000 + (module.fed[0] - before_swap) / 500
     assert seen[key][-1][announced[key][0]] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_logger_beside_a_running_module_keys_its_topics_by_the_id_from_the_first_record(
+    tmp_path: Path,
+) -> None:
+    """No start-up header comes when the module was already running: the id its records print
+    keys the topics and Home Assistant ids from the first record on, so they do not change
+    (and entities are not replaced) when the module restarts one day."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    module = Module(math.floor(time.time() / 10) * 10 - 600 + 0.5)
+    with logger(write_config(tmp_path), seen) as daemon:
+        runner = daemon.runners[0]
+        assert dashboard_sensors(runner) == {}  # announced under the name until then
+        module.records(runner, 3)
+        before = dashboard_sensors(runner)
+        assert len(before) == 5
+        module.header(runner)
+        module.records(runner, 3)
+        assert dashboard_sensors(runner) == before
+        assert runner.health.module_id == "8237"
