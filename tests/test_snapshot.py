@@ -101,8 +101,13 @@ def test_kept_from_records_it_equals_the_store(tmp_path: Path) -> None:
                 light = Snapshot(store, calendar=Calendar(TZ))  # health: no days read
                 light.refresh([METER], now, follow=False, days=False)
                 got, want = light.values(METER.key, now), truth(store, METER, now)
-                assert (got.reading, got.pulses) == (want.reading, want.pulses)
-                assert math.isnan(got.today) and math.isnan(got.yesterday_same_time)
+                assert (got.reading, got.pulses, got.counted) == (
+                    want.reading,
+                    want.pulses,
+                    want.counted,
+                )
+                assert math.isnan(got.today)
+                assert math.isnan(got.yesterday_same_time)
         assert not snapshot.stale(now)
         for meter in (METER, WATER):
             assert snapshot.values(meter.key, now) == truth(store, meter, now)

@@ -21,6 +21,7 @@ docs/integrations.md); ``rate`` is power or flow (``null`` until known, never a 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -63,17 +64,22 @@ def payload(doc: Mapping[str, Any]) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
+def _finite(value: float | None) -> float | None:
+    """A number as sent: not known (None, or NaN where a value was not read) is ``null``."""
+    return None if value is None or not math.isfinite(value) else value
+
+
 def meter_document(meter: Meter, values: MeterValues, *, at: float, pulses: int) -> dict[str, Any]:
     """One meter's state: its live ``values`` at ``at``; ``pulses`` counted by the record."""
     return {
         "key": meter.key,
         "name": meter.name,
         "kind": meter.kind.value,
-        "reading": values.reading,
-        "counted": values.counted,
-        "today": values.today,
+        "reading": _finite(values.reading),
+        "counted": _finite(values.counted),
+        "today": _finite(values.today),
         "unit": meter.unit,
-        "rate": values.rate,
+        "rate": _finite(values.rate),
         "rate_unit": meter.spec.rate_unit,
         "pulses": pulses,
         "pulses_total": values.pulses,
