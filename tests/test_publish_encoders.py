@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,11 @@ def test_state_health_and_events_for_one_update() -> None:
     )[1].payload  # fmt: skip
     assert '"unit":"m³"'.encode() in raw  # UTF-8 as itself, not \u00b3
     assert b'"rate":null' in raw  # not known yet: unknown in Home Assistant, never 0
+    unread = update_messages(
+        dataclasses.replace(update, values=(values("kast.1", today=math.nan),)),
+        meters=METERS, health=health(), stats=stats, model=Model.S0PCM5, topics=TOPICS,
+    )[1].payload  # fmt: skip
+    assert json.loads(unread)["today"] is None  # a value not read is not known, not NaN
 
 
 # -- Domoticz
