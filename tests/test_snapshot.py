@@ -44,6 +44,7 @@ def truth(store: Store, meter: Meter, now: float) -> MeterValues:
         key=meter.key,
         reading=display_reading(store, meter, math.inf),
         pulses=store.pulses(meter.key, -math.inf, math.inf),
+        counted=round(units(-math.inf, math.inf), 6),
         today=round(units(midnight, math.inf), 6),
         yesterday_same_time=round(units(y0, y1), 6),
         rate=None,
@@ -100,7 +101,11 @@ def test_kept_from_records_it_equals_the_store(tmp_path: Path) -> None:
                 light = Snapshot(store, calendar=Calendar(TZ))  # health: no days read
                 light.refresh([METER], now, follow=False, days=False)
                 got, want = light.values(METER.key, now), truth(store, METER, now)
-                assert (got.reading, got.pulses) == (want.reading, want.pulses)
+                assert (got.reading, got.pulses, got.counted) == (
+                    want.reading,
+                    want.pulses,
+                    want.counted,
+                )
                 assert math.isnan(got.today)
                 assert math.isnan(got.yesterday_same_time)
         assert not snapshot.stale(now)

@@ -56,7 +56,8 @@ KINDS: Final[dict[Kind, KindSpec]] = {
         KindSpec(Kind.ELECTRICITY, "kWh", (("kWh", 1.0), ("Wh", 0.001)), "W", 1000.0,
                  "energy", "power"),
         # 1 m³ per hour is 1 m³/h.
-        KindSpec(Kind.GAS, "m³", (("m³", 1.0), ("L", 0.001)), "m³/h", 1.0, "gas", None),
+        KindSpec(Kind.GAS, "m³", (("m³", 1.0), ("L", 0.001)), "m³/h", 1.0, "gas",
+                 "volume_flow_rate"),
         # 1 m³ per hour is 1000/60 L/min.
         KindSpec(Kind.WATER, "m³", (("m³", 1.0), ("L", 0.001)), "L/min", 1000.0 / 60,
                  "water", "volume_flow_rate"),

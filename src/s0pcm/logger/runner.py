@@ -222,6 +222,11 @@ class ModuleRunner:
                 events.append(self._meter_event(out))
         if isinstance(record, Telegram):
             last, self.health.last_telegram_at = self.health.last_telegram_at, at
+            # Records print the id too: a logger that starts beside a running module knows it
+            # from the first one (MQTT topics and Home Assistant ids are keyed by it); a
+            # start-up header, when one comes, has the last word.
+            if self.health.module_id is None:
+                self.health.module_id = record.module_id
             for reg, estimator in self.rates.items() if recent else ():
                 if reg <= len(record.registers) and self.meters[reg].key not in pulses:
                     estimator.update(at, 0, span=at - last if last and at > last else None)

@@ -2,10 +2,10 @@
 
 The dashboard's live stream, ``/api/meters``, ``s0pcm status`` and (next) MQTT, Home Assistant,
 Domoticz and Prometheus all show the same few numbers per meter: the display reading, what it
-counted today and yesterday by this time, and the live rate. The logger keeps them here, from
-the store once (at start-up, at local midnight, and when an anchor, a constant or a meter's
-settings change) and from then on from each record's pulses, so no consumer reads the store per
-record.
+counted since logging began, today and yesterday by this time, and the live rate. The logger
+keeps them here, from the store once (at start-up, at local midnight, and when an anchor, a
+constant or a meter's settings change) and from then on from each record's pulses, so no
+consumer reads the store per record.
 
 Exact to the pulse: a meter's state is integers (pulses since its last anchor, today's pulses
 per constant in force, yesterday's cumulative pulses per 10-second slot), and units are derived
@@ -48,6 +48,12 @@ class MeterValues:
     reading: float
     #: All pulses counted.
     pulses: int
+    #: What was counted since logging began, in units (the store's arithmetic: each pulse in the
+    #: constant in force when it was counted). Only grows: unlike the reading, a correction or a
+    #: replacement does not move it, since a new constant holds from its anchor on. (A meter
+    #: with no reading set has one constant throughout: changing it re-values all it counted.)
+    #: What a total that must never go back is given: the energy dashboard, a Prometheus counter.
+    counted: float
     #: Counted since local midnight.
     today: float
     #: Counted yesterday from local midnight to the clock time it is now.
@@ -73,6 +79,10 @@ class _Meter:
         self.meter = meter
         self.constants = Constants(((-math.inf, meter.pulses_per_unit),))
         self.anchor: Anchor | None = None
+        #: All pulses per part between the constant's changes: where each part's slots begin
+        #: (the first at -inf) and its pulses.
+        self.part_slots: list[float] = [-math.inf]
+        self.part_pulses: list[int] = [0]
         #: Pulses in slots from the last anchor on (all pulses without an anchor).
         self.since_anchor = 0
         self.pulses = 0
@@ -140,6 +150,16 @@ class Snapshot:
             m.pulses = store.pulses(meter.key, -math.inf, math.inf)
             start = -math.inf if m.anchor is None else m.anchor.at
             m.since_anchor = store.pulses(meter.key, start, math.inf)
+            cuts = [t for t, _ in m.constants.steps[1:]]
+            m.part_slots = [-math.inf, *(float(_first_slot(t)) for t in cuts)]
+            m.part_pulses = (
+                [
+                    store.pulses(meter.key, a, b)
+                    for a, b in zip([-math.inf, *cuts], [*cuts, math.inf], strict=True)
+                ]
+                if cuts
+                else [m.pulses]
+            )
             edges = self._today_edges(m.constants)
             m.today = (
                 [
@@ -173,6 +193,7 @@ class Snapshot:
             return
         slot = _slot(at)
         m.pulses += pulses
+        m.part_pulses[bisect.bisect_right(m.part_slots, slot) - 1] += pulses
         if m.anchor is None or slot >= _first_slot(m.anchor.at):
             m.since_anchor += pulses
         if slot >= _first_slot(self._day_start):
@@ -214,12 +235,24 @@ class Snapshot:
             key=key,
             reading=round(reading, 6),
             pulses=m.pulses,
+            counted=round(self._counted_units(m), 6),
             today=math.nan if m.today is None else round(self._today_units(m), 6),
             yesterday_same_time=math.nan
             if m.today is None
             else round(self._yesterday_units(m, now), 6),
             rate=None if rate is None or not math.isfinite(rate) else round(rate, 3),
         )
+
+    def _counted_units(self, m: _Meter) -> float:
+        """``(-inf, +inf)`` in units, with the store's arithmetic on the constant's parts."""
+
+        def pulses(a: float, b: float) -> int:
+            lo = -math.inf if a == -math.inf else _first_slot(a)
+            hi = math.inf if b == math.inf else _first_slot(b)
+            parts = zip(m.part_slots, m.part_pulses, strict=True)
+            return sum(p for first, p in parts if lo <= first < hi)
+
+        return m.constants.units_of(pulses, -math.inf, math.inf, m.pulses)
 
     def _today_units(self, m: _Meter) -> float:
         """``[midnight, +inf)`` in units, with the store's arithmetic on today's parts."""
