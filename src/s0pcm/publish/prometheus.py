@@ -28,37 +28,54 @@ from .. import __version__
 from ..logger.snapshot import MeterValues
 from ..meters import Kind, Meter
 
-__all__ = ["CONTENT_TYPE", "ModuleSample", "Scrape", "ScrapeCollector", "exposition"]
+__all__ = [
+    "BASE",
+    "CONTENT_TYPE",
+    "ENERGY",
+    "VOLUME",
+    "ModuleSample",
+    "Quantity",
+    "Scrape",
+    "ScrapeCollector",
+    "base_factors",
+    "exposition",
+]
 
 #: The text format :func:`prometheus_client.generate_latest` writes (the library's "latest"
 #: is a newer text version; ours has classic names only, so 0.0.4 says exactly what it is).
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@dataclass(frozen=True, slots=True)
-class _Quantity:
-    """The base-unit families one kind of meter feeds."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quantity:
+    """What a kind of meter measures, in base units: the counter its reading feeds and the gauge
+    its live rate feeds (per second of the counter's unit)."""
 
-    #: Counter of the reading, and its size per default unit of the kind (``KINDS[k].unit``).
     counter: str
     counter_help: str
-    per_unit: float
-    #: Gauge of the live rate (per second of the counter's unit).
     gauge: str
     gauge_help: str
 
 
-_ENERGY: Final = ("s0pcm_energy_joules_total", "Meter reading (energy), joules")
-_POWER: Final = ("s0pcm_power_watts", "Live power, watts")
-_VOLUME: Final = ("s0pcm_volume_cubic_meters_total", "Meter reading (volume), cubic meters")
-_FLOW: Final = ("s0pcm_flow_cubic_meters_per_second", "Live flow, cubic meters per second")
-
-#: Per kind (the others have no base unit): 1 kWh is 3.6 MJ, 1 GJ is 1e9 J, m³ is the base.
-QUANTITIES: Final[dict[Kind, _Quantity]] = {
-    Kind.ELECTRICITY: _Quantity(*_ENERGY, 3.6e6, *_POWER),
-    Kind.HEAT: _Quantity(*_ENERGY, 1e9, *_POWER),
-    Kind.GAS: _Quantity(*_VOLUME, 1.0, *_FLOW),
-    Kind.WATER: _Quantity(*_VOLUME, 1.0, *_FLOW),
+ENERGY: Final = Quantity(
+    counter="s0pcm_energy_joules_total",
+    counter_help="Meter reading (energy), joules",
+    gauge="s0pcm_power_watts",
+    gauge_help="Live power, watts",
+)
+VOLUME: Final = Quantity(
+    counter="s0pcm_volume_cubic_meters_total",
+    counter_help="Meter reading (volume), cubic meters",
+    gauge="s0pcm_flow_cubic_meters_per_second",
+    gauge_help="Live flow, cubic meters per second",
+)
+#: Per kind (``other`` has no base unit): its quantity and the size of its default unit
+#: (``KINDS[kind].unit``) in base units: 1 kWh is 3.6e6 J, 1 GJ is 1e9 J, m³ is the base.
+BASE: Final[dict[Kind, tuple[Quantity, float]]] = {
+    Kind.ELECTRICITY: (ENERGY, 3.6e6),
+    Kind.HEAT: (ENERGY, 1e9),
+    Kind.GAS: (VOLUME, 1.0),
+    Kind.WATER: (VOLUME, 1.0),
 }
 
 
@@ -88,17 +105,17 @@ class Scrape:
     version: str = __version__
 
 
-def base_factors(meter: Meter) -> tuple[_Quantity, float, float] | None:
+def base_factors(meter: Meter) -> tuple[Quantity, float, float] | None:
     """The families ``meter`` feeds, and what turns its reading (in its unit) into joules or
     cubic meters and its rate (in its kind's rate unit: W, kW, m³/h, L/min) into watts or cubic
     meters per second; None for a kind without a base unit."""
-    quantity = QUANTITIES.get(meter.kind)
-    if quantity is None:
+    if meter.kind not in BASE:
         return None
+    quantity, per_unit = BASE[meter.kind]
     spec = meter.spec
-    reading = dict(spec.units).get(meter.unit, 1.0) * quantity.per_unit
-    # A rate unit is rate_per_unit_hour per (default unit per hour).
-    rate = quantity.per_unit / spec.rate_per_unit_hour / 3600.0
+    reading = dict(spec.units).get(meter.unit, 1.0) * per_unit
+    # One default unit per hour is rate_per_unit_hour rate units.
+    rate = per_unit / spec.rate_per_unit_hour / 3600.0
     return quantity, reading, rate
 
 
@@ -133,13 +150,14 @@ class ScrapeCollector:
             "Meter reading of a meter of kind other, in its own unit",
             labels=labels,
         )
-        quantities = QUANTITIES.values()  # two kinds share each family
         totals = {
             q.counter: CounterMetricFamily(q.counter, q.counter_help, labels=labels)
-            for q in quantities
+            for q in (ENERGY, VOLUME)
         }
-        rates = {q.gauge: GaugeMetricFamily(q.gauge, q.gauge_help, labels=labels)
-                 for q in quantities}  # fmt: skip
+        rates = {
+            q.gauge: GaugeMetricFamily(q.gauge, q.gauge_help, labels=labels)
+            for q in (ENERGY, VOLUME)
+        }
         for meter in scrape.meters:
             values = scrape.values.get(meter.key)
             if values is None:
