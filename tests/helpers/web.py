@@ -374,10 +374,13 @@ def history_server(history: History, **options: Any) -> Iterator[WebServer]:
         yield WebServer(url, loop, app, history.config, history=history)
 
 
-def copy_history(history: History, directory: Path, *, web: str = "") -> History:
-    """A copy of ``history``'s store in ``directory``, with more ``[web]`` lines, to change
-    freely (to write, log in wrongly: the login rate limit is per client address, or fuzz)."""
-    config_path = write_config(directory, web=web)
+def copy_history(
+    history: History, directory: Path, *, web: str = "", public_read: bool = False
+) -> History:
+    """A copy of ``history``'s store in ``directory``, with more ``[web]`` lines (and
+    ``public_read``), to change freely (to write, log in wrongly: the login rate limit is per
+    client address, or fuzz)."""
+    config_path = write_config(directory, web=web, public_read=public_read)
     shutil.copy(history.database, directory / "s0pcm.sqlite")
     return History(
         directory, config_path, load_config(config_path), directory / "s0pcm.sqlite",

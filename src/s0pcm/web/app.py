@@ -1,4 +1,5 @@
-"""The web app: the JSON API of ``docs/api.md``, the live stream, the reference and the dashboard.
+"""The web app: the JSON API of ``docs/api.md``, the live stream, the reference, ``/metrics`` and
+the dashboard.
 
 ``create_app`` builds one Starlette app over a configuration and a store; with the logger's
 :class:`~s0pcm.logger.daemon.Daemon` (``s0pcm run``) it serves live rates, live health and an
@@ -209,6 +210,7 @@ def create_app(
     routes += [Route(path, handler, methods=methods) for path, handler, methods in write.ROUTES]
     routes += [
         Route("/api/live", live, methods=["GET"]),
+        Route("/metrics", read.get_metrics, methods=["GET"]),  # Prometheus's usual path
         Route("/api/openapi.json", get_openapi, methods=["GET"]),
         Route("/api/docs", get_docs, methods=["GET"]),
         Route("/api/docs.css", get_docs_css, methods=["GET"]),

@@ -1,4 +1,5 @@
-"""The reading half of the API: meters, readings, consumption, costs, events, health, tariffs.
+"""The reading half of the API: meters, readings, consumption, costs, events, health, tariffs,
+and ``/metrics`` (the same live values and health, for Prometheus).
 
 Store queries and the JSON encoding of their answers run in a worker thread (pricing a year of
 hours takes a while and must not stall the logger or the live stream); live rates are read on the
@@ -206,6 +207,38 @@ async def get_health(request: Request) -> Response:
         return await json_off_loop(lambda: ctx.health(now, values, meters))
     # Without the logger: the values and the document in one hop to a worker thread.
     return await json_off_loop(lambda: ctx.health(now, ctx.values(meters, now, days=False), meters))
+
+
+async def get_metrics(request: Request) -> Response:
+    """``GET /metrics``: the live values and health for Prometheus (text exposition)."""
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    # Imported at the first scrape: prometheus-client costs about 1.3 MiB of memory, which a
+    # dashboard nobody scrapes need not carry.
+    from ..publish import prometheus
+
+    now, meters = ctx.clock(), ctx.meters()
+    values = await live_values(ctx, meters)
+
+    def render() -> bytes:
+        health = ctx.health(now, values, meters)  # with no logger here, from the store
+        modules = tuple(
+            prometheus.ModuleSample(
+                name=m.name,
+                connected=m.connected,
+                module_id=m.module_id,
+                firmware=m.firmware,
+                last_record_at=m.last_record_at,
+                telegrams=m.counters.telegrams,
+                rejected=m.rejected,
+            )
+            for m in health.modules
+        )
+        scrape = prometheus.Scrape(meters=meters, values=values, modules=modules, live=health.live)
+        return prometheus.exposition(scrape)
+
+    body = await off_loop(render)
+    return Response(body, headers={"Cache-Control": "no-store"}, media_type=prometheus.CONTENT_TYPE)
 
 
 async def get_events(request: Request) -> Response:
