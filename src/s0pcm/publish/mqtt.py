@@ -185,6 +185,14 @@ class Publisher:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
+    def _announce(self) -> None:
+        try:
+            messages = self.announce()
+        except Exception:
+            log.exception("MQTT: cannot encode the announcement")
+            return
+        self.put(messages)
+
     # -- the sender's half
 
     def stop(self) -> None:
@@ -196,7 +204,7 @@ class Publisher:
     async def run(self) -> None:
         """Until :meth:`stop`: keep the link up and the outbox sent."""
         self._loop = asyncio.get_running_loop()
-        self.put(self.announce())
+        self._announce()
         delay = self.backoff[0]
         try:
             while not self._stopping.is_set():
@@ -244,7 +252,7 @@ class Publisher:
             if self.birth_topic is not None:
                 await client.subscribe(self.birth_topic, qos=1)
             self._up()
-            self.put(self.announce())  # a broker that lost its retained messages gets them
+            self._announce()  # a broker that lost its retained messages gets them again
             sender = asyncio.create_task(self._send(client), name="mqtt send")
             listener = asyncio.create_task(self._listen(client), name="mqtt listen")
             try:
@@ -290,7 +298,7 @@ class Publisher:
                     self._announcing.cancel()
                 delay = random.uniform(*self.announce_delay)
                 log.info("MQTT: Home Assistant started: announcing again in %.1f s", delay)
-                self._announcing = self._loop.call_later(delay, lambda: self.put(self.announce()))
+                self._announcing = self._loop.call_later(delay, self._announce)
 
     # -- what is said about the link
 
@@ -309,7 +317,8 @@ class Publisher:
     def _down(self, error: BaseException) -> None:
         status = self.status
         problem = explain(error, self.settings)
-        if status.connected:
+        lost = status.connected
+        if lost:  # a broken link is tried again after the shortest wait, a refused one later
             status.connected, status.since = False, self.clock()
             self._said = None
             status.failures = 0
@@ -317,9 +326,9 @@ class Publisher:
             status.failures += 1
         status.last_error = problem
         self._say(
-            f"MQTT: {problem}; trying again with back-off "
+            f"MQTT: {'lost the link: ' if lost else ''}{problem}; trying again with back-off "
             f"({len(self.outbox)} messages wait in the outbox, counting goes on)",
-            logging.ERROR,
+            logging.WARNING if lost else logging.ERROR,
             key=problem,
         )
 
