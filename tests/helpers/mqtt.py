@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import shutil
 import signal
 import socket
@@ -132,6 +133,8 @@ def _write(broker: Broker, ca: trustme.CA) -> None:
     )
     broker.conf.write_text(
         f"""# The tests' broker: written by tests/helpers/mqtt.py
+# Started by root, it would become user "mosquitto", who cannot read the test's directory.
+user {getpass.getuser()}
 per_listener_settings false
 allow_anonymous false
 password_file {passwd}
