@@ -278,3 +278,31 @@ async def test_home_assistant_birth_is_answered_after_a_delay(
             await home_assistant.publish("homeassistant/status", b"online", qos=1)
             await got.wait(lambda: got.payloads("homeassistant/sensor/x/config")[-1:] == [b"3"])
     assert 0.3 <= announced[2] - said <= 1.0
+
+
+async def test_a_full_outbox_drops_the_oldest_events_and_says_so(
+    mqtt_broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the link is not up the logger's updates go on, the outbox keeps its bound, and
+    the overflow is said once when it starts and once, with the count, when there is room."""
+    dropped: list[tuple[int, bool]] = []
+    pub = Publisher(
+        settings(mqtt_broker),
+        Outbox(tmp_path / "s0pcm.outbox", limit=100),
+        encode=encode,
+        on_dropped=lambda count, over: dropped.append((count, over)),
+    )
+    for n in range(150):  # not running yet: nothing is sent
+        pub.on_update(update(n))
+    assert len(pub.outbox) == 100
+    assert pub.outbox.dropped == 150 - 97  # every event beyond the bound (3 are states)
+    events = [int(e.message.payload) for e in pub.outbox.peek(200) if not e.message.retain]
+    assert events == list(range(150 - 97, 150))  # the newest events, in order
+    assert dropped == [(1, False)]  # said once, not once a record
+    assert len([r for r in caplog.records if "outbox full" in r.getMessage()]) == 1
+    async with running(pub):
+        deadline = time.monotonic() + 10
+        while len(pub.outbox):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    assert dropped == [(1, False), (150 - 97, True)]

@@ -432,11 +432,16 @@ class Daemon:
             pass
         self.publisher.outbox.close()
 
-    def _outbox_dropped(self, count: int) -> None:
+    def _outbox_dropped(self, count: int, over: bool) -> None:
+        """The outbox overflowed (an event when it starts dropping, and when it has room)."""
+        if over:
+            detail = f"MQTT outbox has room again: {count} events were dropped unsent"
+        else:
+            detail = "MQTT outbox full: dropping its oldest events unsent"
         with contextlib.suppress(StoreError):
-            self._outbox_event(count)
+            self._outbox_event(count, detail)
 
-    def _outbox_event(self, count: int) -> None:
+    def _outbox_event(self, count: int, detail: str) -> None:
         for r in self.runners:
             r.store.add_event(
                 DeviceEvent(
@@ -444,7 +449,7 @@ class Daemon:
                     kind=EventKind.OUTBOX,
                     module=r.name,
                     value=count,
-                    detail=f"MQTT outbox full: dropped its {count} oldest events unsent",
+                    detail=detail,
                 )
             )
 

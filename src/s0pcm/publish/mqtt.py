@@ -127,13 +127,14 @@ class Publisher:
         *,
         encode: Encode,
         announce: Announce = lambda: (),
-        on_dropped: Callable[[int], None] = lambda n: None,
+        on_dropped: Callable[[int, bool], None] = lambda count, over: None,
         backoff: tuple[float, float] = BACKOFF,
         announce_delay: tuple[float, float] = ANNOUNCE_DELAY,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``encode``/``announce``: the messages of an update, and of the announcement.
-        ``on_dropped``: told how many old events the outbox's overflow dropped (an event).
+        ``on_dropped``: told when the outbox's overflow starts dropping old events (how many
+        at first, and False), and when it has room again (how many in all, and True).
         ``backoff``: the first and the longest wait between tries, in seconds."""
         self.settings = settings
         self.outbox = outbox
@@ -154,6 +155,8 @@ class Publisher:
         self._stopping = asyncio.Event()
         self._said: str | None = None
         self._announcing: asyncio.TimerHandle | None = None
+        #: Events dropped since the outbox became full (0: it is not).
+        self._dropping = 0
 
     # -- the listener's half: never waits
 
@@ -178,9 +181,11 @@ class Publisher:
             self._say(f"cannot queue MQTT messages in {self.outbox.path}: {e}", logging.ERROR)
             return
         if dropped:
-            log.warning("MQTT outbox full (%d messages): dropped the %d oldest events",
-                        self.outbox.limit, dropped)  # fmt: skip
-            self.on_dropped(dropped)
+            if not self._dropping:  # said once while it stays full, not once a record
+                log.warning("MQTT outbox full (%d messages): dropping the oldest events unsent",
+                            self.outbox.limit)  # fmt: skip
+                self.on_dropped(dropped, False)
+            self._dropping += dropped
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
@@ -287,6 +292,11 @@ class Publisher:
                 self.outbox.ack(entry.seq)
                 self.status.sent += 1
                 self.status.last_publish = self.clock()
+                if self._dropping and len(self.outbox) < self.outbox.limit * 0.9:
+                    log.warning("MQTT outbox: %d events were dropped unsent while it was full",
+                                self._dropping)  # fmt: skip
+                    self.on_dropped(self._dropping, True)
+                    self._dropping = 0
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         """Home Assistant's birth; raises when the link breaks (that ends the session)."""

@@ -16,7 +16,8 @@ What is kept:
 
 Overflow policy: at most ``limit`` messages wait. A put past it drops the **oldest messages that
 are not retained** (the oldest events), counts them (:attr:`Outbox.dropped`, kept in the file)
-and returns how many, so the caller can say so (a log line and an event). Retained messages are
+and returns how many, so the caller can say so (the publisher: a log line and an event when it
+starts dropping, and again with the count when there is room). Retained messages are
 never dropped: there is one per topic, so they are bounded by the number of topics, and each is
 the only copy of a current value.
 
