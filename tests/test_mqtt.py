@@ -20,10 +20,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from s0pcm.config import MqttSettings, parse_config
+from s0pcm.config import MqttSettings, load_config, parse_config
+from s0pcm.emulator import Module, PtyEmulator, Source, steady
+from s0pcm.logger.daemon import Daemon
 from s0pcm.logger.runner import Update
 from s0pcm.publish import Message
-from s0pcm.publish.mqtt import Publisher
+from s0pcm.publish.mqtt import Announce, Encode, Publisher
 from s0pcm.publish.outbox import Outbox
 from tests.helpers.logger import S0PCM, emulator_process, stored, wait_for_lines, write_config
 from tests.helpers.logger import logger as logger_process
@@ -306,3 +308,45 @@ async def test_a_full_outbox_drops_the_oldest_events_and_says_so(
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
     assert dropped == [(1, False), (150 - 97, True)]
+
+
+async def test_the_logger_publishes_every_update_through_its_outbox(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """The seam end to end: emulator, the real daemon with ``[mqtt]``, its publisher task, the
+    broker. Every update arrives, in order; the retained state is the store's count."""
+    path = write_config(tmp_path, commit_interval=0.3)
+    path.write_text(path.read_text() + mqtt_broker.toml())
+    config = load_config(path)
+
+    def encoders(daemon: Daemon) -> tuple[Encode, Announce]:
+        def encode(u: Update) -> list[Message]:
+            counts = b",".join(b"%d" % v.pulses for v in u.values)
+            return [Message(topic="s0pcm/kast/events", payload=counts, retain=False)] + [
+                Message(topic=f"s0pcm/{v.key}/state", payload=b"%d" % v.pulses, retain=True)
+                for v in u.values
+            ]
+
+        return encode, list
+
+    module = Module(interval=0.1, sources=[Source(steady(3.0 + n)) for n in range(5)], seed=2)
+    emulator = PtyEmulator(module, link=tmp_path / "s0", tick=0.02)
+    emu_task = asyncio.create_task(emulator.run())
+    await emulator.ready.wait()
+    async with subscriber(mqtt_broker, "s0pcm/#") as got:
+        daemon = Daemon(config, encoders=encoders)
+        updates: list[bytes] = []
+        daemon.subscribe(lambda u: updates.append(b",".join(b"%d" % v.pulses for v in u.values)))
+        task = asyncio.create_task(daemon.run())
+        await got.wait(lambda: len(got.payloads(EVENTS)) >= 20)
+        assert daemon.publisher is not None
+        assert daemon.publisher.status.connected
+        emulator.stop()
+        await emu_task
+        await asyncio.sleep(0.3)
+        daemon.stop()
+        await task
+        await got.wait(lambda: got.payloads("s0pcm/status")[-1:] == [b"offline"])
+    assert got.payloads(EVENTS) == updates
+    newest = await retained(mqtt_broker, "s0pcm/+/state", 5)
+    assert [int(newest[f"s0pcm/{m.key}/state"]) for m in config.meters] == stored(path)
