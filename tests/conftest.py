@@ -16,6 +16,8 @@ A fixture only one module uses stays in that module.
   wrongly (the login rate limit is per client address) or fuzz.
 * ``live_server``: the emulator, the real logger and the app with it
   (:func:`tests.helpers.web.live_server`).
+* ``mqtt_broker``: a real Mosquitto on free ports, with passwords and TLS listeners
+  (:mod:`tests.helpers.mqtt`).
 * ``web_client``: an ``httpx.Client`` on ``web_server``, not logged in; ``web_login``: one logged
   in, sending the session cookie and the ``X-CSRF-Token`` header by itself.
 """
@@ -32,6 +34,7 @@ pytest.register_assert_rewrite("tests.helpers")
 
 from s0pcm.store import Store  # noqa: E402
 from tests.helpers import SAMPLES_DIR  # noqa: E402
+from tests.helpers import mqtt as _mqtt  # noqa: E402
 from tests.helpers import pg as _pg  # noqa: E402
 from tests.helpers import web as _web  # noqa: E402
 from tests.helpers.store import Backend  # noqa: E402
@@ -115,3 +118,13 @@ def web_login(web_server: _web.WebServer) -> Iterator[httpx.Client]:
     with web_server.client() as client:
         _web.login(client)
         yield client
+
+
+# -- MQTT -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[_mqtt.Broker]:
+    """A real Mosquitto of this test's own (:mod:`tests.helpers.mqtt`)."""
+    with _mqtt.broker(tmp_path / "mosquitto") as broker:
+        yield broker

@@ -45,6 +45,8 @@ class EventKind(StrEnum):
     CLOCK = "clock"
     #: Storing failed (a full or failing disk), or works again.
     STORAGE = "storage"
+    #: The MQTT outbox was full: its oldest events were dropped unsent (value: how many).
+    OUTBOX = "outbox"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

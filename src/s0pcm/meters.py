@@ -87,6 +87,8 @@ class Meter:
     reading: float | None = None
     reading_at: float | None = None
     enabled: bool = True
+    #: The Domoticz device this meter's values go to (``domoticz/in``); None: none.
+    domoticz_idx: int | None = None
 
     @property
     def spec(self) -> KindSpec:

@@ -7,6 +7,7 @@
 * :mod:`tests.helpers.pg`: a throwaway PostgreSQL cluster.
 * :mod:`tests.helpers.agreement`: what the emulator printed against what a reader accepted.
 * :mod:`tests.helpers.disk`: a file system filled to the last byte.
+* :mod:`tests.helpers.mqtt`: a real Mosquitto (passwords, TLS with a test CA) and a subscriber.
 
 ``tests/conftest.py`` registers this package for pytest's assert rewriting, so the helpers that
 assert say what failed.

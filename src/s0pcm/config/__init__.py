@@ -28,6 +28,19 @@ The schema (``docs/example.toml`` is a complete, commented example)::
     reading_at = 2026-11-01T12:00:00+01:00
     enabled = true
     key = "electricity"           # default "<name>.<register>"
+    domoticz_idx = 12             # optional: the Domoticz device ([mqtt] domoticz = true)
+
+    [mqtt]                        # optional table; absent: no MQTT (see docs/example.toml)
+    host = "localhost"
+    port = 1883                   # 8883 when tls = true
+    username = "s0pcm"            # optional
+    password_file = "..."         # or password = "...", or $S0PCM_MQTT_PASSWORD
+    tls = false                   # ca_file, cert_file, key_file, tls_insecure with it
+    client_id = "s0pcm-<hostname>"
+    base_topic = "s0pcm"
+    discovery_prefix = "homeassistant"   # "" turns discovery off
+    domoticz = false
+    outbox_max = 10000            # messages kept while the broker is away
 
 Every problem raises :class:`~s0pcm.errors.ConfigError` naming the file, the dotted key and the
 line where the key (or, for a missing key, its table) is written.
@@ -47,6 +60,7 @@ from .model import (
     Config,
     LoggerSettings,
     ModuleSettings,
+    MqttSettings,
     WebSettings,
 )
 
@@ -58,6 +72,7 @@ __all__ = [
     "Config",
     "LoggerSettings",
     "ModuleSettings",
+    "MqttSettings",
     "WebSettings",
     "load_config",
     "parse_config",

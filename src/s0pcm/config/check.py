@@ -33,11 +33,12 @@ from .model import (
     ModuleSettings,
     WebSettings,
 )
+from .mqtt import mqtt_settings
 from .system import normal_port, system_timezone
 from .toml_lines import KeyPath, Locator, dotted
 from .values import TableReader, describe, quote, suggest
 
-_ROOT_KEYS: Final = ("logger", "web", "modules")
+_ROOT_KEYS: Final = ("logger", "web", "modules", "mqtt")
 _LOGGER_KEYS: Final = ("database", "timezone", "commit_interval", "journal", "raw_retention_days")
 _WEB_KEYS: Final = (
     "listen",
@@ -58,6 +59,7 @@ _METER_KEYS: Final = (
     "reading_at",
     "enabled",
     "key",
+    "domoticz_idx",
 )
 
 #: Not starting with "_": the store keeps each module's state under its name, beside its own
@@ -81,13 +83,16 @@ class Checker(TableReader):
         super().__init__(file, locator, base)
         #: Meter keys seen so far, and the meter table that uses each.
         self.meter_keys: dict[str, KeyPath] = {}
+        #: Domoticz devices (idx) seen so far, and the meter table that uses each.
+        self.domoticz: dict[int, KeyPath] = {}
 
     def config(self, data: dict[str, Any]) -> Config:
         self.table(data, (), _ROOT_KEYS)
         logger = self.logger(data.get("logger", {}), ("logger",))
         web = self.web(data.get("web", {}), ("web",))
         modules = self.modules(data.get("modules"), ("modules",))
-        return Config(self.file, logger, web, modules)
+        mqtt = None if "mqtt" not in data else mqtt_settings(self, data["mqtt"], ("mqtt",))
+        return Config(self.file, logger, web, modules, mqtt)
 
     def logger(self, value: object, path: KeyPath) -> LoggerSettings:
         table = self.table(value, path, _LOGGER_KEYS)
@@ -421,7 +426,28 @@ class Checker(TableReader):
             )
         self.meter_keys[key] = path
         name = self.string(table, path, "name") or key
-        return Meter(key, name, module, register, kind, unit, ppu, reading, reading_at, enabled)
+        idx = self.domoticz_idx(table, path)
+        return Meter(
+            key, name, module, register, kind, unit, ppu, reading, reading_at, enabled, idx
+        )
+
+    def domoticz_idx(self, table: dict[str, Any], path: KeyPath) -> int | None:
+        """A Domoticz device number, at most one meter each (two would overwrite each other)."""
+        idx = self.integer(table, path, "domoticz_idx", "a Domoticz device number (idx) >= 1")
+        if idx is None:
+            return None
+        where = (*path, "domoticz_idx")
+        if idx < 1:
+            raise self.error(where, f"must be a Domoticz device number (idx) >= 1, got {idx}")
+        if idx in self.domoticz:
+            first = self.domoticz[idx]
+            raise self.error(
+                where,
+                f"Domoticz idx {idx} is already used by [{dotted(first)}] "
+                f"(line {self.locator.line(first)}); one meter per Domoticz device",
+            )
+        self.domoticz[idx] = where
+        return idx
 
     def unit(self, kind: Kind, text: str, path: KeyPath) -> str:
         spec = KINDS[kind]

@@ -6,7 +6,7 @@ reads them, and nothing here knows about TOML.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -31,6 +31,12 @@ DEFAULT_LISTEN: Final = "127.0.0.1:8080"
 DEFAULT_MAX_CONNECTIONS: Final = 64
 #: A ``database`` that starts with one of these is a PostgreSQL URL, not an SQLite file.
 POSTGRESQL_SCHEMES: Final = ("postgresql://", "postgres://")
+#: MQTT messages kept on disk while the broker is away (a day of one module at one record per
+#: 10 s is 8640 updates; the retained ones collapse, see :mod:`s0pcm.publish.outbox`).
+DEFAULT_OUTBOX_MAX: Final = 10_000
+OUTBOX_MAX_RANGE: Final = (100, 10_000_000)
+#: Where the MQTT password comes from when the configuration gives none.
+MQTT_PASSWORD_ENV: Final = "S0PCM_MQTT_PASSWORD"  # noqa: S105 - a name, not a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,37 @@ class WebSettings:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttSettings:
+    """``[mqtt]``: the broker the logger publishes to (absent: no MQTT)."""
+
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    #: From ``password``, ``password_file`` or ``$S0PCM_MQTT_PASSWORD``; never in a repr or log.
+    password: str | None = field(default=None, repr=False)
+    tls: bool = False
+    #: The CA certificates the broker's is checked against (None: the system's).
+    ca_file: Path | None = None
+    #: Turns the peer and host-name checks off (a self-signed broker on the LAN).
+    tls_insecure: bool = False
+    #: A client certificate and its key, both or neither.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    base_topic: str = "s0pcm"
+    #: "" turns Home Assistant discovery off.
+    discovery_prefix: str = "homeassistant"
+    #: Publish to ``domoticz/in`` for meters with a ``domoticz_idx``.
+    domoticz: bool = False
+    outbox_max: int = DEFAULT_OUTBOX_MAX
+
+    @property
+    def broker(self) -> str:
+        """``host:port`` (``[v6]:port``), for logs and the dashboard."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleSettings:
     """``[modules.<name>]``: one S0PCM and the meters wired to it."""
@@ -110,6 +147,8 @@ class Config:
     logger: LoggerSettings
     web: WebSettings
     modules: tuple[ModuleSettings, ...]
+    #: ``[mqtt]``; None: no MQTT.
+    mqtt: MqttSettings | None = None
 
     @property
     def meters(self) -> tuple[Meter, ...]:

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..calendar import SLOT, Calendar
 from ..config import Config
@@ -30,7 +30,10 @@ from .overrides import METERS_KEY, THRESHOLDS_KEY, anchor_constant, overridden, 
 from .runner import Health, Listener, ModuleRunner, Update
 from .snapshot import MeterValues, Snapshot
 
-__all__ = ["Daemon", "Health", "ModuleRunner", "Update"]
+if TYPE_CHECKING:
+    from ..publish.mqtt import Announce, Encode, Publisher
+
+__all__ = ["Daemon", "Encoders", "Health", "ModuleRunner", "Update"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,11 @@ SETTINGS_POLL = 10.0
 
 #: Seconds between tries at most, while storing fails.
 MAX_BACKOFF = 300.0
+#: Seconds the MQTT link has at exit to say ``offline`` and disconnect.
+PUBLISHER_STOP = 5.0
+
+#: Makes a daemon's MQTT encoders: an update's messages, and the announcement (discovery).
+Encoders = Callable[["Daemon"], "tuple[Encode, Announce]"]
 
 
 class Daemon:
@@ -56,11 +64,13 @@ class Daemon:
         monotonic: Callable[[], float] = time.monotonic,
         unsynced: Callable[[], bool] = unsynchronised,
         readonly: bool = False,
+        encoders: Encoders | None = None,
     ) -> None:
         """``clock``, ``monotonic``, ``unsynced``: the wall clock, the monotonic clock and
         whether the system says the wall clock is not synchronised yet (tests give their own).
         ``readonly``: only look (``status``): the store is opened read-only and the journal
         only read, nothing is created or locked, and :meth:`recover` replays into memory.
+        ``encoders``: what ``[mqtt]`` publishes (without: only the logger's availability).
         Otherwise this is the store's one logger: it claims the store and the journal before it
         touches either, and raises :class:`~s0pcm.errors.AlreadyRunning` when another has."""
         self.config = config
@@ -118,6 +128,9 @@ class Daemon:
         #: The ``_meters`` document and the anchors the live values were last read with.
         self._snapshot_seen: Any = object()
         self.load_settings(anchor=False)
+        self._encoders = encoders
+        #: The MQTT link while :meth:`run` runs with ``[mqtt]`` configured.
+        self.publisher: Publisher | None = None
         self._stop = asyncio.Event()
         #: Set to end the main loop's wait early: stop, or the disk is back.
         self._wake = asyncio.Event()
@@ -344,6 +357,7 @@ class Daemon:
         backoff = interval
         due = loop.time() + (interval if self.try_commit() else backoff)
         tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
+        publishing = self._start_publisher()
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -373,11 +387,71 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if publishing is not None:
+                await self._stop_publisher(publishing)
             if not self.try_commit():
                 log.error("stopping with records not stored (%s): the journal %s and the "
                           "module's totals hold them for the next start", self.storage_problem,
                           self.journal.path)  # fmt: skip
             self.close()
+
+    def _start_publisher(self) -> tuple[asyncio.Task[None], Callable[[], None]] | None:
+        """With ``[mqtt]``: the MQTT link's task, and its listener subscribed (after the
+        journal's replay: those records' messages were queued by the run before)."""
+        settings = self.config.mqtt
+        if settings is None or self.readonly:
+            return None
+        from ..publish.mqtt import Publisher
+        from ..publish.outbox import Outbox, outbox_path
+
+        def no_messages(update: Update) -> list[Any]:
+            return []
+
+        encode, announce = (no_messages, list) if self._encoders is None else self._encoders(self)
+        outbox = Outbox(outbox_path(self.config.logger), limit=settings.outbox_max)
+        self.publisher = Publisher(
+            settings, outbox, encode=encode, announce=announce, on_dropped=self._outbox_dropped
+        )
+        unsubscribe = self.subscribe(self.publisher.on_update)
+        task = asyncio.create_task(self.publisher.run(), name="mqtt")
+        task.add_done_callback(_said_if_failed)
+        return task, unsubscribe
+
+    async def _stop_publisher(
+        self, publishing: tuple[asyncio.Task[None], Callable[[], None]]
+    ) -> None:
+        task, unsubscribe = publishing
+        unsubscribe()
+        assert self.publisher is not None
+        self.publisher.stop()
+        try:
+            await asyncio.wait_for(task, PUBLISHER_STOP)
+        except TimeoutError:
+            log.warning("MQTT: the link did not close in %.0f s", PUBLISHER_STOP)
+        except Exception:  # noqa: S110 - said by _said_if_failed
+            pass
+        self.publisher.outbox.close()
+
+    def _outbox_dropped(self, count: int, over: bool) -> None:
+        """The outbox overflowed (an event when it starts dropping, and when it has room)."""
+        if over:
+            detail = f"MQTT outbox has room again: {count} events were dropped unsent"
+        else:
+            detail = "MQTT outbox full: dropping its oldest events unsent"
+        with contextlib.suppress(StoreError):
+            self._outbox_event(count, detail)
+
+    def _outbox_event(self, count: int, detail: str) -> None:
+        for r in self.runners:
+            r.store.add_event(
+                DeviceEvent(
+                    at=self.clock(),
+                    kind=EventKind.OUTBOX,
+                    module=r.name,
+                    value=count,
+                    detail=detail,
+                )
+            )
 
     def close(self) -> None:
         """Release the store and the journal (and with them the claim on both)."""
@@ -387,3 +461,9 @@ class Daemon:
             log.error("%s", e)  # what was not stored: see try_commit
         finally:
             self.journal.close()
+
+
+def _said_if_failed(task: asyncio.Task[None]) -> None:
+    """A fault in the MQTT link is said at once; the logger goes on counting without it."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("MQTT: the link stopped: %r", error, exc_info=error)
