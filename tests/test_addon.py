@@ -166,32 +166,40 @@ def test_without_a_broker_there_is_no_mqtt_and_no_password_file(tmp_path: Path) 
     text = (tmp_path / "data/s0pcm.toml").read_text()
     assert "[mqtt]" not in text
     assert not (tmp_path / "data/mqtt-password").exists()
-    parse_config(without_mqtt(text).replace("domoticz_idx", "#"))
+    parse_config(without_mqtt(text))
 
 
 def test_a_broker_in_the_options_wins_over_the_supervisors(tmp_path: Path) -> None:
     options = {
         **OPTIONS,
-        "mqtt": {"host": "broker.lan", "username": "me", "password": "hunter22", "base_topic": "x"},
+        "mqtt": {
+            "host": "broker.lan",
+            "username": "me",
+            "password": " hunter22 ",  # spaces and all
+            "base_topic": "x",
+            "discovery": False,
+        },
     }
     done = run_entry(tmp_path, options)
     assert done.returncode == 0, done.stderr
     assert "hunter22" not in done.stdout + done.stderr
     mqtt = tomllib.loads((tmp_path / "data/s0pcm.toml").read_text())["mqtt"]
     assert (mqtt["host"], mqtt["port"], mqtt["username"]) == ("broker.lan", 1883, "me")
-    assert (mqtt["base_topic"], mqtt["discovery_prefix"], mqtt["domoticz"]) == (
-        "x",
-        "homeassistant",
-        False,
-    )
-    assert (tmp_path / "data/mqtt-password").read_text() == "hunter22"
+    # discovery off is [mqtt]'s empty prefix
+    assert (mqtt["base_topic"], mqtt["discovery_prefix"], mqtt["domoticz"]) == ("x", "", False)
+    assert (tmp_path / "data/mqtt-password").read_text() == " hunter22 "
 
 
-def test_the_supervisors_tls_broker_keeps_its_port(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("port", "expected"), [(None, 8883), (8884, 8884)])
+def test_the_supervisors_tls_broker_gets_tls(
+    tmp_path: Path, port: int | None, expected: int
+) -> None:
     service = {"host": "core-mosquitto", "ssl": True, "username": "addons", "password": "p"}
+    if port is not None:
+        service["port"] = port
     assert run_entry(tmp_path, OPTIONS, service=service).returncode == 0
     mqtt = tomllib.loads((tmp_path / "data/s0pcm.toml").read_text())["mqtt"]
-    assert (mqtt["tls"], mqtt["port"]) == (True, 8883)
+    assert (mqtt["tls"], mqtt["port"]) == (True, expected)
 
 
 def meter(n: int, **changes: Any) -> dict[str, Any]:
@@ -205,16 +213,19 @@ def meter(n: int, **changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("options", "option", "words"),
     [
-        (meter(2, kind="gaz"), "meters[2].kind", "must be one of electricity, gas"),
-        ({**OPTIONS, "model": 2}, "meters[3].register", "1..2, got 3"),
+        (meter(2, kind="gaz"), "meters[2].kind", 'unknown kind "gaz"; did you mean "gas"?'),
+        ({**OPTIONS, "model": 2}, "meters[3].register", "register 3 does not exist"),
         (meter(2, register=1), "meters[2].register", "register 1 is already meters[1]"),
         (meter(1, reading_at=None), "meters[1].reading_at", "go together"),
-        (meter(1, reading_at="2026-11-01 12:00"), "meters[1].reading_at", "with its offset"),
+        (meter(1, reading_at="2026-11-01 12:00"), "meters[1].reading_at", "time-zone offset"),
+        (meter(1, reading_at="yesterday"), "meters[1].reading_at", "with its offset"),
+        (meter(3, unit="gallon"), "meters[3].unit", "gallon"),
+        ({**OPTIONS, "public_read": "yes"}, "public_read", "yes"),
         (meter(2, pulses_per_unit=0), "meters[2].pulses_per_unit", "must be a number > 0"),
         (meter(2, pulses_per_unit=None), "meters[2].pulses_per_unit", "is required"),
         (meter(2, colour="red"), "meters[2].colour", "unknown"),
         ({**OPTIONS, "meters": []}, "meters", "at least one meter"),
-        ({**OPTIONS, "model": "3"}, "model", "2 (S0PCM-2) or 5"),
+        ({**OPTIONS, "model": "3"}, "model", "must be 2 (S0PCM-2) or 5 (S0PCM-5), got 3"),
         ({**OPTIONS, "thresholds": "T9=40;"}, "thresholds", "T9"),
         ({**OPTIONS, "timezone": "Europe/Amsterdan"}, "timezone", "unknown time zone"),
         ({**OPTIONS, "dashboard_password": "short"}, "dashboard_password", "8 characters"),

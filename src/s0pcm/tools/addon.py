@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import urllib.error
@@ -30,9 +31,8 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..errors import ProtocolError, S0pcmError
-from ..meters import KINDS, Kind, constant_problem
-from ..protocol import Model, parse_thresholds
+from ..config import parse_config
+from ..errors import ConfigError, S0pcmError
 
 __all__ = [
     "METER_KEYS",
@@ -55,8 +55,9 @@ METER_KEYS: Final = frozenset(
      "key", "domoticz_idx"}
 )  # fmt: skip
 MQTT_KEYS: Final = frozenset(
-    {"host", "port", "username", "password", "base_topic", "discovery_prefix", "domoticz"}
-)
+    {"host", "port", "username", "password", "base_topic", "discovery", "discovery_prefix",
+     "domoticz"}
+)  # fmt: skip
 
 #: The one module an add-on reads; its name keys the history (``s0pcm.1``) until a meter has
 #: its own ``key``, and the MQTT topics until the module has told its id.
@@ -106,32 +107,35 @@ def _whole(value: object, where: str, *, low: int, high: int) -> int:
     return int(number)
 
 
-def _model(options: Mapping[str, Any]) -> Model:
-    # The schema's list(2|5) hands the choice over as the string "5".
-    value = options.get("model", 5)
-    try:
-        return Model(_whole(value, "model", low=2, high=5))
-    except ValueError:
-        raise OptionError("model", f"must be 2 (S0PCM-2) or 5 (S0PCM-5), got {value!r}") from None
+def _value(value: object) -> str:
+    """An option's value as TOML, whatever its type: the configuration's checker then says
+    what is wrong with it (a kind misspelt, a constant of 0) and :func:`_option` names it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if isinstance(value, int) or math.isfinite(value) else _toml(str(value))
+    if isinstance(value, list):
+        return f"[{', '.join(_value(v) for v in value)}]"
+    return _toml(str(value).strip())
 
 
 def _timezone(options: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
-    """The option, else the zone Home Assistant gives every add-on in ``TZ``, else the system's."""
-    zone = _text(options, "timezone", "timezone")
-    where = "timezone"
-    if zone is None:
-        zone, where = (environ.get("TZ") or "").strip() or None, "TZ (from Home Assistant)"
-    if zone is None:
-        return None
+    """The option, else the zone Home Assistant gives every add-on in ``TZ`` (when it is one),
+    else none: the system's."""
+    zone = options.get("timezone")
+    if zone is not None and str(zone).strip():
+        return str(zone)
+    zone = environ.get("TZ", "").strip()
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise OptionError(where, f"unknown time zone {zone!r} (e.g. Europe/Amsterdam)") from None
+        return None
     return zone
 
 
-def _meter(meter: object, n: int, model: Model, seen: dict[int, str]) -> list[str]:
-    """The ``[modules.s0pcm.meters.<register>]`` lines of the ``n``-th meter option."""
+def _meter(meter: object, n: int, seen: dict[int, int]) -> tuple[list[str], str | None]:
+    """The ``[modules.s0pcm.meters.<register>]`` lines of the ``n``-th meter option, and its
+    ``domoticz_idx`` line (an [mqtt] key, checked by the MQTT part)."""
     at = f"meters[{n}]"
     if not isinstance(meter, Mapping):
         raise OptionError(at, f"must be a meter (register, kind, pulses_per_unit), got {meter!r}")
@@ -141,67 +145,59 @@ def _meter(meter: object, n: int, model: Model, seen: dict[int, str]) -> list[st
     for required in ("register", "kind", "pulses_per_unit"):
         if meter.get(required) in (None, ""):
             raise OptionError(f"{at}.{required}", "is required")
-    register = _whole(meter["register"], f"{at}.register", low=1, high=int(model))
+    # The checker holds the register to the model; a table name needs a number first.
+    register = _whole(meter["register"], f"{at}.register", low=1, high=999)
     if register in seen:
-        raise OptionError(f"{at}.register", f"register {register} is already {seen[register]}")
-    seen[register] = at
-    try:
-        kind = Kind(str(meter["kind"]).strip().lower())
-    except ValueError:
-        kinds = ", ".join(k.value for k in Kind)
-        raise OptionError(f"{at}.kind", f"must be one of {kinds}, got {meter['kind']!r}") from None
-    ppu = _number(meter["pulses_per_unit"], f"{at}.pulses_per_unit")
-    problem = constant_problem(ppu)
-    if problem is not None:
-        raise OptionError(f"{at}.pulses_per_unit", problem)
-
-    lines = [f"[modules.{MODULE}.meters.{register}]", f"kind = {_toml(kind.value)}"]
-    lines.append(f"pulses_per_unit = {ppu:.17g}")
-    name = _text(meter, "name", f"{at}.name")
-    if name is not None:
-        lines.append(f"name = {_toml(name)}")
-    unit = _text(meter, "unit", f"{at}.unit")
-    if unit is not None:
-        lines.append(f"unit = {_toml(unit)}")  # checked against the kind by the loader
-    elif kind is Kind.OTHER:
-        pass
-    else:
-        lines.append(f"unit = {_toml(KINDS[kind].unit)}")
-    reading, reading_at = meter.get("reading"), _text(meter, "reading_at", f"{at}.reading_at")
-    if (reading is None) != (reading_at is None):
-        missing = "reading_at" if reading_at is None else "reading"
         raise OptionError(
-            f"{at}.{missing}",
-            "reading and reading_at go together: the reading on the meter and when it was read "
-            "(e.g. 2026-11-01T12:00:00+01:00)",
+            f"{at}.register", f"register {register} is already meters[{seen[register]}]"
         )
-    if reading is not None and reading_at is not None:
-        value = _number(reading, f"{at}.reading")
-        if value < 0:
-            raise OptionError(f"{at}.reading", f"must be >= 0, got {reading!r}")
+    seen[register] = n
+
+    lines = [f"[modules.{MODULE}.meters.{register}]"]
+    for key in ("name", "kind", "unit", "pulses_per_unit", "reading", "enabled", "key"):
+        value = meter.get(key)
+        if value is not None and value != "":
+            lines.append(f"{key} = {_value(value)}")
+    reading_at = meter.get("reading_at")
+    if reading_at is not None and reading_at != "":
         try:
-            moment = datetime.fromisoformat(reading_at)
+            moment = datetime.fromisoformat(str(reading_at).strip())
         except ValueError:
-            moment = None
-        if moment is None or moment.tzinfo is None:
             raise OptionError(
                 f"{at}.reading_at",
-                f"must be a date and time with its offset, e.g. 2026-11-01T12:00:00+01:00, "
+                "must be a date and time with its offset, e.g. 2026-11-01T12:00:00+01:00, "
                 f"got {reading_at!r}",
-            )
-        lines += [f"reading = {value:.17g}", f"reading_at = {moment.isoformat()}"]
-    enabled = meter.get("enabled")
-    if enabled is not None:
-        if not isinstance(enabled, bool):
-            raise OptionError(f"{at}.enabled", f"must be true or false, got {enabled!r}")
-        lines.append(f"enabled = {'true' if enabled else 'false'}")
-    key = _text(meter, "key", f"{at}.key")
-    if key is not None:
-        lines.append(f"key = {_toml(key)}")
+            ) from None
+        # A TOML date-time, local if it has no offset: the checker says what it lacks.
+        lines.append(f"reading_at = {moment.isoformat()}")
     idx = meter.get("domoticz_idx")
-    if idx is not None:
-        lines.append(f"domoticz_idx = {_whole(idx, f'{at}.domoticz_idx', low=1, high=2**31)}")
-    return lines
+    if idx is None:
+        return lines, None
+    return lines, f"domoticz_idx = {_whole(idx, f'{at}.domoticz_idx', low=1, high=2**31)}"
+
+
+#: Where the options land in the TOML, for naming an option in the checker's errors.
+_OPTION_OF: Final = {
+    f"modules.{MODULE}.port": "device",
+    f"modules.{MODULE}.model": "model",
+    f"modules.{MODULE}.thresholds": "thresholds",
+    "logger.timezone": "timezone",
+    "web.public_read": "public_read",
+    "web.allowed_hosts": "allowed_hosts",
+}
+
+
+def _option(key: str | None, registers: Mapping[int, int]) -> str:
+    """The option a TOML key was written from: ``modules.s0pcm.meters.2.kind`` → the meter
+    option on register 2, ``meters[n].kind``."""
+    parts = (key or "").split(".")
+    if parts[:3] == ["modules", MODULE, "meters"] and len(parts) >= 4 and parts[3].isdigit():
+        n = registers.get(int(parts[3]))
+        field = parts[4] if len(parts) > 4 else "register"
+        return f"meters[{n}].{field}" if n is not None else "meters"
+    if parts[:3] == ["modules", MODULE, "meters"]:
+        return "meters"
+    return _OPTION_OF.get(key or "", key or "(all)")
 
 
 def _broker(
@@ -220,16 +216,21 @@ def _broker(
         source: Mapping[str, Any] = mqtt
         where, tls = "mqtt", False
     elif service is not None:
-        source, where = service, "the Supervisor's MQTT service"
-        host, tls = _text(service, "host", f"{where}: host"), bool(service.get("ssl", False))
+        source, where = service, "mqtt (the Supervisor's service)"
+        host, tls = _text(service, "host", f"{where}.host"), bool(service.get("ssl", False))
         if host is None:
-            raise OptionError(f"{where}: host", "is missing")
+            raise OptionError(f"{where}.host", "is missing")
     else:
         return None
-    port = _whole(source.get("port") or (8883 if tls else 1883), f"{where}.port", low=1, high=65535)
+    given = source.get("port")
+    default = 8883 if tls else 1883
+    port = _whole(default if given is None else given, f"{where}.port", low=1, high=65535)
     username = _text(source, "username", f"{where}.username")
-    password = _text(source, "password", f"{where}.password")
-    return {"host": host, "port": port, "username": username, "tls": tls}, password
+    # Taken as it is: a password may well begin or end with a space.
+    password = source.get("password")
+    if password is not None and not isinstance(password, str):
+        raise OptionError(f"{where}.password", "must be text")
+    return {"host": host, "port": port, "username": username, "tls": tls}, password or None
 
 
 def render(
@@ -246,50 +247,54 @@ def render(
     unknown = sorted(set(options) - OPTION_KEYS)
     if unknown:
         raise OptionError(unknown[0], f"unknown; one of {', '.join(sorted(OPTION_KEYS))}")
-    model = _model(options)
+    model = options.get("model", 5)
+    if isinstance(model, str) and model.strip().isdigit():
+        model = int(model)  # the schema's list(2|5) hands the choice over as "5"
     zone = _timezone(options, environ)
-    public_read = options.get("public_read", True)
-    if not isinstance(public_read, bool):
-        raise OptionError("public_read", f"must be true or false, got {public_read!r}")
     hosts = options.get("allowed_hosts") or []
-    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+    if not isinstance(hosts, list):
         raise OptionError("allowed_hosts", f"must be a list of host names, got {hosts!r}")
 
-    out = [
+    core = [
         "# Written by the s0pcm add-on from its options at every start: change the options,",
         "# not this file.",
         "[logger]",
         f"database = {_toml(str(data / 's0pcm.sqlite'))}",
     ]
     if zone is not None:
-        out.append(f"timezone = {_toml(zone)}")
-    out += [
+        core.append(f"timezone = {_value(zone)}")
+    core += [
         "",
         "[web]",
         "# Home Assistant's ingress reaches the dashboard here, after its own login.",
         'listen = "0.0.0.0:8080"',
-        f"public_read = {'true' if public_read else 'false'}",
+        f"public_read = {_value(options.get('public_read', True))}",
         f"trusted_proxies = [{_toml(INGRESS_PROXY)}]",
     ]
     if hosts:
-        out.append(f"allowed_hosts = [{', '.join(_toml(h.strip()) for h in hosts)}]")
-
-    device = _text(options, "device", "device")
-    out += ["", f"[modules.{MODULE}]", f"port = {_toml(device or 'auto')}", f"model = {model}"]
-    thresholds = _text(options, "thresholds", "thresholds")
-    if thresholds is not None:
-        try:
-            parse_thresholds(thresholds, model=model)
-        except ProtocolError as e:
-            raise OptionError("thresholds", e.reason) from None
-        out.append(f"thresholds = {_toml(thresholds)}")
+        core.append(f"allowed_hosts = {_value(hosts)}")
+    device = options.get("device")
+    core += ["", f"[modules.{MODULE}]", f"port = {_value(device or 'auto')}"]
+    core.append(f"model = {_value(model)}")
+    thresholds = options.get("thresholds")
+    if thresholds is not None and str(thresholds).strip():
+        core.append(f"thresholds = {_value(thresholds)}")
 
     meters = options.get("meters")
     if not isinstance(meters, list) or not meters:
         raise OptionError("meters", "give at least one meter (register, kind, pulses_per_unit)")
-    seen: dict[int, str] = {}
+    registers: dict[int, int] = {}
+    full = list(core)
     for n, meter in enumerate(meters, 1):
-        out += ["", *_meter(meter, n, model, seen)]
+        lines, idx = _meter(meter, n, registers)
+        core += ["", *lines]
+        full += ["", *lines, *([idx] if idx else [])]
+    try:
+        # What came from the options goes through the real checker; its errors name the option.
+        parse_config("\n".join(core) + "\n", path="<add-on options>")
+    except ConfigError as e:
+        raise OptionError(_option(e.key, registers), e.message) from None
+    out = full
 
     broker = _broker(options, service)
     password = None
@@ -297,10 +302,10 @@ def render(
         settings, password = broker
         mqtt = options.get("mqtt") or {}
         base = _text(mqtt, "base_topic", "mqtt.base_topic") or "s0pcm"
-        # "" is meaningful here: Home Assistant discovery off.
-        prefix = mqtt.get("discovery_prefix", "homeassistant")
-        if not isinstance(prefix, str):
-            raise OptionError("mqtt.discovery_prefix", f"must be text, got {prefix!r}")
+        prefix = _text(mqtt, "discovery_prefix", "mqtt.discovery_prefix") or "homeassistant"
+        discovery = mqtt.get("discovery", True)
+        if not isinstance(discovery, bool):
+            raise OptionError("mqtt.discovery", f"must be true or false, got {discovery!r}")
         domoticz = mqtt.get("domoticz", False)
         if not isinstance(domoticz, bool):
             raise OptionError("mqtt.domoticz", f"must be true or false, got {domoticz!r}")
@@ -312,7 +317,8 @@ def render(
         out += [
             f"tls = {'true' if settings['tls'] else 'false'}",
             f"base_topic = {_toml(base)}",
-            f"discovery_prefix = {_toml(prefix.strip())}",
+            # "" is [mqtt]'s way to say: no Home Assistant discovery.
+            f"discovery_prefix = {_toml(prefix if discovery else '')}",
             f"domoticz = {'true' if domoticz else 'false'}",
         ]
     return "\n".join(out) + "\n", password
