@@ -1,11 +1,12 @@
 """The Home Assistant add-on's entry: the add-on's options and the Supervisor's MQTT service in,
 our TOML configuration out, then ``s0pcm run``.
 
-The Supervisor hands an add-on its options as ``/data/options.json`` (already checked against
-the schema in ``addon/s0pcm/config.yaml``, but only for types: a meter's kind, its register on
-the chosen model, a reading without its moment are ours to check) and the broker it brokers
-(the Mosquitto add-on) on ``GET http://supervisor/services/mqtt``. Everything is mapped here, in
-Python, rather than in a bashio script, so that the mapping runs and is tested outside a
+The Supervisor hands an add-on its options as ``/data/options.json``, checked against the
+schema in ``addon/s0pcm/config.yaml`` for their types only, and the broker it brokers (the
+Mosquitto add-on) on ``GET http://supervisor/services/mqtt``. The options are written as TOML
+and that text goes through the configuration's own checker (a kind misspelt, a register the
+model lacks, a reading without its moment), whose error is told by the option's name. The
+mapping is Python rather than a bashio script so that it runs, and is tested, outside a
 container::
 
     python -m s0pcm.tools.addon --options options.json --services mqtt.json --out s0pcm.toml \\
@@ -396,8 +397,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] = os.e
         text, password = render(
             options, _service(args.services, environ), data=data, environ=environ
         )
-        dashboard = _text(options, "dashboard_password", "dashboard_password")
-        if dashboard is not None and len(dashboard) < 8:
+        dashboard = options.get("dashboard_password") or None  # taken as given, spaces too
+        if dashboard is not None and (not isinstance(dashboard, str) or len(dashboard) < 8):
             raise OptionError("dashboard_password", "use at least 8 characters")
     except (OSError, json.JSONDecodeError) as e:
         print(f"s0pcm add-on: cannot read the options: {e}", file=sys.stderr)
