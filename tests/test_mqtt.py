@@ -350,3 +350,50 @@ async def test_the_logger_publishes_every_update_through_its_outbox(
     assert got.payloads(EVENTS) == updates
     newest = await retained(mqtt_broker, "s0pcm/+/state", 5)
     assert [int(newest[f"s0pcm/{m.key}/state"]) for m in config.meters] == stored(path)
+
+
+async def test_s0pcm_run_publishes_discovery_and_state_with_the_real_encoders(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """``s0pcm run``'s encoders (``publish.encoders.for_daemon``) end to end: every meter is
+    announced to Home Assistant under the module's id, its state topic named in the config
+    carries the store's pulses, and Domoticz gets absolute values for the meter with an idx."""
+    import json
+
+    from s0pcm.publish.encoders import for_daemon
+
+    path = write_config(tmp_path, commit_interval=0.3)
+    text = path.read_text().replace(
+        "[modules.kast.meters.1]\n", "[modules.kast.meters.1]\ndomoticz_idx = 7\n"
+    )
+    path.write_text(text + mqtt_broker.toml(domoticz=True))
+    config = load_config(path)
+    module = Module(interval=0.1, sources=[Source(steady(3.0 + n)) for n in range(5)], seed=3)
+    emulator = PtyEmulator(module, link=tmp_path / "s0", tick=0.02)
+    emu_task = asyncio.create_task(emulator.run())
+    await emulator.ready.wait()
+    async with subscriber(mqtt_broker, "#") as got:
+        daemon = Daemon(config, encoders=for_daemon)
+        task = asyncio.create_task(daemon.run())
+        await got.wait(lambda: len(got.payloads("domoticz/in")) >= 10)
+        emulator.stop()
+        await emu_task
+        await asyncio.sleep(0.3)
+        daemon.stop()
+        await task
+    module_id = daemon.runners[0].health.module_id
+    assert module_id
+    configs = {
+        m[0]: json.loads(m[1])
+        for m in got.messages
+        if m[0].startswith("homeassistant/") and m[0].endswith("/config") and m[1]
+    }
+    for meter in config.meters:
+        state_topic = f"s0pcm/{module_id}/{meter.register}/state"
+        mine = [c for c in configs.values() if c["state_topic"] == state_topic]
+        assert any(c.get("state_class") == "total_increasing" for c in mine), meter.key
+        last = json.loads(got.payloads(state_topic)[-1])
+        assert last["pulses_total"] == stored(path)[meter.register - 1]
+    domoticz = [json.loads(p) for p in got.payloads("domoticz/in")]
+    assert {d["idx"] for d in domoticz} == {7}
+    assert all(isinstance(d["nvalue"], int) and isinstance(d["svalue"], str) for d in domoticz)

@@ -16,6 +16,7 @@ from ..config import Config
 from ..errors import redact
 from ..logger.daemon import Daemon
 from ..logger.status import collect_status, format_status
+from ..publish.encoders import for_daemon
 from .options import (
     config_option,
     daemon_of,
@@ -50,7 +51,7 @@ def run(config_path: Path, log_json: bool, no_web: bool, verbose: int) -> None:
     config = load(config_path)
 
     async def go() -> None:
-        daemon = Daemon(config)
+        daemon = Daemon(config, encoders=for_daemon)
         log.info("logging %d module(s) to %s", len(config.modules), redact(config.logger.database))
         await run_with_web(daemon, config, web=not no_web)
 
