@@ -14,6 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from s0pcm.calendar import Calendar
+from s0pcm.logger.overrides import effective_meters
+from s0pcm.logger.snapshot import Snapshot
 from s0pcm.meters import Kind, Meter
 from s0pcm.publish.prometheus import base_factors
 from s0pcm.store import Store, open_store
@@ -84,14 +87,21 @@ def test_metrics_pass_promtool_and_equal_the_store(
         pulses = history_store.pulses(key, -math.inf, math.inf)
         assert pulses > 0
         assert got["s0pcm_pulses_total", meter(key, register)] == pulses
-    # Readings in base units: kWh → J, m³ as it is, L → m³; "other" in its own unit.
+    # The display readings, in each meter's unit, as the dashboard shows them.
+    for key, register in (("power", 1), ("kast.2", 2), ("water", 3), ("spare", 4)):
+        assert got["s0pcm_reading", meter(key, register)] == meters[key]["reading"]
+    # The counters: what was counted (only grows), in base units: kWh → J, m³ as it is, L → m³.
+    snapshot = Snapshot(history_store, calendar=Calendar(TZ))
+    held = effective_meters(rejected_history.config, history_store)
+    snapshot.refresh(held, rejected_history.now, follow=False)
+    counted = {m.key: snapshot.values(m.key, rejected_history.now).counted for m in held}
     energy = got["s0pcm_energy_joules_total", meter("power", 1)]
-    assert energy == pytest.approx(meters["power"]["reading"] * 3.6e6, rel=1e-12)
+    assert energy == pytest.approx(counted["power"] * 3.6e6, rel=1e-12)
     gas = got["s0pcm_volume_cubic_meters_total", meter("kast.2", 2)]
-    assert gas == pytest.approx(meters["kast.2"]["reading"], rel=1e-12)
+    assert gas == pytest.approx(counted["kast.2"], rel=1e-12)
     water = got["s0pcm_volume_cubic_meters_total", meter("water", 3)]
-    assert water == pytest.approx(meters["water"]["reading"] / 1000, rel=1e-12)
-    assert got["s0pcm_reading", meter("spare", 4)] == meters["spare"]["reading"]
+    assert water == pytest.approx(counted["water"] / 1000, rel=1e-12)
+    assert meters["power"]["reading"] != pytest.approx(counted["power"])  # anchored: they differ
     info = (*meter("power", 1), ("kind", "electricity"), ("name", "Power"), ("unit", "kWh"))
     assert got["s0pcm_meter_info", tuple(sorted(info))] == 1
     # No logger here: no live rates (no sample, not a zero), modules as last stored.

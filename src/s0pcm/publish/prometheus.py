@@ -9,14 +9,16 @@ state across apps in one process).
 Names follow Prometheus's naming rules: base units (joules, cubic meters, seconds, watts),
 ``_total`` for what only grows, labels that never change with settings a user edits: ``module``
 (the configured module name), ``register`` and ``meter`` (the meter key; its editable name is on
-``s0pcm_meter_info``). ``s0pcm_pulses_total`` is the exact count and only grows; the energy and
-volume counters are the meter's display reading, which a correction downwards can lower
-(``rate()`` takes that as a counter reset, as it does a meter replacement). A value that is not
-known (no rate yet, no record yet) has no sample: never a stale number or a zero.
+``s0pcm_meter_info``). ``s0pcm_pulses_total`` is the exact count; the energy and volume counters
+are what s0pcm counted since logging began (each pulse in the constant in force then), so they
+only grow, as a counter must: a correction or a meter replacement moves the display reading
+(``s0pcm_reading``, a gauge in the meter's unit), never them. A value that is not known (no rate
+yet, no record yet) has no sample: never a stale number or a zero.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -59,13 +61,13 @@ class Quantity:
 
 ENERGY: Final = Quantity(
     counter="s0pcm_energy_joules_total",
-    counter_help="Meter reading (energy), joules",
+    counter_help="Energy counted since logging began, joules (never decreases)",
     gauge="s0pcm_power_watts",
     gauge_help="Live power, watts",
 )
 VOLUME: Final = Quantity(
     counter="s0pcm_volume_cubic_meters_total",
-    counter_help="Meter reading (volume), cubic meters",
+    counter_help="Volume counted since logging began, cubic meters (never decreases)",
     gauge="s0pcm_flow_cubic_meters_per_second",
     gauge_help="Live flow, cubic meters per second",
 )
@@ -147,7 +149,7 @@ class ScrapeCollector:
         )
         other = GaugeMetricFamily(
             "s0pcm_reading",
-            "Meter reading of a meter of kind other, in its own unit",
+            "The meter's display reading, in its unit (a correction or replacement moves it)",
             labels=labels,
         )
         totals = {
@@ -165,12 +167,13 @@ class ScrapeCollector:
             key = [meter.module, str(meter.register), meter.key]
             info.add_metric([*key, meter.name, meter.kind.value, meter.unit], 1)
             pulses.add_metric(key, values.pulses)
+            other.add_metric(key, values.reading)
             base = base_factors(meter)
             if base is None:
-                other.add_metric(key, values.reading)
                 continue
             quantity, per_reading, per_rate = base
-            totals[quantity.counter].add_metric(key, values.reading * per_reading)
+            if values.counted is not None and math.isfinite(values.counted):
+                totals[quantity.counter].add_metric(key, values.counted * per_reading)
             if values.rate is not None:
                 rates[quantity.gauge].add_metric(key, values.rate * per_rate)
         yield from (info, pulses, *totals.values(), *rates.values(), other)
