@@ -397,3 +397,29 @@ async def test_s0pcm_run_publishes_discovery_and_state_with_the_real_encoders(
     domoticz = [json.loads(p) for p in got.payloads("domoticz/in")]
     assert {d["idx"] for d in domoticz} == {7}
     assert all(isinstance(d["nvalue"], int) and isinstance(d["svalue"], str) for d in domoticz)
+    # Announced under the module's name before its id was known; those configs are emptied
+    # once, and what the broker keeps is under the id alone.
+    by_name = {m[0] for m in got.messages if "/s0pcm_kast_" in m[0] and m[1]}
+    assert by_name, "nothing was announced before the id was known"
+    emptied = [m[0] for m in got.messages if "/config" in m[0] and not m[1]]
+    assert sorted(emptied) == sorted(by_name)
+    kept = await retained(mqtt_broker, "homeassistant/#", len(configs) - len(by_name))
+    assert kept and all(f"s0pcm_{module_id}_" in topic for topic in kept)
+
+    # The logger restarted with meter 3 switched off: its configs (and no other) are emptied,
+    # though this run never announced them.
+    path.write_text(path.read_text().replace(
+        "[modules.kast.meters.3]\n", "[modules.kast.meters.3]\nenabled = false\n"
+    ))  # fmt: skip
+    async with subscriber(mqtt_broker, "homeassistant/#", identifier="second") as again:
+        await again.wait(lambda: len(again.messages) >= len(kept))
+        daemon = Daemon(load_config(path), encoders=for_daemon)
+        task = asyncio.create_task(daemon.run())
+        await again.wait(lambda: any(not m[1] for m in again.messages))
+        await asyncio.sleep(0.5)
+        daemon.stop()
+        await task
+    emptied = {m[0] for m in again.messages if not m[1]}
+    assert emptied == {t for t in kept if f"s0pcm_{module_id}_3_" in t}
+    now = await retained(mqtt_broker, "homeassistant/#", len(kept) - len(emptied))
+    assert set(now) == set(kept) - emptied

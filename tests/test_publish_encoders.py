@@ -22,7 +22,8 @@ from s0pcm.meters import KINDS, Kind, Meter
 from s0pcm.protocol import Model
 from s0pcm.publish import Message
 from s0pcm.publish.domoticz import COUNTER_DIVIDER, DEVICE_TYPES, DeviceType, domoticz_messages
-from s0pcm.publish.homeassistant import ModuleInfo, announce, removals
+from s0pcm.publish.homeassistant import ModuleInfo, announce
+from s0pcm.publish.outbox import Outbox
 from s0pcm.publish.state import update_messages
 from s0pcm.publish.topics import Topics
 from tests.helpers.homeassistant import (
@@ -196,19 +197,30 @@ def test_the_energy_dashboard_takes_the_counted_sensor_and_is_not_offered_the_re
             )
 
 
-def test_a_meter_removed_or_switched_off_loses_its_configs_and_nothing_else() -> None:
+def test_a_meter_removed_or_switched_off_loses_its_configs_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Through the outbox's announcement, across a reopen (a logger restart with a meter
+    switched off): only the configs no longer announced are emptied, each once."""
     before = announce([info()], topics=TOPICS)
-    assert removals([m.topic for m in before], announce([info()], topics=TOPICS)) == []
+    box = Outbox(tmp_path / "o.outbox", limit=1000)
+    assert box.announce(before) == (0, 0)
+    assert box.announce(announce([info()], topics=TOPICS)) == (0, 0)
     assert announce([info()], topics=TOPICS) == before  # re-announcing sends the same bytes
+    box.close()
+    box = Outbox(tmp_path / "o.outbox", limit=1000)
     meters = (METERS[0], METERS[1], dataclasses.replace(METERS[3], enabled=False), METERS[4])
     after = announce([info(meters)], topics=TOPICS)
-    gone = removals([m.topic for m in before], after)
-    assert all(m.payload == b"" and m.retain for m in gone)
+    assert box.announce(after) == (0, 8)
+    sent = [e.message for e in box.peek(10_000)]
+    gone = [m for m in sent if not m.payload]
+    assert all(m.retain for m in gone)
     assert {re.sub(r".*_(\d)_\w+/config", r"\1", m.topic) for m in gone} == {"3", "4"}
-    assert len(gone) == 8
     assert all(problems(m) == [] for m in gone)
     # What stays is announced with the same ids and topics, never emptied first.
     assert {m.topic for m in after} == {m.topic for m in before} - {m.topic for m in gone}
+    assert box.announce(after) == (0, 0)  # emptied once
+    box.close()
 
 
 def test_discovery_off_announces_nothing() -> None:

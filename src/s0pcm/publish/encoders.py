@@ -3,7 +3,8 @@ and :mod:`.domoticz` over one daemon's runners, as the :class:`~.mqtt.Publisher`
 
 Every message comes from the update in hand and the runner's health: nothing here reads the
 store. When a module's id becomes known (its first header or record), its topics move from the
-configured name to the id, and its discovery is announced again under the new ids.
+configured name to the id: the publisher announces again, and the configs under the name are
+emptied (``Outbox.announce``).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def for_daemon(daemon: Daemon) -> tuple[Encode, Announce]:
         out: list[Message] = []
         key = module_key(runner.health)
         if topics.discovery and announced.get(runner.name) != key:
-            announced[runner.name] = key  # the id is known now: its entities, announced once
-            out += announce([info(runner)], topics=topics)
+            # The id is known now: the entities move to it, and those under the name go.
+            announced[runner.name] = key
+            if daemon.publisher is not None:
+                daemon.publisher.reannounce()
         out += update_messages(
             update,
             meters=runner.all_meters,

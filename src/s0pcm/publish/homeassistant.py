@@ -26,7 +26,8 @@ Identity never follows a name: ``unique_id`` is ``s0pcm_<module_id>_<register>_<
 ``s0pcm_<module_id>_<field>`` per module), the device's identifier ``s0pcm_<module_id>``.
 Names and ``default_entity_id`` (the deprecated ``object_id``'s successor, only read when an
 entity is first added) follow the configuration. Nothing here deletes and recreates an entity:
-:func:`removals` gives an empty retained config only for an entity no longer announced.
+:meth:`Outbox.announce <s0pcm.publish.outbox.Outbox.announce>` sends an empty retained config
+only for an entity the announcement before held and this one does not (kept across restarts).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ __all__ = [
     "announce",
     "meter_configs",
     "module_configs",
-    "removals",
 ]
 
 #: Who makes the S0PCM (the device's manufacturer in Home Assistant).
@@ -229,16 +229,3 @@ def announce(modules: Iterable[ModuleInfo], *, topics: Topics) -> list[Message]:
             if meter.enabled:
                 out += meter_configs(meter, info, topics=topics)
     return out
-
-
-def removals(previous: Iterable[str], current: Iterable[Message]) -> list[Message]:
-    """An empty retained config for each topic announced before (``previous``: the topics of
-    the last :func:`announce` the client sent) that ``current`` no longer holds: a meter taken
-    out of the configuration or switched off, a module whose id became known. The only way
-    s0pcm deletes an entity; a config that is still announced is never emptied first."""
-    keep = {m.topic for m in current}
-    return [
-        Message(topic=topic, payload=b"", retain=True)
-        for topic in dict.fromkeys(previous)
-        if topic not in keep
-    ]

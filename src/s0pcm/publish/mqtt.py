@@ -180,6 +180,10 @@ class Publisher:
         except Exception as e:
             self._say(f"cannot queue MQTT messages in {self.outbox.path}: {e}", logging.ERROR)
             return
+        self._queued(dropped)
+
+    def _queued(self, dropped: int) -> None:
+        """Messages are in the outbox (``dropped`` old events made room): wake the sender."""
         if dropped:
             if not self._dropping:  # said once while it stays full, not once a record
                 log.warning("MQTT outbox full (%d messages): dropping the oldest events unsent",
@@ -190,13 +194,25 @@ class Publisher:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake.set)
 
-    def _announce(self) -> None:
+    def reannounce(self) -> None:
+        """Queue the whole announcement (``announce``) through :meth:`Outbox.announce
+        <s0pcm.publish.outbox.Outbox.announce>`, which empties the configs it no longer holds:
+        at start, on connecting, on Home Assistant's birth, and when an encoder learns
+        something that changes the configs (a module's id). An announcement that cannot be
+        encoded changes nothing (it is not taken for one that holds no entities)."""
         try:
             messages = self.announce()
         except Exception:
             log.exception("MQTT: cannot encode the announcement")
             return
-        self.put(messages)
+        try:
+            dropped, emptied = self.outbox.announce(messages)
+        except Exception as e:
+            self._say(f"cannot queue MQTT messages in {self.outbox.path}: {e}", logging.ERROR)
+            return
+        if emptied:
+            log.info("MQTT: %d discovery configs no longer announced are removed", emptied)
+        self._queued(dropped)
 
     # -- the sender's half
 
@@ -209,7 +225,7 @@ class Publisher:
     async def run(self) -> None:
         """Until :meth:`stop`: keep the link up and the outbox sent."""
         self._loop = asyncio.get_running_loop()
-        self._announce()
+        self.reannounce()
         delay = self.backoff[0]
         try:
             while not self._stopping.is_set():
@@ -257,7 +273,7 @@ class Publisher:
             if self.birth_topic is not None:
                 await client.subscribe(self.birth_topic, qos=1)
             self._up()
-            self._announce()  # a broker that lost its retained messages gets them again
+            self.reannounce()  # a broker that lost its retained messages gets them again
             sender = asyncio.create_task(self._send(client), name="mqtt send")
             listener = asyncio.create_task(self._listen(client), name="mqtt listen")
             try:
@@ -308,7 +324,7 @@ class Publisher:
                     self._announcing.cancel()
                 delay = random.uniform(*self.announce_delay)
                 log.info("MQTT: Home Assistant started: announcing again in %.1f s", delay)
-                self._announcing = self._loop.call_later(delay, self._announce)
+                self._announcing = self._loop.call_later(delay, self.reannounce)
 
     # -- what is said about the link
 

@@ -33,7 +33,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS outbox_retained ON outbox (topic) WHERE retain = 1;
 CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS announced (topic TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -130,6 +131,24 @@ class Outbox:
     def put(self, messages: Iterable[Message]) -> int:
         """Queue ``messages`` in one transaction; returns how many old events the overflow
         policy dropped to make room (0 almost always)."""
+        return self._put(list(messages), announced=None)
+
+    def announce(self, messages: Sequence[Message]) -> tuple[int, int]:
+        """Queue a whole announcement (every discovery config, retained), and before it an
+        empty retained message for each topic the announcement before held and this one does
+        not: a meter taken out or switched off, a module whose id became known. The topics
+        announced are kept in the file, so this holds across restarts; a config still
+        announced is never emptied first. Returns (events dropped, topics emptied)."""
+        current = [m for m in messages if m.retain]
+        keep = {m.topic for m in current}
+        with self._lock:
+            before = [t for (t,) in self._db.execute("SELECT topic FROM announced ORDER BY topic")]
+        gone = [Message(topic=t, payload=b"", retain=True) for t in before if t not in keep]
+        return self._put([*gone, *messages], announced=keep), len(gone)
+
+    def _put(self, messages: list[Message], *, announced: set[str] | None) -> int:
+        """:meth:`put`, and with ``announced`` the topics of the announcement now, kept in the
+        same transaction as its messages."""
         rows = [(m.topic, m.payload, m.qos, 1 if m.retain else 0) for m in messages]
         if not rows:
             return 0
@@ -137,6 +156,11 @@ class Outbox:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                if announced is not None:
+                    db.execute("DELETE FROM announced")
+                    db.executemany(
+                        "INSERT INTO announced (topic) VALUES (?)", ((t,) for t in announced)
+                    )
                 depth = self._depth
                 for topic, payload, qos, retain in rows:
                     if retain:
