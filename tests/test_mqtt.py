@@ -404,7 +404,8 @@ async def test_s0pcm_run_publishes_discovery_and_state_with_the_real_encoders(
     emptied = [m[0] for m in got.messages if "/config" in m[0] and not m[1]]
     assert sorted(emptied) == sorted(by_name)
     kept = await retained(mqtt_broker, "homeassistant/#", len(configs) - len(by_name))
-    assert kept and all(f"s0pcm_{module_id}_" in topic for topic in kept)
+    assert kept
+    assert all(f"s0pcm_{module_id}_" in topic for topic in kept)
 
     # The logger restarted with meter 3 switched off: its configs (and no other) are emptied,
     # though this run never announced them.
