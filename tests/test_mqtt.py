@@ -420,7 +420,7 @@ async def test_s0pcm_run_publishes_discovery_and_state_with_the_real_encoders(
         await asyncio.sleep(0.5)
         daemon.stop()
         await task
-    emptied = {m[0] for m in again.messages if not m[1]}
-    assert emptied == {t for t in kept if f"s0pcm_{module_id}_3_" in t}
-    now = await retained(mqtt_broker, "homeassistant/#", len(kept) - len(emptied))
-    assert set(now) == set(kept) - emptied
+    removed = {m[0] for m in again.messages if not m[1]}
+    assert removed == {t for t in kept if f"s0pcm_{module_id}_3_" in t}
+    now = await retained(mqtt_broker, "homeassistant/#", len(kept) - len(removed))
+    assert set(now) == set(kept) - removed
