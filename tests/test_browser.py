@@ -26,7 +26,8 @@ from s0pcm.emulator import Fault, Source, household
 from s0pcm.store import Anchor, AnchorKind
 from s0pcm.tools.backfill import backfill
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.helpers.web import METERS, NOW, TARIFFS, TZ, History, WebServer, login
+from tests.helpers.mqtt import Broker
+from tests.helpers.web import METERS, NOW, TARIFFS, TZ, History, WebServer, live_server, login
 
 SCREENSHOTS: Final = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PAGES: Final = ("live", "history", "costs", "device", "settings")
@@ -274,6 +275,55 @@ def test_device_page(history_context: BrowserContext, web_server: WebServer) -> 
     expect(events).to_have_count(5)
     no_errors(page)
     page.close()
+
+
+def test_device_and_settings_show_the_mqtt_link(
+    browser: Browser, mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """Against a real Mosquitto: connected with the broker named and the outbox emptied; the
+    broker killed: not connected, the problem in one line, messages waiting on disk; the
+    broker back: connected and the outbox sent. Settings shows the same link."""
+    with live_server(tmp_path, extra=mqtt_broker.toml()) as server:
+        context = new_context(browser)
+        log_in(context, server)
+        page = open_page(context)
+        show(page, server, "device")
+        card = page.locator("[data-mqtt]")
+        badge = card.locator("[data-connected]")
+        expect(badge).to_have_attribute("data-connected", "true")
+        expect(card).to_contain_text(f"{mqtt_broker.host}:{mqtt_broker.port}")
+        expect(card.locator("[data-outbox]")).to_have_attribute("data-outbox", "0")
+        expect(card).not_to_contain_text("never")  # something was sent
+
+        mqtt_broker.kill()
+        expect(badge).to_have_attribute("data-connected", "false")
+        expect(card.locator("[data-mqtt-error]")).to_contain_text(str(mqtt_broker.port))
+        page.wait_for_function(  # records go on, and wait on disk
+            "e => +e.dataset.outbox > 0", arg=card.locator("[data-outbox]").element_handle()
+        )
+        mqtt_broker.start()
+        expect(badge).to_have_attribute("data-connected", "true", timeout=90_000)
+        expect(card.locator("[data-mqtt-error]")).to_have_count(0)
+        expect(card.locator("[data-outbox]")).to_have_attribute("data-outbox", "0")
+
+        show(page, server, "settings")
+        section = page.locator("section[aria-labelledby='s-mqtt']")
+        expect(section.locator("[data-connected]")).to_have_attribute("data-connected", "true")
+        expect(section).to_contain_text(f"{mqtt_broker.host}:{mqtt_broker.port}")
+        no_errors(page)
+        context.close()
+
+
+def test_settings_say_when_mqtt_is_off(browser: Browser, fresh_server: WebServer) -> None:
+    context = new_context(browser)
+    log_in(context, fresh_server)
+    page = open_page(context, at=NOW)
+    show(page, fresh_server, "settings")
+    section = page.locator("section[aria-labelledby='s-mqtt']")
+    expect(section).to_contain_text("MQTT is off")
+    expect(section.locator("[data-connected]")).to_have_count(0)
+    no_errors(page)
+    context.close()
 
 
 # -- settings --------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from s0pcm.config import MqttSettings, load_config, parse_config
 from s0pcm.emulator import Module, PtyEmulator, Source, steady
 from s0pcm.logger.daemon import Daemon
 from s0pcm.logger.runner import Update
+from s0pcm.logger.status import collect_status, format_status
 from s0pcm.publish import Message
 from s0pcm.publish.mqtt import Announce, Encode, Publisher
 from s0pcm.publish.outbox import Outbox
@@ -396,6 +397,18 @@ async def test_s0pcm_run_publishes_discovery_and_state_with_the_real_encoders(
         assert last["pulses_total"] == stored(path)[meter.register - 1]
     domoticz = [json.loads(p) for p in got.payloads("domoticz/in")]
     assert {d["idx"] for d in domoticz} == {7}
+    # What the logger saved of its link, as `s0pcm status` shows it after the logger stopped.
+    readonly = Daemon(config, readonly=True)
+    doc = collect_status(readonly, time.time(), logger=None)
+    readonly.close()
+    assert doc["mqtt"]["broker"] == f"{mqtt_broker.host}:{mqtt_broker.port}"
+    assert doc["mqtt"]["connected"] is False
+    # Every message the subscriber got but the two said beside the outbox (online, offline).
+    assert doc["mqtt"]["sent"] == len(got.messages) - 2
+    assert doc["mqtt"]["outbox"] == 0
+    assert f"mqtt {mqtt_broker.host}:{mqtt_broker.port}: not connected, 0 messages waiting" in (
+        format_status(doc)
+    )
     assert all(isinstance(d["nvalue"], int) and isinstance(d["svalue"], str) for d in domoticz)
     # Announced under the module's name before its id was known; those configs are emptied
     # once, and what the broker keeps is under the id alone.

@@ -43,6 +43,7 @@ from s0pcm.costs.tariffs import STATE_KEY as TARIFFS_KEY
 from s0pcm.emulator import Module, PtyEmulator, Source
 from s0pcm.events import DeviceEvent, EventKind
 from s0pcm.logger.daemon import Daemon
+from s0pcm.publish.encoders import for_daemon
 from s0pcm.store import Anchor, AnchorKind, Store, open_store
 from s0pcm.web import bind, create_app, new_token, serve, set_password
 from tests.helpers import TZ
@@ -393,9 +394,13 @@ def _source(rates: list[float], n: int) -> Source:
 
 
 @contextlib.contextmanager
-def live_server(tmp_path: Path) -> Iterator[WebServer]:
-    """The emulator, the real logger and the app with it (see the module docstring)."""
+def live_server(tmp_path: Path, *, extra: str = "") -> Iterator[WebServer]:
+    """The emulator, the real logger and the app with it (see the module docstring).
+    ``extra``: more of the configuration file (an ``[mqtt]`` table: then it publishes with
+    ``s0pcm run``'s encoders)."""
     config_path = write_config(tmp_path, port=tmp_path / "s0")
+    if extra:
+        config_path.write_text(config_path.read_text() + "\n" + extra, encoding="utf-8")
     config = load_config(config_path)
     rates = [0.0] * 5
     module = Module(interval=0.2, sources=[_source(rates, n) for n in range(5)], seed=3)
@@ -408,7 +413,7 @@ def live_server(tmp_path: Path) -> Iterator[WebServer]:
         with open_store(config.logger.database, tz=TZ) as store:
             set_password(store, PASSWORD)
             parts["token"] = new_token(store, "tests")
-        daemon = Daemon(config)
+        daemon = Daemon(config, encoders=for_daemon if config.mqtt else None)
         daemon_task = asyncio.create_task(daemon.run())
         parts.update(daemon=daemon, emulator=emulator)
         app = create_app(config=config, store=daemon.store, daemon=daemon, health_interval=1.0)

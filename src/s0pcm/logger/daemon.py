@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: State document key under which the daemon keeps its own bookkeeping.
 DAEMON_STATE = "_daemon"
+#: The MQTT link's status as of the last commit (:meth:`LinkStatus.view`), for a dashboard or
+#: ``status`` without the logger in their process.
+MQTT_STATE = "_mqtt"
 #: Seconds between looks at the settings stored by a dashboard in another process.
 SETTINGS_POLL = 10.0
 
@@ -288,6 +291,8 @@ class Daemon:
         for r in self.runners:
             self.store.set_state(r.name, r.state())
         self.store.set_state(DAEMON_STATE, {"seq": done})
+        if self.publisher is not None:
+            self.store.set_state(MQTT_STATE, self.publisher.status.view())
         self.store.commit()
         self.committed_seq = done
         if not waiting:

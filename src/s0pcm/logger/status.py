@@ -5,15 +5,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..ledger import LedgerStats
 from ..meters import Meter
 from ..store import Store
-from .daemon import Daemon
+from .daemon import MQTT_STATE, Daemon
 from .snapshot import MeterValues
 
-__all__ = ["collect_status", "display_reading", "format_status", "module_status"]
+if TYPE_CHECKING:
+    from ..config import MqttSettings
+    from ..publish.mqtt import Publisher
+
+__all__ = ["collect_status", "display_reading", "format_status", "module_status", "mqtt_status"]
 
 
 def display_reading(store: Store, meter: Meter, at: float) -> float:
@@ -59,6 +63,23 @@ def module_status(
     }
 
 
+def mqtt_status(
+    settings: MqttSettings | None, publisher: Publisher | None, store: Store, *, live: bool
+) -> dict[str, Any] | None:
+    """The MQTT link (a :meth:`LinkStatus.view <s0pcm.publish.mqtt.LinkStatus.view>`), None
+    without ``[mqtt]``: the ``publisher``'s own when the logger runs in this process, else what
+    the logger saved at its last commit. ``live`` false: nobody runs the logger, so the link
+    is down, whatever it said last."""
+    if settings is None:
+        return None
+    if publisher is not None:
+        return publisher.status.view()
+    doc: dict[str, Any] = {**(store.state(MQTT_STATE) or {}), "broker": settings.broker}
+    if not live:
+        doc["connected"] = False
+    return doc
+
+
 def collect_status(daemon: Daemon, now: float, *, logger: str | None = None) -> dict[str, Any]:
     """Per module its health and counters; per meter its reading, pulses and live rate.
 
@@ -84,6 +105,9 @@ def collect_status(daemon: Daemon, now: float, *, logger: str | None = None) -> 
             "last_record_age": round(now - max(last), 1) if last else None,
         },
         "modules": modules,
+        "mqtt": mqtt_status(
+            daemon.config.mqtt, daemon.publisher, daemon.store, live=logger is not None
+        ),
     }
 
 
@@ -106,6 +130,19 @@ def format_status(doc: dict[str, Any]) -> str:
         else:
             age = _age(logger["last_record_age"])
             lines.append(f"logger: not running (last record {age})")
+    mqtt = doc.get("mqtt")
+    if mqtt is not None:
+        state = "connected" if mqtt["connected"] else "not connected"
+        waiting = mqtt.get("outbox") or 0
+        sent = mqtt.get("last_publish")
+        lines.append(
+            f"mqtt {mqtt['broker']}: {state}, {waiting:,} messages waiting, last sent "
+            f"{_age(None if sent is None else doc['at'] - sent)}"
+        )
+        if mqtt.get("dropped"):
+            lines.append(f"  dropped unsent while the outbox was full: {mqtt['dropped']:,} events")
+        if mqtt.get("last_error"):
+            lines.append(f"  last problem: {mqtt['last_error']}")
     for m in doc["modules"]:
         state = "connected" if m["connected"] else "not connected"
         lines.append(f"module {m['name']}: {state} ({m['port'] or 'auto'})")

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -77,6 +78,13 @@ class LinkStatus:
     sent: int = 0
     #: Failed connection tries in a row.
     failures: int = 0
+    #: Messages waiting in the outbox, and events its overflow dropped (ever), as last seen.
+    outbox: int = 0
+    dropped: int = 0
+
+    def view(self) -> dict[str, Any]:
+        """What the health document shows and the logger saves (``_mqtt`` in the store)."""
+        return dataclasses.asdict(self)
 
 
 def tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
@@ -144,7 +152,7 @@ class Publisher:
         self.backoff = backoff
         self.announce_delay = announce_delay
         self.clock = clock
-        self.status = LinkStatus(broker=settings.broker)
+        self.status = LinkStatus(broker=settings.broker, outbox=len(outbox), dropped=outbox.dropped)
         self.status_topic = f"{settings.base_topic}/status"
         self.birth_topic = (
             f"{settings.discovery_prefix}/status" if settings.discovery_prefix else None
@@ -184,6 +192,7 @@ class Publisher:
 
     def _queued(self, dropped: int) -> None:
         """Messages are in the outbox (``dropped`` old events made room): wake the sender."""
+        self.status.outbox, self.status.dropped = len(self.outbox), self.outbox.dropped
         if dropped:
             if not self._dropping:  # said once while it stays full, not once a record
                 log.warning("MQTT outbox full (%d messages): dropping the oldest events unsent",
@@ -306,6 +315,7 @@ class Publisher:
                 m = entry.message
                 await client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
                 self.outbox.ack(entry.seq)
+                self.status.outbox = len(self.outbox)
                 self.status.sent += 1
                 self.status.last_publish = self.clock()
                 if self._dropping and len(self.outbox) < self.outbox.limit * 0.9:

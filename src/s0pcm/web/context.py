@@ -28,7 +28,7 @@ from ..logger.overrides import (
     threshold_requests,
 )
 from ..logger.snapshot import MeterValues, Snapshot
-from ..logger.status import display_reading, module_status
+from ..logger.status import display_reading, module_status, mqtt_status
 from ..meters import Meter
 from ..store import Store
 from . import shapes
@@ -194,4 +194,11 @@ class Context:
                 health=view, stats=stats, meters=of_module, values=values, now=now
             )
             modules.append(msgspec.convert(status, shapes.ModuleHealth))
-        return shapes.Health(now, self.daemon is not None, modules)
+        publisher = None if self.daemon is None else self.daemon.publisher
+        link = mqtt_status(self.config.mqtt, publisher, self.store, live=True)
+        return shapes.Health(
+            now,
+            self.daemon is not None,
+            modules,
+            None if link is None else msgspec.convert(link, shapes.MqttLink),
+        )

@@ -234,6 +234,22 @@ class ModuleHealth(msgspec.Struct):
     meters: list[ModuleMeter]
 
 
+class MqttLink(msgspec.Struct):
+    """The MQTT link (:class:`~s0pcm.publish.mqtt.LinkStatus`); absent without ``[mqtt]``."""
+
+    broker: str
+    connected: bool = False
+    since: Annotated[Time | None, Meta(description="When the link came up or went down")] = None
+    last_publish: Annotated[
+        Time | None, Meta(description="When the broker last acknowledged a message")
+    ] = None
+    last_error: Annotated[str | None, Meta(description="The last problem, in one line")] = None
+    sent: Annotated[Count, Meta(description="Messages acknowledged since the logger started")] = 0
+    failures: Annotated[Count, Meta(description="Failed connection tries in a row")] = 0
+    outbox: Annotated[Count, Meta(description="Messages waiting to be sent")] = 0
+    dropped: Annotated[Count, Meta(description="Events the full outbox dropped unsent, ever")] = 0
+
+
 class Health(msgspec.Struct):
     """``GET /api/health`` and the live stream's ``health`` event (``s0pcm status --json``)."""
 
@@ -243,6 +259,7 @@ class Health(msgspec.Struct):
         Meta(description="true: from the logger in this process; false: as it last stored it"),
     ]
     modules: list[ModuleHealth]
+    mqtt: MqttLink | None = None
 
 
 class Event(msgspec.Struct):

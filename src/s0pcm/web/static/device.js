@@ -1,8 +1,8 @@
 // Device: per module its connection, firmware, thresholds, last record and counters (from
-// /api/health, refreshed by the live stream), and the event log (/api/events).
+// /api/health, refreshed by the live stream), the MQTT link, and the event log (/api/events).
 import { h, t, api, qs, listen, num, age, when, field } from './lib.js';
 
-const EVENTS = ['connected', 'disconnected', 'startup', 'restart', 'rejected', 'spike', 'glitch', 'unconfirmed', 'mismatch', 'gap', 'correction', 'replacement', 'thresholds_sent', 'thresholds_confirmed', 'thresholds_refused', 'watchdog', 'clock', 'storage'];
+const EVENTS = ['connected', 'disconnected', 'startup', 'restart', 'rejected', 'spike', 'glitch', 'unconfirmed', 'mismatch', 'gap', 'correction', 'replacement', 'thresholds_sent', 'thresholds_confirmed', 'thresholds_refused', 'watchdog', 'clock', 'storage', 'outbox'];
 
 function moduleCard(m) {
   const c = m.counters || {};
@@ -28,6 +28,28 @@ function moduleCard(m) {
       m.last_problem && row('problem', m.last_problem, { class: 'wide' })));
 }
 
+/** The MQTT link of the health document: connected, broker, outbox depth, last sent, last
+ * problem (Device shows it as a card, Settings in its MQTT section). */
+export function mqttFacts(link, at) {
+  const row = (k, v, attr) => h('div', attr, h('dt', null, t(k)), h('dd', null, v ?? '–'));
+  return [
+    h('span', { class: `badge ${link.connected ? 'ok' : 'bad'}`, 'data-connected': String(!!link.connected) }, t(link.connected ? 'connected' : 'disconnected')),
+    h('dl', { class: 'facts' },
+      row('broker', link.broker),
+      row('outbox', num(link.outbox), { 'data-outbox': String(link.outbox) }),
+      row('lastpublish', link.last_publish == null ? t('never') : age(Math.max(0, at - link.last_publish))),
+      link.since && row('since', when(link.since)),
+      row('mqttsent', num(link.sent)),
+      link.dropped > 0 && row('mqttdropped', num(link.dropped), { class: 'warn' }),
+      link.last_error && row('problem', link.last_error, { class: 'wide', 'data-mqtt-error': '' })),
+  ];
+}
+
+function mqttCard(link, at) {
+  const [badge, facts] = mqttFacts(link, at);
+  return h('article', { class: 'card module', 'data-mqtt': '' }, h('header', null, h('h2', null, t('mqtt')), badge), facts);
+}
+
 const eventRow = (e) => h('tr', { class: `ev-${e.kind}` },
   h('td', { class: 'nw' }, when(e.at)),
   h('td', null, t(`e_${e.kind}`)),
@@ -38,7 +60,7 @@ const eventRow = (e) => h('tr', { class: `ev-${e.kind}` },
 export async function mount(main) {
   const [health, initial] = await Promise.all([api('health'), api('events?limit=100')]);
   const mods = h('div', { class: 'grid modules' });
-  const paint = (doc) => mods.replaceChildren(...(doc.modules || []).map(moduleCard));
+  const paint = (doc) => mods.replaceChildren(...(doc.modules || []).map(moduleCard), ...(doc.mqtt ? [mqttCard(doc.mqtt, doc.at)] : []));
   paint(health);
   const f = { kind: '', module: '' };
   const body = h('tbody');

@@ -50,7 +50,11 @@ export const DICT = {
     e_mismatch: 'Mismatch', e_gap: 'Gap recovered', e_correction: 'Reading corrected',
     e_replacement: 'Meter replaced', e_thresholds_sent: 'Thresholds sent',
     e_thresholds_confirmed: 'Thresholds confirmed', e_thresholds_refused: 'Thresholds refused',
-    e_watchdog: 'Watchdog', e_clock: 'Clock', e_storage: 'Storage',
+    e_watchdog: 'Watchdog', e_clock: 'Clock', e_storage: 'Storage', e_outbox: 'MQTT outbox',
+    mqtt: 'MQTT', broker: 'Broker', outbox: 'Waiting to be sent', lastpublish: 'Last sent',
+    mqttsent: 'Sent since start', mqttdropped: 'Dropped unsent (outbox full)',
+    mqtthelp: 'The link to the MQTT broker (Home Assistant, Domoticz). It is set in the [mqtt] table of the configuration file; messages wait on disk while the broker is away.',
+    nomqtt: 'MQTT is off: add an [mqtt] table to the configuration file to publish to Home Assistant or Domoticz.',
   },
   nl: {
     live: 'Nu', history: 'Historie', costs: 'Kosten', device: 'Apparaat', settings: 'Instellingen',
@@ -108,5 +112,10 @@ export const DICT = {
     e_correction: 'Meterstand gecorrigeerd', e_replacement: 'Meter vervangen',
     e_thresholds_sent: 'Drempels verstuurd', e_thresholds_confirmed: 'Drempels bevestigd',
     e_thresholds_refused: 'Drempels geweigerd', e_watchdog: 'Waakhond', e_clock: 'Klok', e_storage: 'Opslag',
+    e_outbox: 'MQTT-wachtrij',
+    mqtt: 'MQTT', broker: 'Broker', outbox: 'Wacht op verzending', lastpublish: 'Laatst verzonden',
+    mqttsent: 'Verzonden sinds start', mqttdropped: 'Onverzonden weggegooid (wachtrij vol)',
+    mqtthelp: 'De verbinding met de MQTT-broker (Home Assistant, Domoticz). Die stel je in in de tabel [mqtt] van het configuratiebestand; berichten wachten op schijf zolang de broker weg is.',
+    nomqtt: 'MQTT staat uit: voeg een tabel [mqtt] toe aan het configuratiebestand om naar Home Assistant of Domoticz te publiceren.',
   },
 };

@@ -1,6 +1,8 @@
 // Settings (login required): meters, reading corrections and replacements, tariffs, pulse
-// thresholds (pending until the module's start-up header confirms them), API tokens.
+// thresholds (pending until the module's start-up header confirms them), the MQTT link, API
+// tokens.
 import { h, t, api, qs, listen, field, msg, say, state, session, loginForm, num, when, ymd, date, zoned, KINDS } from './lib.js';
+import { mqttFacts } from './device.js';
 
 const again = () => dispatchEvent(new HashChangeEvent('hashchange'));
 const section = (key, ...kids) => h('section', { class: 'card', 'aria-labelledby': `s-${key}` }, h('h2', { id: `s-${key}` }, t(key)), ...kids);
@@ -179,10 +181,13 @@ export async function mount(main) {
   const [meters, tariffs, health] = await Promise.all([api('meters'), api('tariffs').catch(() => ({ currency: 'EUR', tariffs: [] })), api('health')]);
   tariffs.tariffs ||= [];
   const forms = new Map();
+  const mqttBox = h('div', { 'data-mqtt': '' });
   main.replaceChildren(
     h('div', { class: 'head' }, h('h1', null, t('settings')),
       h('button', { type: 'button', 'data-logout': '', onclick: async () => { await api('logout', 'POST').catch(() => null); state.loggedIn = false; state.csrf = null; again(); } }, t('logout'))),
-    meterForms(meters), readingForm(meters), tariffEditor(tariffs), thresholdForms(health, forms), tokenForm());
+    meterForms(meters), readingForm(meters), tariffEditor(tariffs), thresholdForms(health, forms), section('mqtt', mqttBox), tokenForm());
+  const paintMqtt = (doc) => mqttBox.replaceChildren(...(doc.mqtt ? [h('p', { class: 'muted' }, t('mqtthelp')), ...mqttFacts(doc.mqtt, doc.at)] : [h('p', { class: 'muted' }, t('nomqtt'))]));
+  paintMqtt(health);
 
   const apply = (doc) => {
     for (const m of doc.modules || []) {
@@ -199,7 +204,7 @@ export async function mount(main) {
     if ([...forms.values()].some((f) => f.m.thresholds_pending)) apply(await api('health').catch(() => ({})));
   }, 2000);
   const stop = listen((type, d) => {
-    if (type === 'health' && d) apply(d);
+    if (type === 'health' && d) { apply(d); paintMqtt(d); }
     for (const e of (type === 'update' && d?.events) || []) {
       const f = THRESH.includes(e.kind) && forms.get(e.module);
       if (f) { f.last = e; f.show(); }
