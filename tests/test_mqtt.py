@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import re
 import signal
@@ -164,6 +165,45 @@ async def test_last_will_when_the_logger_is_killed(mqtt_broker: Broker, tmp_path
             await got.wait(lambda: said(b"offline"))
     assert got.payloads("s0pcm/status") == [b"online", b"offline"] * 2
     assert await retained(mqtt_broker, "s0pcm/status", 1) == {"s0pcm/status": b"offline"}
+
+
+async def test_the_logger_killed_while_the_broker_is_away_loses_no_message(
+    mqtt_broker: Broker, tmp_path: Path
+) -> None:
+    """The outbox is written with the counts, not once a record: a logger SIGKILLed between
+    two commits, with the broker away all along, has its messages made again from the
+    journal at the next start. Every total of meter 1 reaches Domoticz, from the first."""
+    import json
+
+    config = write_config(tmp_path, model=2, commit_interval=60)
+    text = config.read_text().replace(
+        "[modules.kast.meters.1]\n", "[modules.kast.meters.1]\ndomoticz_idx = 7\n"
+    )
+    config.write_text(text + mqtt_broker.toml(domoticz=True))
+
+    def totals(got: list[bytes]) -> list[int]:  # meter 1's Wh, as Domoticz got them
+        return sorted({int(json.loads(p)["svalue"].split(";")[1]) for p in got})
+
+    async with subscriber(mqtt_broker, "domoticz/in", persistent=True) as got:
+        pass  # the broker keeps this session's messages while it is away
+    mqtt_broker.stop()
+    with emulator_process(tmp_path, "--interval", "0.1", "--rate", "1=10") as truth:
+        first = logger_process(config)
+        wait_for_lines(truth, 30)
+        first.send_signal(signal.SIGKILL)  # between two commits: the journal has it all
+        first.wait(timeout=10)
+        mqtt_broker.start()
+        second = logger_process(config)
+        wait_for_lines(truth, 60)
+    async with subscriber(mqtt_broker, "domoticz/in", persistent=True) as got:
+        await got.wait(lambda: len(got.payloads("domoticz/in")) >= 30)
+        await asyncio.sleep(1.5)  # the emulator has stopped: the last records are sent
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=20) == 0
+    seen = totals(got.payloads("domoticz/in"))
+    assert seen[0] <= 3, seen[:10]  # the first run's records too, not only the second's
+    assert max(b - a for a, b in itertools.pairwise(seen)) <= 3, seen
+    assert seen[-1] == stored(config)[0]
 
 
 async def test_tls_checks_the_ca_and_the_host_name(

@@ -73,6 +73,7 @@ def test_nothing_is_lost_across_a_reopen(tmp_path: Path) -> None:
     (first,) = box.peek(1)
     box.ack(first.seq)
     before = waiting(box)
+    box.sync()  # the logger's commit
     del box  # no close: as a killed logger leaves it
     again = Outbox(path, limit=1000)
     assert waiting(again) == before
@@ -80,6 +81,47 @@ def test_nothing_is_lost_across_a_reopen(tmp_path: Path) -> None:
     again.put([state(1, 8)])
     assert waiting(again)[-1] == ("s0pcm/8237/1/state", b"8")
     assert len(again) == 50
+
+
+def size(path: Path) -> int:
+    """Bytes of the file and its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def test_the_disk_is_written_at_a_sync_and_only_with_what_changed(tmp_path: Path) -> None:
+    """Puts and acks touch memory only; a sync writes the difference in one transaction, and
+    nothing at all when the sender kept up (an SD card is not written once a record)."""
+    path = tmp_path / "o.outbox"
+    box = Outbox(path, limit=1000)
+    empty = size(path)
+    for n in range(100):  # a hundred records, each sent and acknowledged
+        box.put([event(n), state(1, n), state(2, n)])
+        for entry in box.peek():
+            box.ack(entry.seq)
+    assert size(path) == empty
+    assert box.sync() == 0
+    assert size(path) == empty
+    box.put([event(100), state(1, 100)])
+    assert box.sync() == 2
+    (e,) = [x for x in box.peek() if not x.message.retain]
+    box.ack(e.seq)
+    box.put([state(1, 101)])  # replaces the state on disk
+    assert box.sync() == 3  # the event and the old state gone, the new state in
+    assert waiting(Outbox(path, limit=1000)) == [("s0pcm/8237/1/state", b"101")]
+    box.close()
+
+
+def test_what_was_queued_after_the_last_sync_is_not_in_the_file(tmp_path: Path) -> None:
+    """The journal's records after the commit make those messages again (see the daemon's
+    test): the file holds what the commit covered, no more."""
+    path = tmp_path / "o.outbox"
+    box = Outbox(path, limit=1000)
+    box.put([event(1)])
+    box.sync()
+    box.put([event(2)])
+    del box  # killed
+    assert waiting(Outbox(path, limit=1000)) == [("s0pcm/8237/events", b"1")]
 
 
 def test_overflow_drops_the_oldest_events_and_counts(tmp_path: Path) -> None:

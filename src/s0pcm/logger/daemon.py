@@ -134,6 +134,7 @@ class Daemon:
         self._encoders = encoders
         #: The MQTT link while :meth:`run` runs with ``[mqtt]`` configured.
         self.publisher: Publisher | None = None
+        self._outbox_failing = False
         self._stop = asyncio.Event()
         #: Set to end the main loop's wait early: stop, or the disk is back.
         self._wake = asyncio.Event()
@@ -293,6 +294,7 @@ class Daemon:
         self.store.set_state(DAEMON_STATE, {"seq": done})
         if self.publisher is not None:
             self.store.set_state(MQTT_STATE, self.publisher.status.view())
+            self._sync_outbox()  # before the store's commit: see s0pcm.publish.outbox
         self.store.commit()
         self.committed_seq = done
         if not waiting:
@@ -353,17 +355,20 @@ class Daemon:
 
     async def run(self) -> None:
         """Until :meth:`stop`: read every module, commit every ``commit_interval`` seconds."""
-        self.recover()
-        for r in self.runners:
-            r.health.connected = False  # this process has not opened a port yet
-        self.load_settings()  # a constant changed in the file or the dashboard meanwhile
-        interval = self.config.logger.commit_interval
-        loop = asyncio.get_running_loop()
-        backoff = interval
-        due = loop.time() + (interval if self.try_commit() else backoff)
-        tasks = [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
+        # The MQTT listener first: the records replayed from the journal are those after the
+        # outbox's last sync too, and their messages are made again.
         publishing = self._start_publisher()
+        tasks: list[asyncio.Task[None]] = []
         try:
+            self.recover()
+            for r in self.runners:
+                r.health.connected = False  # this process has not opened a port yet
+            self.load_settings()  # a constant changed in the file or the dashboard meanwhile
+            interval = self.config.logger.commit_interval
+            loop = asyncio.get_running_loop()
+            backoff = interval
+            due = loop.time() + (interval if self.try_commit() else backoff)
+            tasks += [asyncio.create_task(r.run(), name=f"module {r.name}") for r in self.runners]
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     wait = min(due - loop.time(), SETTINGS_POLL)
@@ -401,8 +406,7 @@ class Daemon:
             self.close()
 
     def _start_publisher(self) -> tuple[asyncio.Task[None], Callable[[], None]] | None:
-        """With ``[mqtt]``: the MQTT link's task, and its listener subscribed (after the
-        journal's replay: those records' messages were queued by the run before)."""
+        """With ``[mqtt]``: the MQTT link's task, and its listener subscribed."""
         settings = self.config.mqtt
         if settings is None or self.readonly:
             return None
@@ -436,6 +440,23 @@ class Daemon:
         except Exception:  # noqa: S110 - said by _said_if_failed
             pass
         self.publisher.outbox.close()
+
+    def _sync_outbox(self) -> None:
+        """The outbox to disk with the counts. A disk that refuses it does not stop the
+        store's commit (the counts are the authority; the retained values are made again from
+        them): only events queued since the last good sync could be lost, and only if the
+        logger dies too before the broker has them. Said once until it works again."""
+        assert self.publisher is not None
+        try:
+            self.publisher.outbox.sync()
+        except Exception as e:
+            if not self._outbox_failing:
+                log.error("cannot write the MQTT outbox %s: %s", self.publisher.outbox.path, e)
+            self._outbox_failing = True
+        else:
+            if self._outbox_failing:
+                log.info("the MQTT outbox %s is written again", self.publisher.outbox.path)
+            self._outbox_failing = False
 
     def _outbox_dropped(self, count: int, over: bool) -> None:
         """The outbox overflowed (an event when it starts dropping, and when it has room)."""

@@ -1,10 +1,18 @@
-"""The outbox: every MQTT message on disk before it is sent, removed when the broker has it.
+"""The outbox: the MQTT messages not yet acknowledged, in order, kept on disk with the counts.
 
 The logger never waits on the broker: its listener only :meth:`Outbox.put`\\ s an update's
-messages (one SQLite transaction, no fsync in WAL mode with ``synchronous=NORMAL``: a power cut
-may lose the last moments, a crash of the process loses nothing), and the sender takes them in
-order (:meth:`~Outbox.peek`) and removes each on its PUBACK (:meth:`~Outbox.ack`). A broker that
-is away for a day, or a logger restarted meanwhile, loses nothing within the bound.
+messages (in memory, no disk), and the sender takes them in order (:meth:`~Outbox.peek`) and
+removes each on its PUBACK (:meth:`~Outbox.ack`).
+
+**On disk with the counts, not once a record.** :meth:`Outbox.sync` writes what changed since
+the last sync (the messages still waiting, those gone), in one SQLite transaction; the logger
+calls it in its commit, just before the store's, so the file always holds at least every
+message of the records the store holds. The records after that commit are in the journal, and a
+restart replays them through the same encoders: their messages are made again. So a broker
+away for a day, a logger killed meanwhile, or both, lose nothing within the bound, and an SD
+card is not written to once a record (while the broker keeps up, a sync writes nothing at all).
+The price is at-least-once: after a crash, messages sent since the last commit are sent again
+(retained ones are harmless; events may arrive twice).
 
 What is kept:
 
@@ -28,6 +36,7 @@ The file sits next to the database (:func:`outbox_path`), readable by its owner 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -47,13 +56,12 @@ log = logging.getLogger(__name__)
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL,
     retain INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS outbox_retained ON outbox (topic) WHERE retain = 1;
 CREATE TABLE IF NOT EXISTS outbox_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS announced (topic TEXT PRIMARY KEY) WITHOUT ROWID;
 """
@@ -74,10 +82,11 @@ class Entry:
 
 
 class Outbox:
-    """A bounded, ordered, on-disk queue of MQTT messages (one SQLite file).
+    """A bounded, ordered queue of MQTT messages, in memory and, at each :meth:`sync`, in one
+    SQLite file (see the module's documentation).
 
-    Safe to use from more than one thread (one lock around the connection), though the logger
-    puts and sends on its event loop's thread.
+    Safe to use from more than one thread (one lock): the logger puts and sends on its event
+    loop's thread, and a commit may come from a request's worker thread.
     """
 
     def __init__(self, path: Path, *, limit: int) -> None:
@@ -85,12 +94,29 @@ class Outbox:
         self.limit = limit
         self._lock = threading.Lock()
         self._db = self._open(path)
-        row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        #: Messages waiting, kept here so that a put costs no count of the table.
-        self._depth: int = row[0]
-        row = self._db.execute("SELECT value FROM outbox_meta WHERE key = 'dropped'").fetchone()
+        #: What waits, by sequence number, oldest first; and the entry of each retained topic.
+        self._queue: dict[int, Message] = {}
+        self._retained: dict[str, int] = {}
+        for seq, topic, payload, qos, retain in self._db.execute(
+            "SELECT seq, topic, payload, qos, retain FROM outbox ORDER BY seq"
+        ):
+            self._queue[seq] = Message(
+                topic=topic, payload=bytes(payload), retain=bool(retain), qos=qos
+            )
+            if retain:
+                self._retained[topic] = seq
+        #: The sequence numbers the file holds.
+        self._on_disk: set[int] = set(self._queue)
+        meta = dict(self._db.execute("SELECT key, value FROM outbox_meta").fetchall())
         #: Messages dropped by the overflow policy, ever (kept in the file).
-        self.dropped: int = row[0] if row else 0
+        self.dropped: int = meta.get("dropped", 0)
+        self._dropped_on_disk = self.dropped
+        self._next: int = max([meta.get("next", 1), *(seq + 1 for seq in self._queue)])
+        #: The topics of the last announcement (:meth:`announce`), and as the file has them.
+        self._announced: frozenset[str] = frozenset(
+            t for (t,) in self._db.execute("SELECT topic FROM announced")
+        )
+        self._announced_on_disk = self._announced
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
@@ -126,97 +152,106 @@ class Outbox:
 
     def __len__(self) -> int:
         """Messages waiting."""
-        return self._depth
+        return len(self._queue)
 
     def put(self, messages: Iterable[Message]) -> int:
-        """Queue ``messages`` in one transaction; returns how many old events the overflow
-        policy dropped to make room (0 almost always)."""
-        return self._put(list(messages), announced=None)
+        """Queue ``messages``; returns how many old events the overflow policy dropped to make
+        room (0 almost always)."""
+        with self._lock:
+            return self._put(messages)
 
     def announce(self, messages: Sequence[Message]) -> tuple[int, int]:
         """Queue a whole announcement (every discovery config, retained), and before it an
         empty retained message for each topic the announcement before held and this one does
         not: a meter taken out or switched off, a module whose id became known. The topics
-        announced are kept in the file, so this holds across restarts; a config still
-        announced is never emptied first. Returns (events dropped, topics emptied)."""
-        current = [m for m in messages if m.retain]
-        keep = {m.topic for m in current}
+        announced are kept in the file (at :meth:`sync`, with these messages), so this holds
+        across restarts; a config still announced is never emptied first. Returns (events
+        dropped, topics emptied)."""
+        keep = frozenset(m.topic for m in messages if m.retain)
         with self._lock:
-            before = [t for (t,) in self._db.execute("SELECT topic FROM announced ORDER BY topic")]
-        gone = [Message(topic=t, payload=b"", retain=True) for t in before if t not in keep]
-        return self._put([*gone, *messages], announced=keep), len(gone)
+            gone = [
+                Message(topic=t, payload=b"", retain=True) for t in sorted(self._announced - keep)
+            ]
+            self._announced = keep
+            return self._put([*gone, *messages]), len(gone)
 
-    def _put(self, messages: list[Message], *, announced: set[str] | None) -> int:
-        """:meth:`put`, and with ``announced`` the topics of the announcement now, kept in the
-        same transaction as its messages."""
-        rows = [(m.topic, m.payload, m.qos, 1 if m.retain else 0) for m in messages]
-        if not rows:
+    def _put(self, messages: Iterable[Message]) -> int:
+        queue, retained = self._queue, self._retained
+        for m in messages:
+            if m.retain:
+                old = retained.get(m.topic)
+                if old is not None:
+                    del queue[old]
+                retained[m.topic] = self._next
+            queue[self._next] = m
+            self._next += 1
+        over = len(queue) - self.limit
+        if over <= 0:
             return 0
-        with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if announced is not None:
-                    db.execute("DELETE FROM announced")
-                    db.executemany(
-                        "INSERT INTO announced (topic) VALUES (?)", ((t,) for t in announced)
-                    )
-                depth = self._depth
-                for topic, payload, qos, retain in rows:
-                    if retain:
-                        gone = db.execute(
-                            "DELETE FROM outbox WHERE retain = 1 AND topic = ?", (topic,)
-                        )
-                        depth -= gone.rowcount
-                    db.execute(
-                        "INSERT INTO outbox (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
-                        (topic, payload, qos, retain),
-                    )
-                    depth += 1
-                dropped = 0
-                if depth > self.limit:
-                    cut = db.execute(
-                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE retain = 0 "
-                        "ORDER BY seq LIMIT ?)",
-                        (depth - self.limit,),
-                    )
-                    dropped = cut.rowcount
-                    depth -= dropped
-                    db.execute(
-                        "INSERT INTO outbox_meta (key, value) VALUES ('dropped', ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
-                        (dropped,),
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            self._depth = depth
-            self.dropped += dropped
-            return dropped
+        events = list(itertools.islice((seq for seq, m in queue.items() if not m.retain), over))
+        for seq in events:
+            del queue[seq]
+        self.dropped += len(events)
+        return len(events)
 
     def peek(self, limit: int = 100) -> list[Entry]:
         """The oldest ``limit`` messages waiting, oldest first (they stay until acknowledged)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, topic, payload, qos, retain FROM outbox ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [
-            Entry(
-                seq=seq,
-                message=Message(topic=topic, payload=bytes(payload), retain=bool(retain), qos=qos),
-            )
-            for seq, topic, payload, qos, retain in rows
-        ]
+            return [
+                Entry(seq=seq, message=m) for seq, m in itertools.islice(self._queue.items(), limit)
+            ]
 
     def ack(self, seq: int) -> None:
         """The broker has message ``seq``: remove it. A message replaced meanwhile (a newer
         value of its retained topic) or dropped is already gone: nothing happens."""
         with self._lock:
-            gone = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-            self._depth -= gone.rowcount
+            m = self._queue.pop(seq, None)
+            if m is not None and m.retain and self._retained.get(m.topic) == seq:
+                del self._retained[m.topic]
+
+    def sync(self) -> int:
+        """Write what changed since the last sync, in one transaction; returns the rows
+        written (0, and no write at all, when nothing changed: the broker kept up)."""
+        with self._lock:
+            queue = self._queue
+            gone = [seq for seq in self._on_disk if seq not in queue]
+            new = [(seq, m) for seq, m in queue.items() if seq not in self._on_disk]
+            announced = self._announced != self._announced_on_disk
+            counted = self.dropped != self._dropped_on_disk
+            if not (gone or new or announced or counted):
+                return 0
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM outbox WHERE seq = ?", ((seq,) for seq in gone))
+                db.executemany(
+                    "INSERT INTO outbox (seq, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)",
+                    ((seq, m.topic, m.payload, m.qos, int(m.retain)) for seq, m in new),
+                )
+                if announced:
+                    db.execute("DELETE FROM announced")
+                    db.executemany(
+                        "INSERT INTO announced (topic) VALUES (?)",
+                        ((t,) for t in sorted(self._announced)),
+                    )
+                db.executemany(
+                    "INSERT INTO outbox_meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (("dropped", self.dropped), ("next", self._next)),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._on_disk = set(queue)
+            self._dropped_on_disk = self.dropped
+            self._announced_on_disk = self._announced
+            return len(gone) + len(new)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """:meth:`sync`, then close the file."""
+        try:
+            self.sync()
+        finally:
+            with self._lock:
+                self._db.close()
