@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -46,11 +47,14 @@ from tests.helpers.logger import write_config
 from tests.helpers.mqtt import Broker, broker
 
 from s0pcm.config import load_config
+from s0pcm.config.mqtt import DEFAULT_OUTBOX_MAX
 from s0pcm.emulator import Module, PtyEmulator, Source, steady
 from s0pcm.logger.daemon import Daemon
 from s0pcm.logger.runner import Update
 from s0pcm.protocol import Model
+from s0pcm.publish import Message
 from s0pcm.publish.encoders import for_daemon
+from s0pcm.publish.outbox import Outbox
 from s0pcm.store import open_store
 from s0pcm.web import new_token
 
@@ -312,6 +316,22 @@ def counting(b: Broker, topic: str) -> Iterator[list[int]]:
         loop.close()
 
 
+def full_outbox(root: Path, limit: int = DEFAULT_OUTBOX_MAX) -> float:
+    """MiB of Python memory a full outbox holds (``limit`` Domoticz commands, the one kind
+    of message that piles up: states collapse to one per topic), measured with tracemalloc."""
+    tracemalloc.start()
+    box = Outbox(root / "full.outbox", limit=limit)
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(limit + 100):
+        svalue = f"{n % 5000:.1f};{12_345_678 + n}"
+        doc = f'{{"command":"udevice","idx":{12 + n % 5},"nvalue":0,"svalue":"{svalue}"}}'
+        box.put([Message(topic="domoticz/in", payload=doc.encode(), retain=False)])
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    box.close()
+    return held / 2**20
+
+
 def household(root: Path) -> None:
     """Part 2: one S0PCM-5, the real ``s0pcm run``, without and with MQTT."""
     print("2. s0pcm run (logger + web), one S0PCM-5, a record every second")
@@ -330,16 +350,17 @@ def household(root: Path) -> None:
             assert time.monotonic() < deadline, "the outbox did not drain"
             time.sleep(0.25)
         drained = window(pid, client, 2.0)
-    print(f"   {'':28} {'RSS idle':>9} {'peak':>7} {'CPU/record':>11}")
-    print(f"   {'without [mqtt]':28} {plain['rss']:7.1f} M {plain['hwm']:5.1f} M "
-          f"{plain['cpu_us']:8.0f} µs")  # fmt: skip
-    print(f"   {'with [mqtt]':28} {with_mqtt['rss']:7.1f} M {drained['hwm']:5.1f} M "
-          f"{with_mqtt['cpu_us']:8.0f} µs")  # fmt: skip
+    print(f"   {'':16} {'RSS idle':>9} {'peak':>7} {'CPU':>6} {'written/record':>15}")
+    for name, r, peak in (("without [mqtt]", plain, plain), ("with [mqtt]", with_mqtt, drained)):
+        print(f"   {name:16} {r['rss']:7.1f} M {peak['hwm']:5.1f} M {r['core']:6.1%} "
+              f"{r['wchar']:7.0f} B, {r['disk']:5.0f} B to disk")  # fmt: skip
     print(f"   ratio with / without: RSS {with_mqtt['rss'] / plain['rss']:.2f}, peak "
-          f"{drained['hwm'] / plain['hwm']:.2f}, CPU per record "
-          f"{with_mqtt['cpu_us'] / plain['cpu_us']:.2f}")  # fmt: skip
+          f"{drained['hwm'] / plain['hwm']:.2f}, "
+          f"CPU {with_mqtt['core'] / plain['core']:.2f}")  # fmt: skip
     print(f"   broker away {AWAY:g} s: {away['outbox']:.0f} messages waited in the outbox, "
           f"RSS meanwhile {away['rss']:.1f} MiB; all sent after it came back")  # fmt: skip
+    print(f"   a full outbox ({DEFAULT_OUTBOX_MAX:,} Domoticz commands, after a long outage) "
+          f"holds {full_outbox(root):.1f} MiB more")  # fmt: skip
 
 
 def sites(root: Path) -> None:
@@ -359,10 +380,11 @@ def sites(root: Path) -> None:
         with_mqtt = window(pid, client, WINDOW)
         messages = got[0] - before
         backlog = with_mqtt["outbox"]
-    print(f"   {'':28} {'records/s':>9} {'CPU/record':>11} {'core':>6} {'RSS':>8}")
+    print(f"   {'':16} {'records/s':>9} {'CPU/record':>11} {'core':>6} {'RSS':>8} "
+          f"{'written/record':>15}")  # fmt: skip
     for name, r in (("without [mqtt]", plain), ("with [mqtt]", with_mqtt)):
-        print(f"   {name:28} {r['per_s']:9.1f} {r['cpu_us']:8.0f} µs {r['core']:5.0%} "
-              f"{r['rss']:6.1f} M")  # fmt: skip
+        print(f"   {name:16} {r['per_s']:9.1f} {r['cpu_us']:8.0f} µs {r['core']:5.0%} "
+              f"{r['rss']:6.1f} M {r['wchar']:7.0f} B, {r['disk']:5.0f} B to disk")  # fmt: skip
     print(f"   ratio with / without: CPU per record {with_mqtt['cpu_us'] / plain['cpu_us']:.2f}, "
           f"RSS {with_mqtt['rss'] / plain['rss']:.2f}")  # fmt: skip
     print(f"   meter state messages received: {messages / WINDOW:.0f}/s "
