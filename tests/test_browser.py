@@ -23,11 +23,22 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expec
 
 from s0pcm.calendar import Resolution
 from s0pcm.emulator import Fault, Source, household
-from s0pcm.store import Anchor, AnchorKind
+from s0pcm.store import Anchor, AnchorKind, open_store
 from s0pcm.tools.backfill import backfill
 from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.helpers.mqtt import Broker
-from tests.helpers.web import METERS, NOW, TARIFFS, TZ, History, WebServer, live_server, login
+from tests.helpers.web import (
+    METERS,
+    NOW,
+    TARIFFS,
+    TZ,
+    History,
+    WebServer,
+    copy_history,
+    history_server,
+    live_server,
+    login,
+)
 
 SCREENSHOTS: Final = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PAGES: Final = ("live", "history", "costs", "device", "settings")
@@ -327,6 +338,34 @@ def test_settings_say_when_mqtt_is_off(browser: Browser, fresh_server: WebServer
 
 
 # -- settings --------------------------------------------------------------------------------------
+
+
+def test_first_run_without_a_password_says_how_to_set_one(
+    browser: Browser, web_history: History, tmp_path: Path
+) -> None:
+    """A fresh install has no password: the login form says so and gives the command, and a
+    login try says "no password yet", not "wrong password"."""
+    fresh = copy_history(web_history, tmp_path)
+    with open_store(str(fresh.database), tz=TZ) as store:
+        doc = store.state("_auth") or {}
+        doc.pop("password", None)
+        store.set_state("_auth", doc)
+        store.commit()
+    with history_server(fresh) as server:
+        context = new_context(browser)
+        page = open_page(context, at=NOW)
+        show(page, server, "settings")
+        form = page.locator("form[data-login]")
+        hint = form.locator("[data-nopassword]")
+        expect(hint).to_contain_text("No password is set yet")
+        expect(hint.locator("code")).to_have_text(re.compile(r"^s0pcm passwd --config "))
+        page.get_by_label("Password").fill("anything")
+        form.get_by_role("button", name="Log in").click()
+        expect(form.locator(".msg")).to_have_text("No password is set yet (see above).")
+        expect(form).not_to_contain_text("Wrong password")
+        ERRORS[page].clear()  # the browser logs the refused login
+        no_errors(page)
+        context.close()
 
 
 def test_settings_need_a_login(browser: Browser, fresh_server: WebServer) -> None:

@@ -9,6 +9,7 @@ import json
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from ..errors import redact
 from ..logger.daemon import Daemon
 from ..logger.status import collect_status, format_status
 from ..publish.encoders import for_daemon
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 from .options import (
     config_option,
     daemon_of,
@@ -53,12 +57,23 @@ def run(config_path: Path, log_json: bool, no_web: bool, verbose: int) -> None:
     async def go() -> None:
         daemon = Daemon(config, encoders=for_daemon)
         log.info("logging %d module(s) to %s", len(config.modules), redact(config.logger.database))
-        await run_with_web(daemon, config, web=not no_web)
+        await run_with_web(daemon, config, web=not no_web, config_path=config_path)
 
     run_async(go())
 
 
-async def run_with_web(daemon: Daemon, config: Config, *, web: bool) -> None:
+def say_if_no_password(app: Starlette, config_path: Path) -> None:
+    """A fresh install has no password: say how to set one where the owner looks first."""
+    if not app.state.context.auth.password_set():
+        log.warning(
+            "the dashboard has no password yet: Settings and every change stay locked until "
+            "you set one with: s0pcm passwd --config %s", config_path
+        )
+
+
+async def run_with_web(
+    daemon: Daemon, config: Config, *, web: bool, config_path: Path | None = None
+) -> None:
     """Run ``daemon`` (and the dashboard over its store) until SIGINT or SIGTERM."""
     stop = stop_on_signals()
     task = asyncio.create_task(daemon.run())
@@ -67,6 +82,8 @@ async def run_with_web(daemon: Daemon, config: Config, *, web: bool) -> None:
         from ..web import create_app, serve
 
         app = create_app(config=config, store=daemon.store, daemon=daemon)
+        if config_path is not None:
+            say_if_no_password(app, config_path)
 
         async def web_server() -> None:
             try:
@@ -107,6 +124,7 @@ def serve_command(config_path: Path, verbose: int) -> None:
         with store_of(config) as store:
             stop = stop_on_signals()
             app = create_app(config=config, store=store)
+            say_if_no_password(app, config_path)
             log.info("dashboard on %s://%s/", config.web.scheme, config.web.listen)
             await serve(app, host=config.web.host, port=config.web.port, stop=stop)
 

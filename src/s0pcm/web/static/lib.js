@@ -118,7 +118,7 @@ export async function session() {
   try {
     const s = await api('session');
     // The logger's time zone, when the server tells it: dates show as the server counts them.
-    Object.assign(state, { loggedIn: !!s.logged_in, csrf: s.csrf || null, tz: s.timezone || undefined });
+    Object.assign(state, { loggedIn: !!s.logged_in, csrf: s.csrf || null, tz: s.timezone || undefined, passwordSet: s.password_set !== false });
   } catch { state.loggedIn = false; }
   return state.loggedIn;
 }
@@ -128,7 +128,9 @@ export const qs = (o) => new URLSearchParams(o).toString();
 export function loginForm(note, done) {
   const pw = h('input', { type: 'password', name: 'password', required: true, autocomplete: 'current-password' });
   const out = msg();
-  return h('form', {
+  // A fresh install has no password: say how to set one, not "wrong password".
+  const nopw = () => h('div', { class: 'note', 'data-nopassword': '' }, h('p', null, t('nopw')), h('pre', null, h('code', null, 's0pcm passwd --config /etc/s0pcm/s0pcm.toml')), h('p', { class: 'muted' }, t('nopw2')));
+  const form = h('form', {
     class: 'card login', 'data-login': '',
     async onsubmit(ev) {
       ev.preventDefault();
@@ -137,12 +139,13 @@ export function loginForm(note, done) {
         Object.assign(state, { loggedIn: true, csrf: r.csrf });
         done();
       } catch (e) {
-        say(out, e.status === 401 ? t('badpw') : e.status === 429 ? t('toomany') : e.message, true);
+        if (e.status === 401 && String(e.detail || '').includes('no password')) { state.passwordSet = false; form.querySelector('[data-nopassword]') || form.insertBefore(nopw(), form.querySelector('.field')); say(out, t('nopwyet'), true); } else say(out, e.status === 401 ? t('badpw') : e.status === 429 ? t('toomany') : e.message, true);
         pw.select();
       }
     },
-  }, h('h2', null, t('login')), h('p', null, note), h('input', { name: 'username', autocomplete: 'username', value: 's0pcm', hidden: true }), field(t('password'), pw),
+  }, h('h2', null, t('login')), h('p', null, note), state.passwordSet === false && nopw(), h('input', { name: 'username', autocomplete: 'username', value: 's0pcm', hidden: true }), field(t('password'), pw),
   h('button', { class: 'primary' }, t('login')), out);
+  return form;
 }
 
 // -- the live stream (one EventSource shared by whoever listens)
