@@ -47,7 +47,7 @@ from tests.helpers.logger import write_config
 from tests.helpers.mqtt import Broker, broker
 
 from s0pcm.config import load_config
-from s0pcm.config.mqtt import DEFAULT_OUTBOX_MAX
+from s0pcm.config.model import DEFAULT_OUTBOX_MAX
 from s0pcm.emulator import Module, PtyEmulator, Source, steady
 from s0pcm.logger.daemon import Daemon
 from s0pcm.logger.runner import Update
