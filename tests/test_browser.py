@@ -10,6 +10,7 @@ Nothing here waits a fixed time: every wait is for a condition, with generous ti
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -158,6 +159,62 @@ def test_live_values_follow_the_module(browser: Browser, live_server: WebServer)
     context.close()
 
 
+def test_live_says_what_is_wrong_and_what_is_only_quiet(
+    browser: Browser, live_server: WebServer
+) -> None:
+    """A fresh logger on its first day: no "yesterday" to compare with (no data, not 0); a
+    meter without pulses is quiet ("no flow since"), not "unavailable"; whole litres have no
+    decimals; an unplugged module is a banner that says so, gone when it is back."""
+    live_server.rates[0] = 4.0  # power flows; gas and water stay quiet
+    context = new_context(browser)
+    log_in(context, live_server)
+    page = open_page(context)
+    show(page, live_server, "live")
+    power, gas, water = (page.locator(f"[data-meter='{k}']") for k in ("power", "kast.2", "water"))
+    expect(power.locator("[data-rate]")).to_have_text(re.compile(r"^[\d,.]+ W$"))
+    expect(power.locator("[data-yday]")).to_have_text("No data yet")
+    expect(gas.locator("[data-rate]")).to_have_text(re.compile(r"^No flow since \d\d:\d\d$"))
+    expect(gas.locator("[data-rate]")).to_have_attribute("data-quiet", "true")
+    expect(water.locator("[data-reading]")).to_have_text(re.compile(r"^\d+ L$"))
+    expect(page.locator("[data-banner]")).to_have_count(0)
+
+    assert live_server.emulator is not None
+    live_server.emulator.request(Fault.UNPLUG, duration=4.0)
+    banner = page.locator("[data-banner='unplugged']")
+    expect(banner).to_contain_text("Module kast is not connected")
+    expect(banner).to_contain_text("Nothing is lost")
+    expect(power.locator("[data-rate]")).to_have_text("unavailable")  # not "quiet"
+    expect(banner).to_have_count(0, timeout=40_000)  # plugged back in
+    no_errors(page)
+    context.close()
+
+
+def test_live_without_records_says_the_logger_is_not_running(
+    browser: Browser, web_history: History, tmp_path: Path
+) -> None:
+    """The dashboard alone (s0pcm serve), three hours after the last record: a banner asks
+    whether the logger runs, instead of showing old numbers as if they were live."""
+    later = dataclasses.replace(copy_history(web_history, tmp_path), now=NOW + 3 * 3600)
+    with history_server(later) as server:
+        context = new_context(browser)
+        log_in(context, server)
+        page = open_page(context, at=later.now)
+        show(page, server, "live")
+        banner = page.locator("[data-banner='nologger']")
+        expect(banner).to_contain_text("No records since")
+        expect(banner).to_contain_text("is the logger (s0pcm run) running?")
+        no_errors(page)
+        context.close()
+    with history_server(web_history) as fresh:  # a record 4 s ago: no banner
+        context = new_context(browser)
+        log_in(context, fresh)
+        page = open_page(context, at=NOW)
+        show(page, fresh, "live")
+        expect(page.locator("[data-live-status]")).to_contain_text("Showing what the logger")
+        expect(page.locator("[data-banner]")).to_have_count(0)
+        context.close()
+
+
 # -- history ---------------------------------------------------------------------------------------
 
 #: Resolution, a day in the period shown, buckets expected: the 23-hour day of the spring DST
@@ -195,11 +252,17 @@ def test_history_shows_what_the_store_holds(
     end = float(section.get_attribute("data-end") or "nan")
     with web_history.open() as store:
         series = store.series("power", start, end, Resolution(res))
-    assert len(series) == count
+        since = store.since("power")
+    assert since is not None
+    # The year view starts at the year logging began (not ten years back); every other view
+    # keeps its whole axis. Rows are the buckets with data: none before logging or after now.
+    assert len(series) == (1 if res == "year" else count)
+    ends = [t for t, _ in series[1:]] + [end]
+    data = [(t, n) for (t, n), e in zip(series, ends, strict=True) if t < NOW and e > since]
     rows = section.locator("table.data > tbody > tr")
-    expect(rows).to_have_count(count)
+    expect(rows).to_have_count(len(data))
     shown = [int(p or 0) for p in rows.evaluate_all("rs => rs.map(r => r.dataset.pulses)")]
-    assert shown == [pulses for _, pulses in series]
+    assert shown == [pulses for _, pulses in data]
     total = section.locator("[data-total]")
     pulses = sum(p for _, p in series)
     assert pulses > 0
@@ -216,7 +279,9 @@ def test_history_shows_what_the_store_holds(
         with web_history.open() as store:
             assert r_end == pytest.approx(store.reading_at("power", min(end, NOW)) or 0, abs=1e-6)
             assert r_start == pytest.approx(store.reading_at("power", start) or 0, abs=1e-6)
-    expect(section.locator("[data-prev-total]")).to_have_text(re.compile(r"kWh$"))
+    # The previous period: a number where it has data, "No data" (never 0) before logging.
+    prev = section.locator("[data-prev-total]")
+    expect(prev).to_have_text(re.compile(r"kWh$" if res in ("hour", "day") else r"^No data$"))
     expect(section.locator(".u-legend .u-series")).to_have_count(3)  # x, this and previous
     no_errors(page)
     page.close()
@@ -234,7 +299,10 @@ def test_history_navigates_and_totals_per_kind(
     page.get_by_role("button", name="Previous").click()
     expect(title).to_have_text("February 2026")
     section = page.locator("section.hist:not([aria-busy])")
-    expect(section.locator("table.data > tbody > tr")).to_have_count(28)
+    # Logging began on 13 February: the days before it are no data, not rows of zeros.
+    began = datetime.fromtimestamp(web_history.start, TZ)
+    expect(section.locator("[data-began]")).to_contain_text(f"{began.day} February 2026")
+    expect(section.locator("table.data > tbody > tr")).to_have_count(28 - began.day + 1)
     start = float(section.get_attribute("data-start") or "nan")
     end = float(section.get_attribute("data-end") or "nan")
     with web_history.open() as store:

@@ -40,14 +40,19 @@ def truth(store: Store, meter: Meter, now: float) -> MeterValues:
     def units(a: float, b: float) -> float:
         return constants.units(store, meter.key, a, b, store.pulses(meter.key, a, b))
 
+    since = store.since(meter.key)
+    recent = store.intervals(meter.key, now - 2 * 86400, math.inf)
     return MeterValues(
         key=meter.key,
         reading=display_reading(store, meter, math.inf),
         pulses=store.pulses(meter.key, -math.inf, math.inf),
         counted=round(units(-math.inf, math.inf), 6),
         today=round(units(midnight, math.inf), 6),
-        yesterday_same_time=round(units(y0, y1), 6),
+        # Nothing to compare with when logging began after yesterday by this time.
+        yesterday_same_time=None if since is None or since >= y1 else round(units(y0, y1), 6),
         rate=None,
+        since=since,
+        last_pulse_at=recent[-1][0] if recent else None,
     )
 
 
@@ -107,7 +112,7 @@ def test_kept_from_records_it_equals_the_store(tmp_path: Path) -> None:
                     want.counted,
                 )
                 assert math.isnan(got.today)
-                assert math.isnan(got.yesterday_same_time)
+                assert got.yesterday_same_time is None
         assert not snapshot.stale(now)
         for meter in (METER, WATER):
             assert snapshot.values(meter.key, now) == truth(store, meter, now)
@@ -209,3 +214,25 @@ async def test_every_update_carries_the_values_the_store_gives(tmp_path: Path) -
     emulator.stop()
     await emu_task
     assert len(updates) == seen  # unsubscribed: nothing more
+
+
+def test_the_first_day_has_no_yesterday_and_a_quiet_meter_says_since_when(
+    tmp_path: Path,
+) -> None:
+    """Logging began this morning: "yesterday by this time" is no data (None), not 0; a meter
+    keeps the slot of its last pulse, and when logging began."""
+    with open_store(str(tmp_path / "s.sqlite"), tz=TZ) as store:
+        snapshot = Snapshot(store, calendar=Calendar(TZ))
+        snapshot.refresh([METER, WATER], NOON - 3 * 3600)
+        assert snapshot.values(METER.key, NOON).since is None
+        snapshot.add(METER.key, NOON - 3 * 3600 + 5, 2)  # 09:00:05, the first record
+        snapshot.add(WATER.key, NOON - 3 * 3600 + 5, 0)
+        snapshot.add(METER.key, NOON, 0)
+        got = snapshot.values(METER.key, NOON)
+        assert got.yesterday_same_time is None
+        assert got.today == 0.002
+        assert got.since == NOON - 3 * 3600
+        assert got.last_pulse_at == NOON - 3 * 3600
+        water = snapshot.values(WATER.key, NOON)
+        assert water.since == NOON - 3 * 3600
+        assert water.last_pulse_at is None  # logged, never a pulse: quiet, not unknown

@@ -176,8 +176,19 @@ def test_consumption_buckets_are_the_stores_series(
     assert doc["unit"] == "kWh"
     assert doc["resolution"] == resolution
     assert len(doc["buckets"]) == buckets == len(series)
+    since = history_store.since("power")
+    assert since is not None
+    assert doc["since"] == since
+    assert doc["now"] == NOW
     for n, (bucket, (t, pulses)) in enumerate(zip(doc["buckets"], series, strict=True)):
         assert bucket["start"] == t
+        if bucket["start"] >= NOW or bucket["end"] <= since:  # no data: not zero
+            assert pulses == 0
+            assert [bucket[k] for k in ("pulses", "value", "reading_start", "reading_end")] == [
+                None
+            ] * 4
+            assert bucket["cost"] is None
+            continue
         assert bucket["pulses"] == pulses
         assert bucket["value"] == pytest.approx(pulses / 1000)
         if n + 1 < len(series):
@@ -264,7 +275,52 @@ def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
                               "resolution": "month"},
     ).json()["buckets"][0]  # fmt: skip
     assert old["total"] is None
-    assert old["by_kind"]["electricity"]["value"] == 0
+    assert old["by_kind"]["electricity"]["value"] is None  # before logging: no data
+
+
+def test_no_data_before_logging_began_and_after_now(
+    web_login: httpx.Client, history_store: Store
+) -> None:
+    """ "No data" is its own state: buckets before the first record and after now are null (not
+    0), and fixed charges are billed only for the days with data, not for the whole year."""
+    since = history_store.since("power")
+    assert since is not None
+    first_day = datetime.fromtimestamp(since, TZ).date()
+    year = web_login.get(
+        "/api/costs",
+        params={"start": local(2026, 1, 1), "end": local(2027, 1, 1), "resolution": "month"},
+    ).json()
+    assert year["since"] == min(history_store.since(k) or math.inf for k in ("power", "gas"))
+    months = {datetime.fromtimestamp(b["start"], TZ).month: b for b in year["buckets"]}
+    assert months[1]["total"] is None  # January: before logging began
+    assert months[1]["by_kind"]["electricity"]["value"] is None
+    for future in range(4, 13):  # April onwards: after now
+        assert months[future]["total"] is None
+        assert months[future]["by_kind"]["gas"]["fixed_cost"] is None
+    start_of_first_day = datetime(first_day.year, first_day.month, first_day.day, tzinfo=TZ)
+    february = months[2]["by_kind"]["electricity"]
+    assert february["fixed_cost"] == pytest.approx(
+        fixed_cost("electricity", start_of_first_day.timestamp(), local(2026, 3, 1))
+    )
+    assert february["fixed_cost"] < fixed_cost("electricity", local(2026, 2, 1), local(2026, 3, 1))
+    # The whole year's fixed charges are those of the days from the first record to today.
+    billed = math.fsum(b["by_kind"]["electricity"]["fixed_cost"] or 0 for b in year["buckets"])
+    assert billed == pytest.approx(
+        fixed_cost("electricity", start_of_first_day.timestamp(), local(2027, 1, 1))
+    )
+    # An hour view of the day logging began: null before the first record's hour, numbers on.
+    hours = web_login.get(
+        "/api/meters/power/consumption",
+        params={"start": start_of_first_day.timestamp(),
+                "end": start_of_first_day.timestamp() + 86400, "resolution": "hour"},
+    ).json()["buckets"]  # fmt: skip
+    for b in hours:
+        if b["end"] <= since:
+            assert b["value"] is None
+            assert b["reading_end"] is None
+        else:
+            assert b["value"] is not None
+            assert b["reading_end"] is not None
 
 
 def test_health_from_the_stored_state(web_login: httpx.Client, history_store: Store) -> None:

@@ -13,14 +13,14 @@ Everything here is pure and cached: the same instants and keys come up over and 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
-__all__ = ["SLOT", "SLOTS_PER_HOUR", "Calendar", "Resolution", "Segment"]
+__all__ = ["SLOT", "SLOTS_PER_HOUR", "Calendar", "Resolution", "Segment", "has_data"]
 
 #: Seconds per slot of the raw history: the module prints a record every 10 s.
 SLOT: Final = 10
@@ -41,6 +41,15 @@ _DAY: Final = timedelta(days=1)
 
 #: ``(first slot, end slot, day key, month key)``: a run of slots of one UTC hour in one local day.
 Segment = tuple[int, int, int, int]
+
+
+def has_data(bounds: Sequence[float], *, since: float | None, now: float) -> list[bool]:
+    """Per bucket ``[bounds[i], bounds[i + 1])``: does it hold data? Not when it ends before
+    logging began (``since``; None: nothing logged yet) or begins after ``now``. This is the
+    one rule for "no data", which every view shows as such (never as zero)."""
+    if since is None:
+        return [False] * max(len(bounds) - 1, 0)
+    return [bounds[i + 1] > since and bounds[i] < now for i in range(len(bounds) - 1)]
 
 
 def day_key(d: date) -> int:

@@ -67,7 +67,8 @@ def say_if_no_password(app: Starlette, config_path: Path) -> None:
     if not app.state.context.auth.password_set():
         log.warning(
             "the dashboard has no password yet: Settings and every change stay locked until "
-            "you set one with: s0pcm passwd --config %s", config_path
+            "you set one with: s0pcm passwd --config %s",
+            config_path,
         )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Final
 
-from ..calendar import Calendar, Resolution
+from ..calendar import Calendar, Resolution, has_data
 from ..meters import KINDS, Kind, Meter
 from ..store import Store
 from . import shapes
@@ -180,7 +180,13 @@ def costs_document(
         if meter.enabled:
             kinds.setdefault(meter.kind, []).append(meter)
     by_kind: dict[Kind, list[shapes.KindCost]] = {}
+    first: dict[Kind, float] = {}
     for kind, of_kind in kinds.items():
+        began = [t for m in of_kind if (t := store.since(m.key)) is not None]
+        if began:
+            first[kind] = min(began)
+    for kind, of_kind in kinds.items():
+        known = has_data(bounds, since=first.get(kind), now=now)
         values = [0.0] * count
         energy = [0.0] * count
         for meter in of_kind:
@@ -197,7 +203,10 @@ def costs_document(
             )
             for i, cost in enumerate(priced):
                 energy[i] += cost.energy if cost is not None else 0.0
-        fixed = bucket_costs(tariffs, kind, bounds=bounds, consumption=(), tz=calendar, until=now)
+        fixed = bucket_costs(
+            tariffs, kind, bounds=bounds, consumption=(), tz=calendar, until=now,
+            since=first.get(kind, math.inf),
+        )  # fmt: skip
         units = {m.unit for m in of_kind}
         unit = KINDS[kind].unit
         if kind is Kind.OTHER:
@@ -210,12 +219,16 @@ def costs_document(
                 fixed_cost=None if f is None else round(f.fixed, 6),
                 cost=None if f is None else round(energy[i] + f.fixed, 6),
             )
+            if known[i]
+            else shapes.KindCost(None, unit, None, None, None)
             for i, f in enumerate(fixed)
         ]
     buckets = []
     for i in range(count):
         parts = {kind: docs[i] for kind, docs in by_kind.items()}
-        known = [p.cost for p in parts.values() if p.cost is not None]
-        total = round(math.fsum(known), 6) if known else None
+        costs = [p.cost for p in parts.values() if p.cost is not None]
+        total = round(math.fsum(costs), 6) if costs else None
         buckets.append(shapes.CostBucket(bounds[i], bounds[i + 1], parts, total))
-    return shapes.Costs(tariffs.currency, resolution, buckets)
+    return shapes.Costs(
+        tariffs.currency, resolution, buckets, since=min(first.values(), default=None), now=now
+    )

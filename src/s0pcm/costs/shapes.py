@@ -101,7 +101,7 @@ class Tariffs(msgspec.Struct, forbid_unknown_fields=True):
 class KindCost(msgspec.Struct):
     """One kind's consumption in a bucket (in the kind's unit) and what it cost."""
 
-    value: float
+    value: Annotated[float | None, Meta(description="null: no data (before logging or after now)")]
     unit: str
     energy_cost: Money | None
     fixed_cost: Money | None
@@ -121,3 +121,7 @@ class Costs(msgspec.Struct):
     currency: str
     resolution: Resolution
     buckets: list[CostBucket]
+    since: Annotated[
+        Time | None, Meta(description="When logging began, of any meter here (null: not yet)")
+    ] = None
+    now: Annotated[Time | None, Meta(description="The server's now: no data after it")] = None

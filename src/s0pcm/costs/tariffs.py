@@ -418,6 +418,7 @@ def bucket_costs(
     fixed: bool = True,
     energy_by_day: Mapping[date, float] | None = None,
     until: float = math.inf,
+    since: float = -math.inf,
 ) -> list[BucketCost | None]:
     """Costs per bucket ``[bounds[i], bounds[i + 1])``.
 
@@ -428,8 +429,9 @@ def bucket_costs(
     local days may take their energy costs already priced per date (``energy_by_day``, see
     :func:`priced_by_day`) instead. ``fixed``: add each local day's fixed cost, shared out by
     overlap. Days that begin at or after ``until`` (the clock now) add no fixed cost yet: "this
-    month" shows what has been charged so far, a day counting from its start. A bucket no tariff
-    covers on any of its days is None (unknown, not free).
+    month" shows what has been charged so far, a day counting from its start; nor do days that
+    end before ``since`` (logging began): no data is not a month of fixed charges. A bucket no
+    tariff covers on any of its days is None (unknown, not free).
     """
     calendar = tz if isinstance(tz, Calendar) else Calendar(tz)
     count = len(bounds) - 1
@@ -473,7 +475,7 @@ def bucket_costs(
                 energy[i] += energy_by_day.get(d, 0.0)
             if t is not None:
                 covered[i] = True
-                if fixed and t.fixed_per_day and day_begin < until:
+                if fixed and t.fixed_per_day and day_begin < until and day_end > since:
                     overlap = min(end, day_end) - max(begin, day_begin)
                     fixed_share[i] += t.fixed_per_day * overlap / (day_end - day_begin)
             d += _DAY

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -146,6 +147,8 @@ class ModuleRunner:
         self.health = Health.restore(self.name, port=settings.port, saved=saved)
         self.link = link or Link(settings.port, framing=settings.framing, model=settings.model)
         self.snapshot = snapshot
+        #: The last hour marked logged per meter key (see :meth:`_mark_logged`).
+        self._logged: dict[str, int] = {}
         self.publish: Listener = publish or (lambda update: None)
         #: Whether anyone listens: the values are only worked out for them (an imported year
         #: of records, or a journal replayed at start, needs none).
@@ -200,6 +203,18 @@ class ModuleRunner:
 
     # -- applying records
 
+    def _mark_logged(self, at: float) -> None:
+        """Each meter's hour of ``at`` is logged (a record came), pulses or not: the store then
+        knows when logging began and which hours it covers, so a quiet meter's hours read 0
+        while those before logging read "no data" (:meth:`Store.since`). Once an hour."""
+        hour = math.floor(at / 3600)
+        for meter in self.meters.values():
+            if self._logged.get(meter.key) != hour:
+                self._logged[meter.key] = hour
+                self.store.add(meter.key, at, 0)
+                if self.snapshot is not None:
+                    self.snapshot.add(meter.key, at, 0)
+
     def apply(self, at: float, record: Header | Telegram | Rejected) -> Update:
         """Count one record: ledger, store, rates, health. Live, replayed or imported alike."""
         pulses: dict[str, int] = {}
@@ -221,6 +236,7 @@ class ModuleRunner:
             else:
                 events.append(self._meter_event(out))
         if isinstance(record, Telegram):
+            self._mark_logged(at)
             last, self.health.last_telegram_at = self.health.last_telegram_at, at
             # Records print the id too: a logger that starts beside a running module knows it
             # from the first one (MQTT topics and Home Assistant ids are keyed by it); a

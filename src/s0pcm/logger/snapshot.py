@@ -35,6 +35,8 @@ from ..store import Anchor, Constants, Store
 __all__ = ["MeterValues", "Snapshot"]
 
 _DAY: Final = timedelta(days=1)
+#: How far back a refresh looks for a meter's last pulse.
+QUIET_LOOKBACK: Final = 2 * 86400.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,10 +58,16 @@ class MeterValues:
     counted: float
     #: Counted since local midnight.
     today: float
-    #: Counted yesterday from local midnight to the clock time it is now.
-    yesterday_same_time: float
+    #: Counted yesterday from local midnight to the clock time it is now (None: no data then,
+    #: as logging began later: the first day has no yesterday to compare with).
+    yesterday_same_time: float | None
     #: Live power or flow in the meter's rate unit (None: not known yet, or no logger here).
     rate: float | None
+    #: When logging of the meter began (:meth:`Store.since`; None: nothing logged yet).
+    since: float | None = None
+    #: The slot of the last pulse within the last two days (None: none in that time): a quiet
+    #: gas or water meter shows "no flow since 08:01", not "unavailable".
+    last_pulse_at: float | None = None
 
 
 def _slot(t: float) -> int:
@@ -95,6 +103,8 @@ class _Meter:
         self.y_slots: list[int] = []
         self.y_cumulative: list[int] = []
         self.y_dirty = False
+        self.since: float | None = None
+        self.last_pulse_at: float | None = None
 
 
 class Snapshot:
@@ -148,6 +158,9 @@ class Snapshot:
             m.constants = Constants.of(anchors, meter.pulses_per_unit)
             m.anchor = anchors[-1] if anchors else None
             m.pulses = store.pulses(meter.key, -math.inf, math.inf)
+            m.since = store.since(meter.key)
+            recent = store.intervals(meter.key, now - QUIET_LOOKBACK, math.inf)
+            m.last_pulse_at = recent[-1][0] if recent else None
             start = -math.inf if m.anchor is None else m.anchor.at
             m.since_anchor = store.pulses(meter.key, start, math.inf)
             cuts = [t for t, _ in m.constants.steps[1:]]
@@ -189,9 +202,14 @@ class Snapshot:
     def add(self, key: str, at: float, pulses: int) -> None:
         """``pulses`` counted on meter ``key`` at ``at`` (as the store was given them)."""
         m = self._meters.get(key)
-        if m is None or not pulses:
+        if m is None:
+            return
+        if m.since is None or at < m.since:
+            m.since = math.floor(at / 3600) * 3600.0  # as the store will say (its first hour)
+        if not pulses:
             return
         slot = _slot(at)
+        m.last_pulse_at = max(m.last_pulse_at or -math.inf, slot * SLOT)
         m.pulses += pulses
         m.part_pulses[bisect.bisect_right(m.part_slots, slot) - 1] += pulses
         if m.anchor is None or slot >= _first_slot(m.anchor.at):
@@ -237,10 +255,12 @@ class Snapshot:
             pulses=m.pulses,
             counted=round(self._counted_units(m), 6),
             today=math.nan if m.today is None else round(self._today_units(m), 6),
-            yesterday_same_time=math.nan
-            if m.today is None
+            yesterday_same_time=None
+            if m.today is None or m.since is None or m.since >= self._yesterday_span(now)[1]
             else round(self._yesterday_units(m, now), 6),
             rate=None if rate is None or not math.isfinite(rate) else round(rate, 3),
+            since=m.since,
+            last_pulse_at=m.last_pulse_at,
         )
 
     def _counted_units(self, m: _Meter) -> float:

@@ -181,6 +181,11 @@ class Store(ABC):
         range."""
 
     @abstractmethod
+    def since(self, meter: str) -> float | None:
+        """When logging of ``meter`` began: the start of the first hour with a record of it
+        (None: none yet). Before it a view has no data, which is not zero."""
+
+    @abstractmethod
     def intervals(self, meter: str, start: float, end: float) -> list[tuple[float, int]]:
         """The raw 10-second slots with pulses in ``[start, end)``: ``(slot start, pulses)``,
         non-zero slots only."""

@@ -79,6 +79,16 @@ class SqlQueries(SqlBase):
         keys.update(a.meter for a in self._pending.anchors)
         return sorted(keys)
 
+    def since(self, meter: str) -> float | None:
+        hours = list(self._pending.slots.get(meter, ()))
+        with self._guard("since"):
+            mid = self._id(meter)
+            if mid is not None:
+                rows = self._rows("SELECT MIN(hour) FROM hour_slots WHERE meter = ?", (mid,))
+                if rows and rows[0][0] is not None:
+                    hours.append(int(rows[0][0]))
+        return min(hours) * 3600.0 if hours else None
+
     def pulses(self, meter: str, start: float, end: float) -> int:
         if not end > start:
             return 0

@@ -167,6 +167,8 @@ class Context:
             rate_unit=meter.spec.rate_unit,
             today=values.today,
             yesterday_same_time=values.yesterday_same_time,
+            since=values.since,
+            last_pulse_at=values.last_pulse_at,
         )
 
     def health(

@@ -106,7 +106,10 @@ class LiveHub:
         return shapes.LiveUpdate(
             at=update.at,
             module=update.module,
-            meters={v.key: shapes.LiveMeter(v.reading, v.rate, v.today) for v in update.values},
+            meters={
+                v.key: shapes.LiveMeter(v.reading, v.rate, v.today, v.last_pulse_at)
+                for v in update.values
+            },
             events=[event_document(e) for e in update.events],
         )
 

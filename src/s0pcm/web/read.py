@@ -16,7 +16,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..calendar import Resolution
+from ..calendar import Resolution, has_data
 from ..costs.pricing import costs_document, meter_energy
 from ..costs.tariffs import BucketCost
 from ..events import DeviceEvent, EventKind
@@ -110,6 +110,8 @@ def consumption_document(
         )
     constants = store.constants(meter.key, meter.pulses_per_unit)
     values = constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
+    since, now = store.since(meter.key), ctx.clock()
+    known = has_data(bounds, since=since, now=now)
     buckets = [
         shapes.Bucket(
             start=bounds[i],
@@ -120,9 +122,11 @@ def consumption_document(
             reading_end=readings[i + 1],
             cost=None if (c := costs[i]) is None else round(c.energy, 6),
         )
+        if known[i]
+        else shapes.Bucket(bounds[i], bounds[i + 1], None, None, None, None, None)
         for i, (_, pulses) in enumerate(series)
     ]
-    return shapes.Consumption(meter.key, meter.unit, resolution, buckets)
+    return shapes.Consumption(meter.key, meter.unit, resolution, buckets, since=since, now=now)
 
 
 # -- handlers -------------------------------------------------------------------------------------

@@ -106,8 +106,19 @@ class Meter(msgspec.Struct):
     rate_unit: str
     today: Annotated[float, Meta(description="Consumption since local midnight")]
     yesterday_same_time: Annotated[
-        float, Meta(description="Consumption yesterday from midnight to the same clock time")
+        float | None,
+        Meta(
+            description="Consumption yesterday from midnight to the same clock time (null: "
+            "logging began after yesterday's midnight: nothing to compare with)"
+        ),
     ]
+    since: Annotated[
+        Time | None, Meta(description="When logging of this meter began (null: not yet)")
+    ] = None
+    last_pulse_at: Annotated[
+        Time | None,
+        Meta(description="The last pulse within the last two days (null: none in that time)"),
+    ] = None
 
 
 class MeterUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -153,14 +164,26 @@ class ReadingResult(msgspec.Struct):
     previous: float | None
 
 
+#: Said of every number a bucket holds: null is "no data", which is not zero.
+NO_DATA: Final = "null: no data (the bucket ends before logging began or starts after now)"
+
+
 class Bucket(msgspec.Struct):
     start: Time
     end: Time
-    pulses: Count
-    value: Annotated[float, Meta(description="pulses / pulses_per_unit, in unit")]
-    reading_start: Annotated[float, Meta(description="The reading at the bucket's start")]
-    reading_end: Annotated[float, Meta(description="The reading at the bucket's end")]
-    cost: Annotated[float, Meta(description="Energy cost (null: no tariff covers it)")] | None
+    pulses: Annotated[Count | None, Meta(description=NO_DATA)]
+    value: Annotated[
+        float | None, Meta(description=f"pulses / pulses_per_unit, in unit; {NO_DATA}")
+    ]
+    reading_start: Annotated[
+        float | None, Meta(description=f"The reading at the bucket's start; {NO_DATA}")
+    ]
+    reading_end: Annotated[
+        float | None, Meta(description=f"The reading at the bucket's end; {NO_DATA}")
+    ]
+    cost: Annotated[
+        float | None, Meta(description="Energy cost (null: no tariff covers it, or no data)")
+    ]
 
 
 class Consumption(msgspec.Struct):
@@ -168,6 +191,10 @@ class Consumption(msgspec.Struct):
     unit: str
     resolution: Resolution
     buckets: list[Bucket]
+    since: Annotated[
+        Time | None, Meta(description="When logging of this meter began (null: not yet)")
+    ] = None
+    now: Annotated[Time | None, Meta(description="The server's now: no data after it")] = None
 
 
 class Intervals(msgspec.Struct):
@@ -275,6 +302,7 @@ class LiveMeter(msgspec.Struct):
     reading: float
     rate: float | None
     today: float
+    last_pulse_at: Time | None = None
 
 
 class LiveUpdate(msgspec.Struct):

@@ -19,11 +19,13 @@ export async function mount(main, params, gone) {
     const tb = toolbar(p, ['day', 'month', 'year'], go);
     bar.replaceChildren(tb.radios, tb.nav);
     const d = parseDay(p.d);
-    const doc = await api(`costs?${qs(await range(p.r, d))}`);
+    const [doc, tariffs] = await Promise.all([api(`costs?${qs(await range(p.r, d))}`), api('tariffs').catch(() => null)]);
     if (gone() || my !== seq) return;
     const cur = (state.currency = doc.currency || state.currency);
     const now = Date.now() / 1000;
-    const b = doc.buckets.filter((x) => x.start <= now);
+    // Buckets with data only: none before logging began, none after now (no data is not zero).
+    const b = doc.buckets.filter((x) => x.start <= now && Object.values(x.by_kind || {}).some((c) => c.value != null));
+    const untariffed = !tariffs?.tariffs?.length;
     const kinds = KINDS.filter((k) => doc.buckets.some((x) => x.by_kind?.[k]));
     const labels = doc.buckets.map((x) => bucketLabel(p.r, x.start));
     const cell = (x, k) => x.by_kind?.[k];
@@ -34,13 +36,14 @@ export async function mount(main, params, gone) {
     Object.assign(out.dataset, { res: p.r, start: doc.buckets[0]?.start ?? '', end: doc.buckets.at(-1)?.end ?? '' });
     const chart = h('div', { class: 'chart', role: 'img', 'aria-label': t('chart', { t: `${t('costs')} ${periodTitle(p.r, period(p.r, d))}` }) });
     out.replaceChildren(
-      cur ? '' : h('p', { class: 'note' }, h('a', { href: '#/settings' }, t('notariff'))),
+      untariffed ? h('p', { class: 'note', 'data-notariff': '' }, h('a', { href: '#/settings' }, t('notariff'))) : '',
+      !b.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod')) : '',
       h('p', { class: 'big' }, t('total'), ' ', h('strong', { 'data-total': total ?? '' }, money(total, cur))),
       h('div', { class: 'scroll' }, h('table', { class: 'breakdown' },
         h('thead', null, h('tr', null, [t('kind'), t('consumption'), t('energy'), t('fixed'), t('total')].map((x, i) => h('th', { scope: 'col', class: i ? `n${i === 2 || i === 3 ? ' opt' : ''}` : '' }, x)))),
         h('tbody', null, kinds.map((k) => h('tr', { class: `k-${k}`, 'data-kind': k },
           h('th', { scope: 'row' }, h('span', { class: 'dot' }), t(k)),
-          h('td', { class: 'n', 'data-value': per(k, 'value') ?? 0 }, qty(per(k, 'value') ?? 0, b.map((x) => cell(x, k)?.unit).find(Boolean))),
+          h('td', { class: 'n', 'data-value': per(k, 'value') ?? '' }, qty(per(k, 'value'), b.map((x) => cell(x, k)?.unit).find(Boolean))),
           h('td', { class: 'n opt' }, money(per(k, 'energy_cost'), cur)),
           h('td', { class: 'n opt' }, money(per(k, 'fixed_cost'), cur)),
           h('td', { class: 'n', 'data-cost': per(k, 'cost') ?? '' }, money(per(k, 'cost'), cur))))),
@@ -49,7 +52,7 @@ export async function mount(main, params, gone) {
       chart,
       h('div', { class: 'scroll' }, h('table', { class: 'data' },
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('period')), kinds.map((k) => h('th', { scope: 'col', class: 'n' }, t(k))), h('th', { scope: 'col', class: 'n' }, t('total')))),
-        h('tbody', null, doc.buckets.map((x, i) => h('tr', { 'data-start': x.start },
+        h('tbody', null, doc.buckets.map((x, i) => !b.includes(x) ? null : h('tr', { 'data-start': x.start },
           h('th', { scope: 'row', title: labels[i][1] }, labels[i][2]),
           kinds.map((k) => h('td', { class: 'n', title: cell(x, k) ? qty(cell(x, k).value, cell(x, k).unit) : '' }, x.start > now ? '–' : money(cell(x, k)?.cost, cur))),
           h('td', { class: 'n' }, x.start > now ? '–' : money(x.total, cur))))))));

@@ -1,6 +1,6 @@
 // History: bars per hour (of a day), day (of a month), month (of a year) or year (ten years) for
 // one meter or all meters of a kind, the previous period beside it, cost and readings in a table.
-import { h, t, api, qs, field, id, qty, num, money, sum, state, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
+import { h, t, api, qs, field, id, qty, colDigits, num, money, sum, date, state, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
 import { bars } from './chart.js';
 
 /** The period controls shared with Costs: resolution radios, previous / next / latest. */
@@ -36,7 +36,7 @@ async function series(sel, r) {
     const doc = await api(`costs?${qs(r)}`);
     state.currency = doc.currency || state.currency;
     const unit = doc.buckets.map((b) => b.by_kind?.[kind]?.unit).find(Boolean) || '';
-    return { unit, buckets: doc.buckets.map((b) => ({ start: b.start, end: b.end, value: b.by_kind?.[kind]?.value ?? 0, cost: b.by_kind?.[kind]?.energy_cost ?? null })) };
+    return { unit, since: doc.since, buckets: doc.buckets.map((b) => ({ start: b.start, end: b.end, value: b.by_kind?.[kind]?.value ?? null, cost: b.by_kind?.[kind]?.energy_cost ?? null })) };
   }
   return api(`meters/${encodeURIComponent(sel)}/consumption?${qs(r)}`);
 }
@@ -75,14 +75,18 @@ export async function mount(main, params, gone) {
     const [doc, prev] = await Promise.all([series(p.m, cur), p.c ? series(p.m, before) : null]);
     if (gone() || my !== seq) return;
     const now = Date.now() / 1000;
-    const b = doc.buckets;
+    // The ten-year view starts with the year logging began; other views keep their axis.
+    const b = p.r === 'year' && doc.since != null ? doc.buckets.filter((x) => x.end > doc.since) : doc.buckets;
+    const data = b.filter((x) => x.value != null); // the rows: no rows before logging or after now
     const vals = b.map((x) => (x.start > now ? null : x.value));
     const costs = b.map((x) => (x.start > now ? null : x.cost));
-    const pv = prev ? b.map((_, i) => prev.buckets[i]?.value ?? null) : null;
-    const pc = prev ? b.map((_, i) => prev.buckets[i]?.cost ?? null) : null;
+    const skip = doc.buckets.length - b.length;
+    const pv = prev ? b.map((_, i) => prev.buckets[i + skip]?.value ?? null) : null;
+    const pc = prev ? b.map((_, i) => prev.buckets[i + skip]?.cost ?? null) : null;
     const labels = b.map((x) => bucketLabel(p.r, x.start));
     const isCost = p.v === 'cost';
-    const fq = (v) => qty(v, doc.unit);
+    const dec = colDigits([...vals, ...(pv || [])], doc.unit);
+    const fq = (v) => qty(v, doc.unit, dec);
     const total = sum(vals);
     const totalCost = sum(costs);
     const past = b.filter((x) => x.start <= now && x.reading_end != null);
@@ -97,25 +101,28 @@ export async function mount(main, params, gone) {
     Object.assign(out.dataset, { key: p.m, res: p.r, start: b[0]?.start ?? '', end: b.at(-1)?.end ?? '', buckets: b.length });
     const chart = h('div', { class: 'chart', role: 'img', 'aria-label': t('chart', { t: `${sel.selectedOptions[0]?.text} ${periodTitle(p.r, period(p.r, d))}` }) });
     const head = [t('period'), t('consumption'), prev && t('previous'), t('energy'), prev && `${t('previous')} (${t('energy')})`, meter && t('rend')];
+    const began = doc.since != null && doc.since > b[0]?.start && doc.since < (b.at(-1)?.end ?? 0);
     out.replaceChildren(
+      !data.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod'), doc.since != null ? ` ${t('began', { t: date(doc.since, { dateStyle: 'long' }) })}` : '')
+        : began ? h('p', { class: 'muted', 'data-began': '' }, t('began', { t: date(doc.since, { dateStyle: 'long' }) })) : '',
       h('dl', { class: 'totals' },
-        h('div', null, h('dt', null, t('total')), h('dd', { 'data-total': '', 'data-value': total ?? 0, 'data-pulses': meter ? sum(b.map((x) => x.pulses)) ?? 0 : '' }, fq(total ?? 0))),
-        prev && h('div', null, h('dt', null, t('previous')), h('dd', { 'data-prev-total': '' }, fq(sum(pv) ?? 0))),
+        h('div', null, h('dt', null, t('total')), h('dd', { 'data-total': '', 'data-value': total ?? '', 'data-pulses': meter ? sum(b.map((x) => x.pulses)) ?? '' : '' }, fq(total))),
+        prev && h('div', null, h('dt', null, t('previous')), h('dd', { 'data-prev-total': sum(pv) ?? '' }, fq(sum(pv)))),
         h('div', null, h('dt', null, t('energy')), h('dd', { 'data-cost': totalCost ?? '' }, money(totalCost))),
         meter && h('div', null, h('dt', null, t('rstart')), h('dd', { 'data-reading-start': rStart ?? '' }, fr(rStart))),
         meter && h('div', null, h('dt', null, t('rend')), h('dd', { 'data-reading-end': rEnd ?? '' }, fr(rEnd)))),
       chart,
       h('div', { class: 'scroll' }, h('table', { class: 'data' },
         h('thead', null, h('tr', null, head.filter(Boolean).map((x, i) => h('th', { scope: 'col', class: i ? `n${x === head[4] ? ' opt' : ''}` : '' }, x)))),
-        h('tbody', null, b.map((x, i) => h('tr', { 'data-start': x.start, 'data-value': x.value, 'data-pulses': x.pulses },
+        h('tbody', null, b.map((x, i) => x.value == null ? null : h('tr', { 'data-start': x.start, 'data-value': x.value, 'data-pulses': x.pulses },
           h('th', { scope: 'row', title: labels[i][1] }, labels[i][2]),
           h('td', { class: 'n' }, fq(vals[i])),
           prev && h('td', { class: 'n' }, fq(pv[i])),
           h('td', { class: 'n' }, money(costs[i])),
           prev && h('td', { class: 'n opt' }, money(pc[i])),
           meter && h('td', { class: 'n' }, x.start > now ? '–' : fr(x.reading_end))))),
-        h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td', { class: 'n' }, fq(total ?? 0)),
-          prev && h('td', { class: 'n' }, fq(sum(pv) ?? 0)), h('td', { class: 'n' }, money(totalCost)),
+        h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td', { class: 'n' }, fq(total)),
+          prev && h('td', { class: 'n' }, fq(sum(pv))), h('td', { class: 'n' }, money(totalCost)),
           prev && h('td', { class: 'n opt' }, money(sum(pc))), meter && h('td', null))))));
     const color = `--${meter ? shown.find((m) => m.key === p.m)?.kind || 'other' : p.m.slice(5)}`;
     const fm = isCost ? (v) => money(v) : fq;

@@ -47,7 +47,13 @@ export const num = (v, digits = 0, min = digits) =>
     : intl(Intl.NumberFormat, { minimumFractionDigits: min, maximumFractionDigits: digits }).format(v);
 /** Digits that suit a consumption of this size: 3 below 10, down to 0 from 1000. */
 export const digits = (v) => { const a = Math.abs(v ?? 0); return a >= 1000 ? 0 : a >= 100 ? 1 : a >= 10 ? 2 : 3; };
-export const qty = (v, unit) => (v == null ? '–' : `${num(v, digits(v))} ${unit || ''}`.trim());
+/** Units counted in whole steps (a litre is one pulse): no decimals. */
+const WHOLE = new Set(['L', 'W', 'pulses']);
+export const qty = (v, unit, d) => (v == null ? t('nodata') : `${num(v, d ?? (WHOLE.has(unit) ? 0 : digits(v)))} ${unit || ''}`.trim());
+/** One number of decimals for a whole column (its largest value decides), so it lines up. */
+export const colDigits = (vals, unit) => (WHOLE.has(unit) ? 0 : digits(Math.max(0, ...vals.filter((v) => v != null).map(Math.abs))));
+/** A clock time today, or a date and time before today. */
+export const clock = (ts) => date(ts, new Date(ts * 1000).toDateString() === new Date().toDateString() ? { timeStyle: 'short' } : { dateStyle: 'medium', timeStyle: 'short' });
 export const rate = (v, unit) =>
   v == null ? t('unavailable') : `${num(v, Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2, 0)} ${unit}`;
 export const money = (v, cur = state.currency, d) =>

@@ -1,17 +1,37 @@
 // Live: per meter the power or flow now, today so far against yesterday by this time, the
 // reading; above them what today, this month and this year cost. Updated by /api/live.
-import { h, t, api, qs, listen, field, qty, rate, num, money, date, state, KINDS, range, shift, bucketLabel } from './lib.js';
+import { h, t, api, qs, listen, field, qty, rate, num, money, date, clock, state, KINDS, range, shift, bucketLabel } from './lib.js';
 import { bars } from './chart.js';
+
+const POWER = new Set(['electricity', 'heat']);
 
 export async function mount(main) {
   const [meters, health] = await Promise.all([api('meters'), api('health').catch(() => null)]);
   const shown = meters.filter((m) => m.enabled !== false);
   const down = new Set();
+  // Trouble is said at the top, in words: a module unplugged, no records (the logger is not
+  // running, or cannot read), not only as "unavailable" numbers.
+  const banners = h('div', { class: 'banners', 'aria-live': 'polite' });
   const setHealth = (doc) => {
     // Without the logger in the server's process (s0pcm serve) no record comes by: say so.
     if (doc?.live === false) status.textContent = t('stored');
     down.clear();
-    for (const m of doc?.modules || []) if (!m.connected) down.add(m.name);
+    const mods = doc?.modules || [];
+    const say = [];
+    for (const m of mods) {
+      if (!m.connected && doc.live !== false) {
+        down.add(m.name);
+        say.push(h('p', { class: 'note bad', role: 'alert', 'data-banner': 'unplugged', 'data-module': m.name },
+          t('unplugged', { m: m.name, p: m.port || '', t: m.since ? clock(m.since) : '?' })));
+      }
+    }
+    const last = Math.max(...mods.map((m) => m.last_record_at ?? 0));
+    const quiet = doc && mods.length && (!last || doc.at - last > 120);
+    if (quiet && (doc.live === false || !say.length)) {
+      say.push(h('p', { class: 'note bad', role: 'alert', 'data-banner': 'nologger' },
+        last ? t('norecords', { t: clock(last) }) : t('norecordsever')));
+    }
+    banners.replaceChildren(...say);
   };
   const status = h('p', { class: 'muted status', 'data-live-status': '' });
   setHealth(health);
@@ -21,7 +41,7 @@ export async function mount(main) {
     const els = {
       rate: h('p', { class: 'rate', 'data-rate': '' }),
       today: h('dd', { 'data-today': '' }),
-      yday: h('dd', null),
+      yday: h('dd', { 'data-yday': '' }),
       reading: h('dd', { 'data-reading': '' }),
     };
     const card = h('article', { class: `card meter k-${m.kind}`, 'data-meter': m.key },
@@ -36,16 +56,22 @@ export async function mount(main) {
 
   function paint(c) {
     const { m, els } = c;
-    const r = down.has(m.module) ? null : m.rate;
-    els.rate.textContent = rate(r, m.rate_unit);
+    const off = down.has(m.module);
+    const r = off ? null : m.rate;
+    // A module that is there but a meter with no pulse for a while is quiet, not broken.
+    const quiet = !off && r == null && m.since != null;
+    els.rate.textContent = quiet ? t(POWER.has(m.kind) ? 'nopowersince' : 'quietsince', { t: clock(m.last_pulse_at ?? Math.max(m.since, Date.now() / 1000 - 2 * 86400)) }) : rate(r, m.rate_unit);
     els.rate.dataset.rate = r ?? '';
+    els.rate.dataset.quiet = String(quiet);
     els.rate.classList.toggle('unavail', r == null);
-    els.today.textContent = qty(m.today, m.unit);
-    els.reading.textContent = m.reading == null ? '–' : `${num(m.reading, 3)} ${m.unit}`;
+    const dec = m.unit === 'L' ? 0 : Math.min(3, Math.max(0, Math.ceil(Math.log10(m.pulses_per_unit || 1))));
+    els.today.textContent = qty(m.today, m.unit, dec);
+    els.reading.textContent = m.reading == null ? '–' : `${num(m.reading, dec)} ${m.unit}`;
     els.reading.dataset.reading = m.reading ?? '';
     const y = m.yesterday_same_time;
     const d = y > 0 && m.today != null ? Math.round((m.today / y - 1) * 100) : null;
-    els.yday.replaceChildren(qty(y, m.unit), d == null ? '' : h('span', { class: `delta ${d > 0 ? 'up' : 'down'}` }, ` ${d > 0 ? '▲' : '▼'} ${num(Math.abs(d))}%`));
+    els.yday.dataset.yesterday = y ?? '';
+    els.yday.replaceChildren(y == null ? t('noyesterday') : qty(y, m.unit, dec), d == null ? '' : h('span', { class: `delta ${d > 0 ? 'up' : 'down'}` }, ` ${d > 0 ? '▲' : '▼'} ${num(Math.abs(d))}%`));
   }
   const paintAll = () => cards.forEach(paint);
   paintAll();
@@ -95,7 +121,7 @@ export async function mount(main) {
       ],
     });
   }
-  main.replaceChildren(h('h1', { class: 'sr-only' }, t('live')), status,
+  main.replaceChildren(h('h1', { class: 'sr-only' }, t('live')), banners, status,
     shown.length ? h('div', { class: 'grid meters' }, [...cards.values()].map((c) => c.card)) : h('p', { class: 'card' }, t('nometers')),
     summary,
     shown.length ? h('section', { class: 'card' }, h('div', { class: 'head' }, h('h2', null, t('todayhour')), field(t('meter'), pick)), box) : '');
