@@ -317,6 +317,48 @@ def test_history_navigates_and_totals_per_kind(
     page.close()
 
 
+def test_history_downloads_the_csv_that_s0pcm_export_writes(
+    history_context: BrowserContext, web_server: WebServer, web_history: History
+) -> None:
+    """The period on screen as CSV: byte for byte what `s0pcm export` writes, its pulses the
+    store's, no rows before logging began (13 February); and the readings per month."""
+    import csv
+    import io
+
+    from click.testing import CliRunner
+
+    from s0pcm.cli import main
+
+    page = open_page(history_context, at=NOW)
+    show(page, web_server, "history?m=power&r=day&d=2026-02-15")
+    with page.expect_download() as got:
+        page.locator("[data-download='csv']").click()
+    download = got.value
+    assert download.suggested_filename == "s0pcm-power-day-2026-02-01.csv"
+    text = Path(download.path()).read_text(encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["export", "--config", str(web_history.config_path), "--meter", "power",
+         "--from", "2026-02-01", "--to", "2026-03-01", "--resolution", "day"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert text.replace("\r\n", "\n") == result.output.replace("\r\n", "\n")
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    began = datetime.fromtimestamp(web_history.start, TZ)
+    assert rows[0][0].startswith(f"2026-02-{began.day:02}")
+    with web_history.open() as store:
+        first = datetime(2026, 2, began.day, tzinfo=TZ).timestamp()
+        series = store.series("power", first, datetime(2026, 3, 1, tzinfo=TZ).timestamp(),
+                              Resolution.DAY)  # fmt: skip
+    assert [int(r[1]) for r in rows] == [n for _, n in series]
+    with page.expect_download() as got:
+        page.locator("[data-download='readings']").click()
+    months = list(csv.reader(io.StringIO(Path(got.value.path()).read_text())))[1:]
+    assert [r[0][:7] for r in months] == ["2026-02", "2026-03"]  # logged months, up to now
+    no_errors(page)
+    page.close()
+
+
 def test_costs_show_the_servers_costs(
     history_context: BrowserContext, web_server: WebServer
 ) -> None:

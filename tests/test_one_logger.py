@@ -178,3 +178,36 @@ def test_status_check_and_export_on_a_read_only_disk(tmp_path: Path) -> None:
         assert sorted(p.name for p in disk.iterdir()) == before
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_export_beside_the_running_logger_has_the_last_minutes_and_no_future(
+    tmp_path: Path,
+) -> None:
+    """`s0pcm export` while the logger runs, long before its next commit: the records it has
+    only journalled are in the rows, and there is no row before logging began or after now."""
+    import csv
+    import io
+    from datetime import datetime, timedelta
+
+    config = write_config(tmp_path, commit_interval=600)
+    with emulator_process(tmp_path, "--interval", "0.1", "--rate", "1=10") as truth:
+        proc = logger(config)
+        try:
+            wait_for_lines(truth, 40)
+            now = time.time()
+            today = datetime.fromtimestamp(now, AMS).date()
+            out = subprocess.run(
+                [*S0PCM, "export", "--config", str(config), "--meter", "kast.1",
+                 "--from", today.isoformat(), "--to", (today + timedelta(days=1)).isoformat(),
+                 "--resolution", "interval"],
+                capture_output=True, text=True, timeout=60, check=True,
+            )  # fmt: skip
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    rows = list(csv.reader(io.StringIO(out.stdout)))[1:]
+    starts = [datetime.fromisoformat(r[0]).timestamp() for r in rows]
+    assert sum(int(r[1]) for r in rows) >= 30  # journalled, not committed: there all the same
+    assert max(starts) <= now + 10  # no future slots
+    assert min(starts) >= now - 3 * 3600  # nothing long before the first record
+    assert all(r[3] for r in rows)  # a reading in every row, also at interval resolution

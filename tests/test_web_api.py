@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 
 from s0pcm.calendar import Resolution
 from s0pcm.emulator import Fault
-from s0pcm.store import Store
+from s0pcm.store import Store, open_store
 from s0pcm.web import create_app
 from tests.helpers.web import (
     METERS,
@@ -1008,3 +1008,22 @@ def test_closing_the_hub_ends_live_streams_cleanly(web_history: History) -> None
         assert client.get("/api/session").status_code == 200  # the server still answers
         with client.stream("GET", "/api/live") as refused:
             assert refused.status_code == 409  # no new streams once closed
+
+
+def test_backup_download_is_the_owners_and_a_whole_database(
+    web_login: httpx.Client, token_client: httpx.Client, web_client: httpx.Client,
+    history_store: Store, tmp_path: Path,
+) -> None:  # fmt: skip
+    assert web_client.get("/api/backup").status_code == 401
+    assert token_client.get("/api/backup").status_code == 403  # a session only
+    response = web_login.get("/api/backup")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/vnd.sqlite3"
+    assert "attachment" in response.headers["content-disposition"]
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(response.content)
+    with open_store(str(copy), tz=TZ, readonly=True) as got:
+        for key in ("power", "kast.2", "water"):
+            assert got.pulses(key, -math.inf, math.inf) == history_store.pulses(
+                key, -math.inf, math.inf
+            )

@@ -224,6 +224,9 @@ def export(
 ) -> None:
     """Export consumption as CSV: per period its start, pulses, consumption and reading at end.
 
+    Rows from the start of logging to now (no rows before the first record or for the future),
+    including what the running logger has not committed yet.
+
     \b
     Example:
         s0pcm export --config s0pcm.toml --meter electricity --from 2026-01-01 --to 2027-01-01 \\
@@ -233,6 +236,12 @@ def export(
     t0, t1 = local(config, start), local(config, end)
     if t1 <= t0:
         raise click.BadParameter("must be after --from", param_hint="--to")
-    with store_of(config, readonly=True) as store:
-        meter = meter_of(config, store, meter_key)
-        write_csv(store, meter, t0, t1, Resolution(resolution), output, tz=config.logger.timezone)
+    # Read-only, with what the running logger has journalled since its last commit (the last
+    # minutes are in the export too), as `status` reads it.
+    with contextlib.closing(daemon_of(config, readonly=True)) as daemon:
+        daemon.recover()
+        meter = meter_of(config, daemon.store, meter_key)
+        write_csv(
+            daemon.store, meter, t0, t1, Resolution(resolution), output,
+            tz=config.logger.timezone, now=time.time(),
+        )  # fmt: skip

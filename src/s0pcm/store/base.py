@@ -229,6 +229,35 @@ class Store(ABC):
         a = anchors[0]
         return a.reading - self.pulses(meter, at, a.at) / a.pulses_per_unit
 
+    def readings_at(
+        self, meter: str, default: float, ends: Sequence[float], cumulative: Sequence[int]
+    ) -> list[float]:
+        """The display reading at each of ``ends`` (ascending), given the pulses counted before
+        each (``cumulative``) and the meter's configured constant (``default``, used without
+        anchors: then the reading is all pulses / constant).
+
+        The arithmetic of :meth:`reading_at` (the last anchor before, else back from the
+        first), with one pulse query per anchor instead of one per bucket: the dashboard's
+        readings and ``s0pcm export``'s are the same numbers."""
+        anchors = self.anchors(meter)
+        if not anchors:
+            return [round(c / default, 6) for c in cumulative]
+        known: dict[float, int] = {}
+
+        def before(a: Anchor) -> int:
+            if a.at not in known:
+                known[a.at] = self.pulses(meter, -math.inf, a.at)
+            return known[a.at]
+
+        out = []
+        k = -1
+        for end, count in zip(ends, cumulative, strict=True):
+            while k + 1 < len(anchors) and anchors[k + 1].at <= end:
+                k += 1
+            a = anchors[max(k, 0)]
+            out.append(round(a.reading + (count - before(a)) / a.pulses_per_unit, 6))
+        return out
+
     # -- upkeep --------------------------------------------------------------------------------
 
     @abstractmethod

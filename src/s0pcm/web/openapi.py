@@ -214,6 +214,22 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, dict[str, Operation
                        "local days, ISO weeks, months and years; every bucket that overlaps "
                        "[start, end) is whole. `cost` is the energy cost of this meter."),
         },
+        "/api/meters/{key}/export.csv": {
+            "get": _op("Consumption as CSV, as `s0pcm export` writes it", tag="meters",
+                       ok=(200, {"type": "string"}, "CSV: start, pulses, consumption, reading"),
+                       params=[key, START, END, RESOLUTION], errors=(400, *read_errors, 404),
+                       security=READ, media="text/csv",
+                       description="One row per bucket with data: none before logging began "
+                       "or after now."),
+        },
+        "/api/backup": {
+            "get": _op("A consistent copy of the database (SQLite), for the owner",
+                       tag="status", ok=(200, {"type": "string"}, "The SQLite file"),
+                       errors=(401, 403, 409), security=[{"sessionCookie": []}],
+                       media="application/vnd.sqlite3",
+                       description="A logged-in session only (a token gets 403); with "
+                       "PostgreSQL, 409: use pg_dump."),
+        },
         "/api/meters/{key}/intervals": {
             "get": _op("The 10-second slots with pulses (at most a day)", tag="meters",
                        ok=(200, _ref("Intervals"), ""), params=[key, START, END],

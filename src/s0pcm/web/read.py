@@ -8,13 +8,20 @@ event loop, where the logger's estimators live.
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Callable, Sequence
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 
 from ..calendar import Resolution, has_data
 from ..costs.pricing import costs_document, meter_energy
@@ -22,9 +29,11 @@ from ..costs.tariffs import BucketCost
 from ..events import DeviceEvent, EventKind
 from ..logger.snapshot import MeterValues
 from ..meters import Meter
-from ..store import Anchor
+from ..store.sqlite import SqliteStore
+from ..tools.export import write_csv
 from . import shapes
 from .context import Context
+from .errors import ApiError
 from .params import (
     query_choice,
     query_limit,
@@ -61,34 +70,6 @@ def event_document(e: DeviceEvent) -> shapes.Event:
 # -- computations (worker thread) ----------------------------------------------------------------
 
 
-def readings_at(
-    ctx: Context, meter: Meter, ends: Sequence[float], cumulative: Sequence[int]
-) -> list[float]:
-    """The display reading at each of ``ends``, given the pulses counted before each.
-
-    Same arithmetic as ``Store.reading_at`` (last anchor before, else back from the first), with
-    one pulse query per anchor instead of one per bucket.
-    """
-    anchors: list[Anchor] = ctx.store.anchors(meter.key)
-    if not anchors:
-        return [round(c / meter.pulses_per_unit, 6) for c in cumulative]
-    known: dict[float, int] = {}
-
-    def before(a: Anchor) -> int:
-        if a.at not in known:
-            known[a.at] = ctx.store.pulses(meter.key, -math.inf, a.at)
-        return known[a.at]
-
-    out = []
-    k = -1
-    for end, count in zip(ends, cumulative, strict=True):
-        while k + 1 < len(anchors) and anchors[k + 1].at <= end:
-            k += 1
-        a = anchors[max(k, 0)]
-        out.append(round(a.reading + (count - before(a)) / a.pulses_per_unit, 6))
-    return out
-
-
 def consumption_document(
     ctx: Context, meter: Meter, start: float, end: float, resolution: Resolution
 ) -> shapes.Consumption:
@@ -101,7 +82,7 @@ def consumption_document(
         total += pulses
         cumulative.append(total)
     # At every bound: a bucket's start and end (the page needs no extra request for the first).
-    readings = readings_at(ctx, meter, bounds, cumulative)
+    readings = store.readings_at(meter.key, meter.pulses_per_unit, bounds, cumulative)
     tariffs = ctx.tariffs()
     costs: list[BucketCost | None] = [None] * len(series)
     if tariffs.of(meter.kind):
@@ -175,6 +156,56 @@ async def get_consumption(request: Request) -> Response:
     resolution = query_resolution(request)
     start, end = query_range(request, resolution=resolution)
     return await json_off_loop(lambda: consumption_document(ctx, meter, start, end, resolution))
+
+
+async def get_export(request: Request) -> Response:
+    """``GET /api/meters/{key}/export.csv``: :func:`~s0pcm.tools.export.write_csv`, the
+    writer of ``s0pcm export``, over this server's store (with what the logger in this process
+    has not committed yet)."""
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    meter = ctx.meter(request.path_params["key"])
+    resolution = query_resolution(request)
+    start, end = query_range(request, resolution=resolution)
+    now = ctx.clock()
+
+    def build() -> str:
+        out = io.StringIO()
+        write_csv(ctx.store, meter, start, end, resolution, out, tz=ctx.tz, now=now)
+        return out.getvalue()
+
+    text = await off_loop(build)
+    day = datetime.fromtimestamp(start, ctx.tz).date().isoformat()
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"s0pcm-{meter.key}-{resolution.value}-{day}.csv")
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def get_backup(request: Request) -> Response:
+    """``GET /api/backup``: the owner's copy of the whole database, for a logged-in session only
+    (it holds the password's hash and the tokens' too; a download link sends no CSRF header,
+    and a read changes nothing). SQLite only (PostgreSQL has pg_dump)."""
+    ctx = context(request)
+    ctx.auth.require_session(request, write=False)
+    if not isinstance(ctx.store, SqliteStore):
+        raise ApiError(409, "backup", "the database is PostgreSQL: use pg_dump")
+    folder = Path(tempfile.mkdtemp(prefix="s0pcm-backup-"))
+    path = folder / "s0pcm.sqlite"
+    await off_loop(lambda: ctx.store.backup(path))
+    day = datetime.fromtimestamp(ctx.clock(), ctx.tz).date().isoformat()
+
+    def clean() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return FileResponse(
+        path,
+        media_type="application/vnd.sqlite3",
+        filename=f"s0pcm-{day}.sqlite",
+        background=BackgroundTask(clean),
+    )
 
 
 async def get_intervals(request: Request) -> Response:
@@ -276,6 +307,8 @@ ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
     ("/api/meters/{key}/reading", get_reading, ["GET"]),
     ("/api/meters/{key}/consumption", get_consumption, ["GET"]),
     ("/api/meters/{key}/intervals", get_intervals, ["GET"]),
+    ("/api/meters/{key}/export.csv", get_export, ["GET"]),
+    ("/api/backup", get_backup, ["GET"]),
     ("/api/costs", get_costs, ["GET"]),
     ("/api/health", get_health, ["GET"]),
     ("/api/events", get_events, ["GET"]),

@@ -30,6 +30,12 @@ export function keeper(page, p, load, out) {
   };
 }
 
+/** The local year of ``d`` by month: the readings per month a supplier asks for. */
+function yearRange(d) {
+  const [a, b] = period('month', d).map((x) => x / 1000);
+  return { start: a + 43200, end: b - 43200, resolution: 'month' };
+}
+
 async function series(sel, r) {
   if (sel.startsWith('kind:')) {
     const kind = sel.slice(5);
@@ -111,6 +117,9 @@ export async function mount(main, params, gone) {
         h('div', null, h('dt', null, t('energy')), h('dd', { 'data-cost': totalCost ?? '' }, money(totalCost))),
         meter && h('div', null, h('dt', null, t('rstart')), h('dd', { 'data-reading-start': rStart ?? '' }, fr(rStart))),
         meter && h('div', null, h('dt', null, t('rend')), h('dd', { 'data-reading-end': rEnd ?? '' }, fr(rEnd)))),
+      meter ? h('p', { class: 'downloads' },
+        h('a', { href: `api/meters/${encodeURIComponent(p.m)}/export.csv?${qs(cur)}`, download: '', 'data-download': 'csv' }, t('csv')), ' · ',
+        h('a', { href: `api/meters/${encodeURIComponent(p.m)}/export.csv?${qs(yearRange(d))}`, download: '', 'data-download': 'readings' }, t('csvmonths'))) : '',
       chart,
       h('div', { class: 'scroll' }, h('table', { class: 'data' },
         h('thead', null, h('tr', null, head.filter(Boolean).map((x, i) => h('th', { scope: 'col', class: i ? `n${x === head[4] ? ' opt' : ''}` : '' }, x)))),

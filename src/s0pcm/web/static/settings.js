@@ -185,7 +185,8 @@ export async function mount(main) {
   main.replaceChildren(
     h('div', { class: 'head' }, h('h1', null, t('settings')),
       h('button', { type: 'button', 'data-logout': '', onclick: async () => { await api('logout', 'POST').catch(() => null); state.loggedIn = false; state.csrf = null; again(); } }, t('logout'))),
-    meterForms(meters), readingForm(meters), tariffEditor(tariffs), thresholdForms(health, forms), section('mqtt', mqttBox), tokenForm());
+    meterForms(meters), readingForm(meters), tariffEditor(tariffs), thresholdForms(health, forms), section('mqtt', mqttBox), tokenForm(),
+    section('backup', h('p', { class: 'muted' }, t('backuphelp')), h('p', null, h('a', { class: 'button', href: 'api/backup', download: '', 'data-backup': '' }, t('backupget')))));
   const paintMqtt = (doc) => mqttBox.replaceChildren(...(doc.mqtt ? [h('p', { class: 'muted' }, t('mqtthelp')), ...mqttFacts(doc.mqtt, doc.at)] : [h('p', { class: 'muted' }, t('nomqtt'))]));
   paintMqtt(health);
 
