@@ -215,6 +215,63 @@ def test_live_without_records_says_the_logger_is_not_running(
         context.close()
 
 
+def test_the_demo_is_a_priced_household(browser: Browser, tmp_path: Path) -> None:
+    """`s0pcm demo` as a new user runs it: a Dutch contract is in place, so Live's costs and
+    the Costs page are priced from the first day of its history (no "no tariffs" hint)."""
+    import subprocess
+    import sys
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s0pcm", "demo", "--port", str(port), "--interval", "0.5",
+         "--days", "3", "--duration", "120", "--data", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Dashboard:"):
+                break
+        url = f"http://127.0.0.1:{port}"
+        context = new_context(browser)
+        page = open_page(context)
+        page.goto(f"{url}/#/live")
+        today = page.locator("[data-summary='today'] .big")
+        expect(today).to_have_text(re.compile(r"^€\s?[\d,.]+$"))
+        year = page.locator("[data-summary='year'] .big")
+        expect(year).to_have_text(re.compile(r"^€\s?[\d,.]+$"))
+        page.goto(f"{url}/#/costs")
+        expect(page.locator("main[data-ready='costs']")).to_be_attached()
+        expect(page.locator("[data-total]")).to_have_text(re.compile(r"^€\s?[\d,.]+$"))
+        expect(page.locator("[data-notariff]")).to_have_count(0)
+        tariffs = context.request.get(f"{url}/api/tariffs").json()["tariffs"]
+        assert {t["kind"] for t in tariffs} == {"electricity", "gas", "water"}
+        no_errors(page)
+        context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_costs_without_tariffs_say_where_to_add_them(
+    browser: Browser, web_history: History, tmp_path: Path
+) -> None:
+    fresh = copy_history(web_history, tmp_path)
+    with open_store(str(fresh.database), tz=TZ) as store:
+        store.set_state("_tariffs", {"currency": "EUR", "tariffs": []})
+        store.commit()
+    with history_server(fresh) as server:
+        context = new_context(browser)
+        log_in(context, server)
+        page = open_page(context, at=NOW)
+        show(page, server, "costs")
+        expect(page.locator("[data-notariff]")).to_contain_text("No tariffs yet")
+        no_errors(page)
+        context.close()
+
+
 # -- history ---------------------------------------------------------------------------------------
 
 #: Resolution, a day in the period shown, buckets expected: the 23-hour day of the spring DST
@@ -547,6 +604,43 @@ def test_settings_need_a_login(browser: Browser, fresh_server: WebServer) -> Non
 
     page.locator("[data-logout]").click()
     expect(page.locator("form[data-login]")).to_be_visible()
+    no_errors(page)
+    context.close()
+
+
+def test_the_tariff_editor_on_a_phone(browser: Browser, fresh_server: WebServer) -> None:
+    """On a 390 px phone: every period's price and remove button on screen; a new tariff holds
+    from the day logging began; one click makes the usual weekday peak/off-peak periods; the
+    legend follows a change; an error names the tariff and period, not `tariffs[0].periods`."""
+    context = new_context(browser, viewport={"width": 390, "height": 844})
+    log_in(context, fresh_server)
+    page = open_page(context, at=NOW)
+    show(page, fresh_server, "settings")
+    editor = page.locator("form[data-tariffs]")
+    for row in editor.locator("table.periods tbody tr").all():
+        for control in (row.get_by_label("Price"), row.get_by_role("button", name="Remove")):
+            control.scroll_into_view_if_needed()
+            box = control.bounding_box()
+            assert box is not None
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= 390, box
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    began = datetime.fromtimestamp(fresh_server.history.start, TZ) if fresh_server.history else None
+    assert began is not None
+    expect(page.locator("[data-tariff-hint]")).to_contain_text(f"{began.day} February 2026")
+    editor.get_by_role("button", name="Add tariff").click()
+    new = editor.locator("fieldset.tariff").last
+    expect(new.get_by_label("Valid from")).to_have_value(began.date().isoformat())
+    new.locator("[data-peak-offpeak]").click()
+    expect(new.locator("table.periods tbody tr")).to_have_count(3)
+    new.get_by_label("Kind").select_option("gas")
+    expect(new.locator("legend")).to_have_text(f"Gas {began.date().isoformat()}")
+    # It overlaps the gas tariff there is: the server refuses, and says which one, in words.
+    editor.get_by_role("button", name="Save").click()
+    message = editor.locator(".msg").last
+    expect(message).to_contain_text("Gas valid from 2026-02-13")
+    expect(message).not_to_contain_text("tariffs[")
+    ERRORS[page].clear()  # the browser logs the refused request
     no_errors(page)
     context.close()
 

@@ -2,16 +2,20 @@
 
 An emulated S0PCM-5 of a household (electricity, gas, water) on a pseudo-terminal, the logger on
 a fresh SQLite file with months of history already in it (the same household profiles, so the
-history and the live module tell one story), and the dashboard.
+history and the live module tell one story), a Dutch household's contract as its tariffs, and
+the dashboard.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Final
 
 from ..config import Config, load_config
+from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
 from ..emulator import HOUSEHOLD, Module, PtyEmulator, Source, household
 from ..meters import Meter
 from ..protocol import Model
@@ -26,6 +30,37 @@ DEMO_METERS = (
     (2, "Gas", "gas", "m³", 100, 7654.321),
     (3, "Water", "water", "m³", 1000, 1234.567),
 )
+
+
+ALL_WEEK: Final = [0, 1, 2, 3, 4, 5, 6]
+
+
+def dutch_contract(valid_from: str) -> dict[str, Any]:
+    """A Dutch household's contract, as the demo's tariffs (prices of 2026, taxes included):
+    electricity at a peak (weekdays 07:00-23:00) and an off-peak price with the network's
+    fixed charges, gas at one price with its own, and the water company's price per m³."""
+
+    def flat(price: float) -> list[dict[str, Any]]:
+        return [{"name": "all", "days": ALL_WEEK, "start": "00:00", "end": "24:00",
+                 "price": price}]  # fmt: skip
+
+    return {
+        "currency": "EUR",
+        "tariffs": [
+            {"kind": "electricity", "valid_from": valid_from, "valid_to": None,
+             "fixed_per_day": 0.42, "periods": [
+                 {"name": "peak", "days": [0, 1, 2, 3, 4], "start": "07:00", "end": "23:00",
+                  "price": 0.29},
+                 {"name": "off-peak", "days": [0, 1, 2, 3, 4], "start": "23:00", "end": "07:00",
+                  "price": 0.26},
+                 {"name": "off-peak", "days": [5, 6], "start": "00:00", "end": "24:00",
+                  "price": 0.26}]},
+            {"kind": "gas", "valid_from": valid_from, "valid_to": None, "fixed_per_day": 0.68,
+             "periods": flat(1.38)},
+            {"kind": "water", "valid_from": valid_from, "valid_to": None, "fixed_per_day": 0.16,
+             "periods": flat(1.09)},
+        ],
+    }  # fmt: skip
 
 
 def write_demo_config(directory: Path, *, port: int, interval: float) -> Path:
@@ -97,6 +132,9 @@ def prepare_demo(
                     kind=AnchorKind.INITIAL,
                 )
             )
+        # A contract from the first day of the history, so every cost is priced.
+        first = datetime.fromtimestamp(start, config.logger.timezone).date().isoformat()
+        store.set_state(TARIFFS_KEY, dutch_contract(first))
         backfill(
             store,
             [(meters[reg], sources[reg - 1]) for reg in meters],

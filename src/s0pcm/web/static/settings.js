@@ -61,17 +61,39 @@ const toDay = (v) => (v ? String(v).slice(0, 10) : '');
 const fromDay = (s) => s || null;
 const WEEK = [0, 1, 2, 3, 4, 5, 6].map((i) => date(new Date(2024, 0, 1 + i) / 1000, { weekday: 'short' })); // 0 = Monday
 
-function tariffEditor(doc) {
+/** The three periods of the common Dutch contract: peak on weekdays 07:00-23:00, off-peak the
+ * rest of the week. */
+const peakOffPeak = (peak, off) => [
+  { name: t('peak'), days: [0, 1, 2, 3, 4], start: '07:00', end: '23:00', price: peak },
+  { name: t('offpeak'), days: [0, 1, 2, 3, 4], start: '23:00', end: '07:00', price: off },
+  { name: t('offpeak'), days: [5, 6], start: '00:00', end: '24:00', price: off },
+];
+
+/** "tariffs[0].periods[1].price: ..." as the editor shows it: the tariff and period by name. */
+function where(doc, text) {
+  return String(text).replace(/tariffs\[(\d+)\](?:\.periods\[(\d+)\])?(?:\.(\w+))?/g, (all, i, j, key) => {
+    const tf = doc.tariffs[+i];
+    if (!tf) return all;
+    const pd = j == null ? null : tf.periods?.[+j];
+    return [`${t(tf.kind)} ${t('from').toLowerCase()} ${toDay(tf.valid_from)}`, pd && `${t('period').toLowerCase()} ${+j + 1} (${pd.name})`, key && (t(FIELD[key] || key))].filter(Boolean).join(', ');
+  });
+}
+const FIELD = { valid_from: 'from', valid_to: 'until', fixed_per_day: 'perday', price: 'price', days: 'days', start: 'start', end: 'end', name: 'name', kind: 'kind', periods: 'periods' };
+
+function tariffEditor(doc, meters) {
   const box = h('div');
-  const bind = (obj, key, input, conv = (x) => x) => { input.addEventListener('change', () => { obj[key] = conv(input.value); }); return input; };
+  // A new tariff holds from the day logging began, so the whole history is priced.
+  const since = Math.min(...meters.map((m) => m.since ?? Infinity));
+  const first = Number.isFinite(since) ? ymd(new Date(since * 1000)) : ymd(new Date());
+  const bind = (obj, key, input, conv = (x) => x, again = false) => { input.addEventListener('change', () => { obj[key] = conv(input.value); if (again) paint(); }); return input; };
   function paint() {
     box.replaceChildren(...[
       h('div', { class: 'fields' }, field(t('currency'), bind(doc, 'currency', h('input', { value: doc.currency || 'EUR', size: 4, maxlength: 3, pattern: '[A-Z]{3}', required: true })))),
       doc.tariffs.map((tf, i) => h('fieldset', { class: `tariff k-${tf.kind}` },
         h('legend', null, `${t(tf.kind)} ${toDay(tf.valid_from)}`),
         h('div', { class: 'fields' },
-          field(t('kind'), bind(tf, 'kind', h('select', null, KINDS.map((k) => h('option', { value: k, selected: tf.kind === k }, t(k)))))),
-          field(t('from'), bind(tf, 'valid_from', h('input', { type: 'date', value: toDay(tf.valid_from), required: true }), fromDay)),
+          field(t('kind'), bind(tf, 'kind', h('select', null, KINDS.map((k) => h('option', { value: k, selected: tf.kind === k }, t(k)))), undefined, true)),
+          field(t('from'), bind(tf, 'valid_from', h('input', { type: 'date', value: toDay(tf.valid_from), required: true }), fromDay, true)),
           field(t('until'), bind(tf, 'valid_to', h('input', { type: 'date', value: toDay(tf.valid_to) }), fromDay)),
           field(`${t('perday')} (${doc.currency || ''})`, bind(tf, 'fixed_per_day', number(tf.fixed_per_day ?? 0, { min: 0 }), Number))),
         h('div', { class: 'scroll' }, h('table', { class: 'periods' },
@@ -89,20 +111,28 @@ function tariffEditor(doc) {
             h('td', null, h('button', { type: 'button', onclick: () => { tf.periods.splice(j, 1); paint(); } }, t('remove')))))))),
         h('div', { class: 'row' },
           h('button', { type: 'button', onclick: () => { tf.periods.push({ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }); paint(); } }, t('addperiod')),
+          h('button', { type: 'button', 'data-peak-offpeak': '', onclick: () => { const p = tf.periods.map((x) => x.price || 0); tf.periods = peakOffPeak(Math.max(0, ...p), Math.min(...p, Infinity) === Infinity ? 0 : Math.min(...p)); paint(); } }, t('peakoffpeak')),
           h('button', { type: 'button', onclick: () => { doc.tariffs.splice(i, 1); paint(); } }, t('remove'))))),
       h('button', {
         type: 'button',
         onclick: () => {
-          doc.tariffs.push({ kind: 'electricity', valid_from: ymd(new Date()), valid_to: null, fixed_per_day: 0, periods: [{ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }] });
+          doc.tariffs.push({ kind: 'electricity', valid_from: first, valid_to: null, fixed_per_day: 0, periods: [{ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }] });
           paint();
         },
       }, t('add'))].flat());
   }
   paint();
-  return section('tariffs', form({ 'data-tariffs': '' }, [box], async () => {
-    await api('tariffs', 'PUT', doc);
-    state.currency = doc.currency;
-  }));
+  return section('tariffs', Number.isFinite(since) ? h('p', { class: 'muted', 'data-tariff-hint': '' }, t('tariffhint', { t: date(since, { dateStyle: 'long' }) })) : '',
+    form({ 'data-tariffs': '' }, [box], async () => {
+      try {
+        await api('tariffs', 'PUT', doc);
+      } catch (e) {
+        if (e.detail) e.detail = where(doc, typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail));
+        e.message = where(doc, e.message.replace(/^bad /, ''));
+        throw e;
+      }
+      state.currency = doc.currency;
+    }));
 }
 
 const THRESH = ['thresholds_sent', 'thresholds_confirmed', 'thresholds_refused'];
@@ -185,7 +215,7 @@ export async function mount(main) {
   main.replaceChildren(
     h('div', { class: 'head' }, h('h1', null, t('settings')),
       h('button', { type: 'button', 'data-logout': '', onclick: async () => { await api('logout', 'POST').catch(() => null); state.loggedIn = false; state.csrf = null; again(); } }, t('logout'))),
-    meterForms(meters), readingForm(meters), tariffEditor(tariffs), thresholdForms(health, forms), section('mqtt', mqttBox), tokenForm(),
+    meterForms(meters), readingForm(meters), tariffEditor(tariffs, meters), thresholdForms(health, forms), section('mqtt', mqttBox), tokenForm(),
     section('backup', h('p', { class: 'muted' }, t('backuphelp')), h('p', null, h('a', { class: 'button', href: 'api/backup', download: '', 'data-backup': '' }, t('backupget')))));
   const paintMqtt = (doc) => mqttBox.replaceChildren(...(doc.mqtt ? [h('p', { class: 'muted' }, t('mqtthelp')), ...mqttFacts(doc.mqtt, doc.at)] : [h('p', { class: 'muted' }, t('nomqtt'))]));
   paintMqtt(health);
