@@ -451,6 +451,10 @@ def test_device_page(history_context: BrowserContext, web_server: WebServer) -> 
     events = page.locator("section.events tbody tr")
     expect(events.first).to_contain_text("Gap recovered")  # newest first
     expect(events).to_have_count(5)
+    # Meters by name, not key; pulse counts as whole numbers.
+    gap = events.first
+    expect(gap.locator("[data-where]")).to_have_text("kast · Kast.2")  # the name, not "kast.2"
+    expect(gap.locator("td.n")).to_have_text(re.compile(r"^[\d,]+$"))
     no_errors(page)
     page.close()
 

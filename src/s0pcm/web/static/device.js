@@ -50,15 +50,20 @@ function mqttCard(link, at) {
   return h('article', { class: 'card module', 'data-mqtt': '' }, h('header', null, h('h2', null, t('mqtt')), badge), facts);
 }
 
+/** Meter names by key, for the event log (events carry keys: a name can change). */
+const names = new Map();
+/** Events whose value is a reading; the others count pulses (whole numbers). */
+const READINGS = new Set(['correction', 'replacement']);
 const eventRow = (e) => h('tr', { class: `ev-${e.kind}` },
   h('td', { class: 'nw' }, when(e.at)),
   h('td', null, t(`e_${e.kind}`)),
-  h('td', null, [e.module, e.meter].filter(Boolean).join(' · ')),
-  h('td', { class: 'n' }, e.value == null ? '' : num(e.value, 3)),
+  h('td', { 'data-where': '' }, [e.module, e.meter && (names.get(e.meter) || e.meter)].filter(Boolean).join(' · ')),
+  h('td', { class: 'n', 'data-value': e.value ?? '' }, e.value == null ? '' : num(e.value, READINGS.has(e.kind) ? 3 : 0)),
   h('td', { class: 'detail' }, e.detail || ''));
 
 export async function mount(main) {
-  const [health, initial] = await Promise.all([api('health'), api('events?limit=100')]);
+  const [health, initial, meters] = await Promise.all([api('health'), api('events?limit=100'), api('meters').catch(() => [])]);
+  for (const m of meters) names.set(m.key, m.name);
   const mods = h('div', { class: 'grid modules' });
   const paint = (doc) => mods.replaceChildren(...(doc.modules || []).map(moduleCard), ...(doc.mqtt ? [mqttCard(doc.mqtt, doc.at)] : []));
   paint(health);
