@@ -189,6 +189,30 @@ def test_live_says_what_is_wrong_and_what_is_only_quiet(
     context.close()
 
 
+def test_live_power_over_the_last_hours(browser: Browser, live_server: WebServer) -> None:
+    """Live draws the power and flow of the last hours (a point per record, from the logger's
+    own rates) and keeps drawing as records come; /api/power holds the same points."""
+    live_server.rates[0] = 4.0
+    context = new_context(browser)
+    log_in(context, live_server)
+    page = open_page(context)
+    show(page, live_server, "live")
+    chart = page.locator("[data-power]")
+    expect(chart).to_have_attribute("data-drawn", "1")
+    first = int(chart.get_attribute("data-points") or 0)
+    page.wait_for_function(
+        "([e, n]) => +e.dataset.points > n + 5", arg=[chart.element_handle(), first]
+    )
+    expect(chart.locator(".u-legend")).to_contain_text("Power")
+    doc = context.request.get(f"{live_server.url}/api/power?hours=1").json()
+    watts = [v for _, v in next(m for m in doc["meters"] if m["key"] == "power")["points"]]
+    assert len(watts) > 5
+    known = [v for v in watts if v is not None][-5:]  # (the first records were before 4 /s)
+    assert 10000 < sorted(known)[2] < 20000  # 14.4 kW, as on the card
+    no_errors(page)
+    context.close()
+
+
 def test_live_without_records_says_the_logger_is_not_running(
     browser: Browser, web_history: History, tmp_path: Path
 ) -> None:

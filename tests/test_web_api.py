@@ -1027,3 +1027,22 @@ def test_backup_download_is_the_owners_and_a_whole_database(
             assert got.pulses(key, -math.inf, math.inf) == history_store.pulses(
                 key, -math.inf, math.inf
             )
+
+
+def test_power_of_the_last_hours_from_the_store_per_minute(
+    web_login: httpx.Client, history_store: Store
+) -> None:
+    """Without a logger in the process: each minute's rate is its pulses over the minute, in
+    the meter's rate unit (W for electricity); bad hours are a 400."""
+    doc = web_login.get("/api/power", params={"hours": 2}).json()
+    assert doc["end"] == NOW
+    power = next(m for m in doc["meters"] if m["key"] == "power")
+    assert power["rate_unit"] == "W"
+    assert 118 <= len(power["points"]) <= 120
+    for t, watts in power["points"][::17]:
+        minute = t - 30
+        pulses = history_store.pulses("power", minute, minute + 60)
+        assert watts == pytest.approx(pulses / 1000 * 60 * 1000, abs=1e-3)  # kWh/min -> W
+    assert {m["key"] for m in doc["meters"]} == {"power", "kast.2", "water"}  # enabled only
+    for hours in ("0", "7", "x", "-1", "nan"):
+        assert web_login.get("/api/power", params={"hours": hours}).status_code == 400

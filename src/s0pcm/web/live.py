@@ -23,6 +23,7 @@ from ..logger.daemon import Update
 from . import shapes
 from .context import Context
 from .errors import ApiError
+from .power import PowerHistory
 from .read import context, event_document, live_values, off_loop
 
 __all__ = ["LiveHub", "live"]
@@ -63,6 +64,9 @@ class LiveHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._unsubscribe: Callable[[], None] = lambda: None
+        #: The rates of the last hours, kept whether or not anyone watches (Live's graph).
+        self.power = PowerHistory()
+        self._unsubscribe_power: Callable[[], None] = lambda: None
 
     # -- life cycle (the app's lifespan)
 
@@ -72,6 +76,7 @@ class LiveHub:
         self._closed = False
         if self.ctx.daemon is not None:
             self._unsubscribe = self.ctx.daemon.subscribe(self._on_update)
+            self._unsubscribe_power = self.ctx.daemon.subscribe(self.power.on_update)
         self._tasks = [
             asyncio.create_task(self._fan_out(), name="live updates"),
             asyncio.create_task(self._tick(), name="live health"),
@@ -81,6 +86,7 @@ class LiveHub:
         """End every stream (so the server can shut down) and stop listening."""
         self._closed = True
         self._unsubscribe()
+        self._unsubscribe_power()
         for client in list(self.clients):
             self._drop(client)
 

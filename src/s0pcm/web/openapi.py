@@ -222,6 +222,14 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, dict[str, Operation
                        description="One row per bucket with data: none before logging began "
                        "or after now."),
         },
+        "/api/power": {
+            "get": _op("Live power and flow of the last hours", tag="meters",
+                       ok=(200, _ref("Power"), ""),
+                       params=[_param("hours", "query",
+                                      {"type": "number", "exclusiveMinimum": 0, "maximum": 6,
+                                       "default": 3}, "Hours back from now")],
+                       errors=(400, *read_errors), security=READ),
+        },
         "/api/backup": {
             "get": _op("A consistent copy of the database (SQLite), for the owner",
                        tag="status", ok=(200, {"type": "string"}, "The SQLite file"),

@@ -31,10 +31,11 @@ from ..logger.snapshot import MeterValues
 from ..meters import Meter
 from ..store.sqlite import SqliteStore
 from ..tools.export import write_csv
-from . import shapes
+from . import power, shapes
 from .context import Context
 from .errors import ApiError
 from .params import (
+    bad,
     query_choice,
     query_limit,
     query_range,
@@ -156,6 +157,41 @@ async def get_consumption(request: Request) -> Response:
     resolution = query_resolution(request)
     start, end = query_range(request, resolution=resolution)
     return await json_off_loop(lambda: consumption_document(ctx, meter, start, end, resolution))
+
+
+async def get_power(request: Request) -> Response:
+    """``GET /api/power?hours=N``: each enabled meter's rate over the last N hours (1..6)."""
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    raw = request.query_params.get("hours", "3")
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= power.HOURS:
+        raise bad("hours", f"a number of hours above 0, at most {power.HOURS}, got {raw!r}")
+    end = ctx.clock()
+    start = end - hours * 3600
+    history = None if ctx.live is None or ctx.daemon is None else ctx.live.power
+    meters = [m for m in ctx.meters() if m.enabled]
+
+    def build() -> shapes.Power:
+        return shapes.Power(
+            start,
+            end,
+            [
+                shapes.PowerMeter(
+                    m.key,
+                    m.name,
+                    m.kind,
+                    m.spec.rate_unit,
+                    [[t, v] for t, v in power.series(history, ctx.store, m, start, end)],
+                )
+                for m in meters
+            ],
+        )
+
+    return await json_off_loop(build)
 
 
 async def get_export(request: Request) -> Response:
@@ -308,6 +344,7 @@ ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
     ("/api/meters/{key}/consumption", get_consumption, ["GET"]),
     ("/api/meters/{key}/intervals", get_intervals, ["GET"]),
     ("/api/meters/{key}/export.csv", get_export, ["GET"]),
+    ("/api/power", get_power, ["GET"]),
     ("/api/backup", get_backup, ["GET"]),
     ("/api/costs", get_costs, ["GET"]),
     ("/api/health", get_health, ["GET"]),

@@ -298,6 +298,26 @@ class Event(msgspec.Struct):
     detail: str
 
 
+class PowerMeter(msgspec.Struct):
+    key: str
+    name: str
+    kind: Kind
+    rate_unit: str
+    points: Annotated[
+        list[Annotated[list[float | None], Meta(min_length=2, max_length=2)]],
+        Meta(description="[time, rate] oldest first: per record where the logger runs here, "
+             "else per minute from the store; null: not known"),
+    ]  # fmt: skip
+
+
+class Power(msgspec.Struct):
+    """``GET /api/power``: the live power and flow of the last hours, per enabled meter."""
+
+    start: Time
+    end: Time
+    meters: list[PowerMeter]
+
+
 class LiveMeter(msgspec.Struct):
     reading: float
     rate: float | None
@@ -388,7 +408,7 @@ COMPONENTS: Final = (
     Error, Meter, MeterUpdate, Reading, ReadingRequest, ReadingResult, Consumption, Intervals,
     Costs, CostBucket, KindCost, Health, Event, Period, Tariff, Tariffs, Session, LoginRequest,
     LoginResult, LogoutResult, ThresholdsRequest, ThresholdsResult, TokenRequest, Token,
-    TokenResult,
+    TokenResult, Power,
 )  # fmt: skip
 
 #: What a handler answers: one document, or a list of them.

@@ -1,6 +1,6 @@
 // Bar charts with the vendored uPlot (loaded on first use). x is the bucket index; series are
 // drawn side by side (compare) or stacked (costs per kind).
-import { h, num } from './lib.js';
+import { h, num, state } from './lib.js';
 
 let loading = null;
 function uPlotLib() {
@@ -46,6 +46,8 @@ export async function bars(el, { labels, titles, series, stack = false, xLabel =
     hooks: { draw: [() => { if (!performance.getEntriesByName('s0pcm:chart').length) performance.mark('s0pcm:chart'); el.dataset.drawn = '1'; }] },
     cursor: { points: { show: false }, drag: { x: false, y: false } },
     series: [
+      // Until a bar is pointed at, the legend names the series and shows no number ('–' read as
+      // missing data).
       { label: xLabel, value: (_, i) => (i == null ? '' : titles[i] ?? '') },
       ...order.map((j) => ({
         label: series[j].label,
@@ -53,7 +55,7 @@ export async function bars(el, { labels, titles, series, stack = false, xLabel =
         stroke: c(series[j].color),
         width: 0,
         points: { show: false },
-        value: (u, _v, _s, i) => (i == null ? '–' : series[j].fmt(series[j].values[i])),
+        value: (u, _v, _s, i) => (i == null ? '' : series[j].fmt(series[j].values[i])),
         paths: uPlot.paths.bars({ size: [side ? 0.42 : 0.7, 80], align: side ? (j === 0 ? 1 : -1) : 0 }),
       })),
     ],
@@ -61,4 +63,41 @@ export async function bars(el, { labels, titles, series, stack = false, xLabel =
   const ro = new ResizeObserver(() => u.setSize({ width: el.clientWidth, height: height() }));
   ro.observe(el);
   return () => { ro.disconnect(); u.destroy(); };
+}
+
+/**
+ * A line over time (Unix seconds ``xs``) per series, each on its own y scale (``scale``: W and
+ * L/min do not share an axis): the live power and flow of the last hours. Gaps (null) are gaps.
+ */
+export async function lines(el, { xs, series, xLabel = '' }) {
+  const uPlot = await uPlotLib();
+  const css = getComputedStyle(document.documentElement);
+  const c = (v) => css.getPropertyValue(v).trim();
+  const axis = { stroke: c('--muted'), grid: { stroke: c('--line'), width: 1 }, ticks: { show: false } };
+  const height = () => (el.clientWidth < 500 ? 200 : 240);
+  const scales = [...new Set(series.map((s) => s.scale))];
+  const u = new uPlot({
+    width: el.clientWidth || 300,
+    height: height(),
+    // Times in the logger's zone, as every other view shows them.
+    tzDate: (ts) => (state.tz ? uPlot.tzDate(new Date(ts * 1e3), state.tz) : new Date(ts * 1e3)),
+    scales: { x: { time: true }, ...Object.fromEntries(scales.map((k) => [k, { range: (_, lo, hi) => [0, hi > 0 ? hi * 1.08 : 1] }])) },
+    axes: [
+      { ...axis, grid: { show: false } },
+      ...scales.map((k, i) => ({ ...axis, scale: k, side: i ? 1 : 3, size: 64, grid: { show: i === 0, stroke: c('--line'), width: 1 }, values: (_, v) => v.map((x) => `${num(x, x >= 100 ? 0 : 1, 0)} ${k}`) })),
+    ],
+    legend: { live: true },
+    hooks: { draw: [() => { if (!performance.getEntriesByName('s0pcm:power').length) performance.mark('s0pcm:power'); el.dataset.drawn = '1'; }] },
+    cursor: { points: { show: false }, drag: { x: true, y: false } },
+    series: [
+      { label: xLabel },
+      ...series.map((s) => ({
+        label: s.label, scale: s.scale, stroke: c(s.color), width: 1.5, points: { show: false }, spanGaps: false,
+        value: (u, v) => (v == null ? '' : s.fmt(v)),
+      })),
+    ],
+  }, [xs, ...series.map((s) => s.values)], el);
+  const ro = new ResizeObserver(() => u.setSize({ width: el.clientWidth, height: height() }));
+  ro.observe(el);
+  return { update: (xs2, values) => u.setData([xs2, ...values]), destroy: () => { ro.disconnect(); u.destroy(); } };
 }

@@ -1,7 +1,7 @@
 // Live: per meter the power or flow now, today so far against yesterday by this time, the
 // reading; above them what today, this month and this year cost. Updated by /api/live.
 import { h, t, api, qs, listen, field, qty, rate, num, money, date, clock, state, KINDS, range, shift, bucketLabel } from './lib.js';
-import { bars } from './chart.js';
+import { bars, lines } from './chart.js';
 
 const POWER = new Set(['electricity', 'heat']);
 
@@ -121,12 +121,41 @@ export async function mount(main) {
       ],
     });
   }
+  // Power and flow of the last hours, at the logger's resolution, kept up by the stream.
+  const powerBox = h('div', { class: 'chart', 'data-power': '', role: 'img', 'aria-label': t('powerchart') });
+  let power = null;
+  const traces = [];
+  async function drawPower() {
+    const doc = await api(`power?${qs({ hours: 3 })}`);
+    traces.length = 0;
+    for (const m of doc.meters) traces.push({ key: m.key, unit: m.rate_unit, kind: m.kind, name: m.name, pts: m.points.map(([x, v]) => [x, v]) });
+    const xs = [...new Set(traces.flatMap((s) => s.pts.map((p) => p[0])))].sort((a, b) => a - b);
+    const vals = traces.map((s) => { const by = new Map(s.pts); return xs.map((x) => (by.has(x) ? by.get(x) : null)); });
+    power?.destroy();
+    power = await lines(powerBox, {
+      xLabel: t('time'), xs,
+      series: traces.map((s, i) => ({ label: s.name, scale: s.unit, color: `--${s.kind}`, values: vals[i], fmt: (v) => rate(v, s.unit) })),
+    });
+    powerBox.dataset.points = String(xs.length);
+  }
+  function addPower(at, meters) {
+    if (!power) return;
+    for (const s of traces) {
+      const v = meters[s.key];
+      if (v) s.pts.push([at, v.rate ?? null]);
+      while (s.pts.length && s.pts[0][0] < at - 3 * 3600) s.pts.shift();
+    }
+    const xs = [...new Set(traces.flatMap((s) => s.pts.map((p) => p[0])))].sort((a, b) => a - b);
+    power.update(xs, traces.map((s) => { const by = new Map(s.pts); return xs.map((x) => (by.has(x) ? by.get(x) : null)); }));
+    powerBox.dataset.points = String(xs.length);
+  }
   main.replaceChildren(h('h1', { class: 'sr-only' }, t('live')), banners, status,
     shown.length ? h('div', { class: 'grid meters' }, [...cards.values()].map((c) => c.card)) : h('p', { class: 'card' }, t('nometers')),
     summary,
+    shown.length ? h('section', { class: 'card' }, h('h2', null, t('powerchart')), powerBox) : '',
     shown.length ? h('section', { class: 'card' }, h('div', { class: 'head' }, h('h2', null, t('todayhour')), field(t('meter'), pick)), box) : '');
   loadSummary();
-  if (shown.length) drawToday().catch(() => null);
+  if (shown.length) { drawToday().catch(() => null); drawPower().catch(() => null); }
 
   let updates = 0;
   const stop = listen((type, d) => {
@@ -138,6 +167,7 @@ export async function mount(main) {
         paint(c);
       }
       down.delete(d.module);
+      addPower(d.at, d.meters || {});
       status.dataset.updates = ++updates;
       status.textContent = t('updated', { t: date(d.at, { timeStyle: 'medium' }) });
     } else if (type === 'health') {
@@ -157,5 +187,5 @@ export async function mount(main) {
     loadSummary();
     drawToday().catch(() => null);
   }, 60000);
-  return () => { stop(); clearInterval(timer); undraw?.(); };
+  return () => { stop(); clearInterval(timer); undraw?.(); power?.destroy(); };
 }
