@@ -673,6 +673,46 @@ def test_the_tariff_editor_on_a_phone(browser: Browser, fresh_server: WebServer)
     context.close()
 
 
+def test_a_correction_asks_first_when_it_looks_wrong_and_can_be_undone(
+    browser: Browser, fresh_server: WebServer
+) -> None:
+    """A reading ten times too low (a dropped digit) is not saved at once: the form says why
+    and saves on a second click; the correction is listed and one click takes it back."""
+    context = new_context(browser)
+    log_in(context, fresh_server)
+    page = open_page(context, at=NOW)
+    show(page, fresh_server, "settings")
+    url = fresh_server.url
+
+    def reading() -> float:
+        value: float = context.request.get(f"{url}/api/meters/power").json()["reading"]
+        return value
+
+    before = reading()
+    form = page.locator("form[data-reading-form]")
+    form.get_by_label("Meter", exact=True).select_option("power")
+    form.get_by_label("Reading on the meter").fill(f"{before / 10:.3f}")
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator("[data-odd-reading]")).to_contain_text("a digit too few or too many?")
+    assert reading() == before  # not saved
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator("[data-odd-reading]")).to_be_hidden()
+    page.wait_for_function(
+        f"async () => (await (await fetch('api/meters/power')).json()).reading < {before / 5}"
+    )
+    set_before = len(context.request.get(f"{url}/api/meters/power/readings").json()) - 1
+    expect(page.locator("[data-readings] tbody tr")).to_have_count(set_before + 1)
+    newest = page.locator("[data-readings] tbody tr").first  # newest first
+    expect(newest).to_have_attribute("data-kind", "correction")
+    newest.locator("[data-undo]").click()
+    expect(page.locator("[data-readings] tbody tr")).to_have_count(set_before)
+    assert reading() == pytest.approx(before, abs=1e-6)
+    events = context.request.get(f"{url}/api/events?kind=correction").json()
+    assert "taken back" in events[0]["detail"]
+    no_errors(page)
+    context.close()
+
+
 def test_times_typed_are_the_loggers_local_time(browser: Browser, web_server: WebServer) -> None:
     """A reading's moment typed in New York means that wall-clock time where the logger is."""
     context = new_context(browser, timezone_id="America/New_York")

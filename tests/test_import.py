@@ -158,6 +158,8 @@ def test_set_reading_corrects_and_replaces_without_rewriting_history(tmp_path: P
     result = CliRunner().invoke(main, [*base, "--reading", "110", "--at", "2026-11-01 12:00:00"])
     assert result.exit_code == 0, result.output
     assert "(was 104.320)" in result.output  # 100 kWh + 4320 pulses at 1000 imp/kWh
+    # The moment in the logger's zone (Europe/Amsterdam), whatever the machine's or UTC.
+    assert "from 2026-11-01 12:00:00 CET" in result.output
     result = CliRunner().invoke(
         main,
         [*base, "--reading", "0", "--at", "2026-11-01 18:00:00", "--replaced",

@@ -1046,3 +1046,38 @@ def test_power_of_the_last_hours_from_the_store_per_minute(
     assert {m["key"] for m in doc["meters"]} == {"power", "kast.2", "water"}  # enabled only
     for hours in ("0", "7", "x", "-1", "nan"):
         assert web_login.get("/api/power", params={"hours": hours}).status_code == 400
+
+
+def test_taking_back_a_correction_and_what_cannot_be(fresh_server: WebServer) -> None:
+    """Only a plain correction can be taken back (the reading moves back; pulses and what was
+    counted do not); the configured reading and a replacement cannot: 409, never a 5xx."""
+    with fresh_server.client() as client:
+        assert client.delete("/api/meters/power/reading", params={"at": NOW - 60}).status_code in (
+            401,
+            403,
+        )
+        login(client)
+        before = client.get("/api/meters/power").json()
+        made = client.post("/api/meters/power/reading", json={"reading": 1.0, "at": NOW - 60})
+        assert made.status_code == 201
+        listed = client.get("/api/meters/power/readings").json()
+        mine = [r for r in listed if r["at"] == NOW - 60]
+        assert mine == [
+            {"at": NOW - 60, "kind": "correction", "reading": 1.0,
+             "pulses_per_unit": 1000.0, "undoable": True}
+        ]  # fmt: skip
+        assert client.get("/api/meters/power").json()["reading"] != before["reading"]
+        gone = client.delete("/api/meters/power/reading", params={"at": NOW - 60})
+        assert gone.status_code == 200, gone.text
+        after = client.get("/api/meters/power").json()
+        assert after["reading"] == pytest.approx(before["reading"], abs=1e-6)
+        assert (
+            client.delete("/api/meters/power/reading", params={"at": NOW - 60}).status_code == 409
+        )
+        fixed = [r for r in listed if not r["undoable"]]  # the first reading, at least
+        assert fixed
+        refused = client.delete("/api/meters/power/reading", params={"at": fixed[0]["at"]})
+        assert refused.status_code == 409
+        assert "cannot be taken back" in refused.json()["detail"]
+        assert client.delete("/api/meters/power/reading").status_code == 400
+        assert client.delete("/api/meters/nope/reading", params={"at": NOW}).status_code == 404

@@ -176,3 +176,9 @@ class ReadingExists(S0pcmError):
         self.meter = meter
         self.at = at
         super().__init__(f"{meter} already has a reading at {time.ctime(at)}")
+
+
+class CannotUndo(S0pcmError):
+    """A reading that cannot be taken back: none at that moment, or one that is not a plain
+    correction (the first reading, a replacement or a change of constant: removing those
+    would re-value what was counted, and move what the energy dashboard follows)."""

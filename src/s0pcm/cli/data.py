@@ -198,7 +198,11 @@ def set_reading_command(
         except ReadingExists as e:
             raise click.ClickException(str(e)) from e
     was = "" if before is None else f" (was {before:,.3f})"
-    click.echo(f"{meter.name}: {reading:,.3f} {meter.unit} from {time.ctime(when)}{was}")
+    # In the logger's time zone (the one the dashboard shows), not the machine's or UTC.
+    local_when = datetime.fromtimestamp(when, config.logger.timezone)
+    click.echo(
+        f"{meter.name}: {reading:,.3f} {meter.unit} from {local_when:%Y-%m-%d %H:%M:%S %Z}{was}"
+    )
 
 
 @click.command()

@@ -21,13 +21,14 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from ..config import Config
-from ..errors import ReadingExists
+from ..errors import CannotUndo, ReadingExists
 from ..events import DeviceEvent, EventKind
 from ..meters import CONSTANT_MAX, CONSTANT_MIN, KINDS, Kind, Meter
 from ..store import Anchor, AnchorKind, Constants, Store
@@ -45,6 +46,8 @@ __all__ = [
     "override_meter",
     "settings_document",
     "threshold_requests",
+    "undo_reading",
+    "undoable",
 ]
 
 METERS_KEY: Final = "_meters"
@@ -164,6 +167,47 @@ def add_reading(
         )
     )
     return before
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def undoable(anchors: list[Anchor], anchor: Anchor, default: float) -> bool:
+    """Whether ``anchor`` may be taken back: a correction that keeps the constant in force
+    without it (so what was counted keeps its value, and only the display reading moves)."""
+    if anchor.kind is not AnchorKind.CORRECTION:
+        return False
+    others = [a for a in anchors if a != anchor]
+    return Constants.of(others, default).at(anchor.at) == anchor.pulses_per_unit
+
+
+def undo_reading(store: Store, meter: Meter, *, at: float, now: float) -> Anchor:
+    """Take back the correction set at ``at`` (commit to keep it), with an event at ``now``;
+    returns it.
+    :class:`~s0pcm.errors.CannotUndo` when there is none or it is not :func:`undoable`."""
+    anchors = store.anchors(meter.key)
+    found = [a for a in anchors if a.at == at]
+    if not found:
+        raise CannotUndo(f"{meter.name} has no reading set at that moment")
+    anchor = found[0]
+    if not undoable(anchors, anchor, meter.pulses_per_unit):
+        raise CannotUndo(
+            f"the {anchor.kind.value} reading of {meter.name} cannot be taken back: only a "
+            "correction that keeps the meter's constant can (set a new reading instead)"
+        )
+    store.remove_anchor(anchor)
+    store.add_event(
+        DeviceEvent(
+            at=now,
+            kind=EventKind.CORRECTION,
+            module=meter.module,
+            meter=meter.key,
+            value=None,
+            detail=f"reading {anchor.reading:g} {meter.unit} set for {_iso(at)} taken back",
+        )
+    )
+    return anchor
 
 
 def anchor_constant(store: Store, meter: Meter, at: float) -> bool | None:

@@ -150,6 +150,11 @@ class Store(ABC):
         """Add a reading anchor; an anchor equal to one already stored is ignored."""
 
     @abstractmethod
+    def remove_anchor(self, anchor: Anchor) -> None:
+        """Remove ``anchor`` with the next commit (a correction undone). Pulses are never
+        touched: only what the display reading is anchored to."""
+
+    @abstractmethod
     def set_state(self, module: str, state: Mapping[str, Any]) -> None:
         """The ledger's state for ``module`` (JSON-able), written with the next commit."""
 

@@ -147,6 +147,11 @@ class SqlStore(SqlQueries):
             self._writable(buffered=True)
             self._pending.add_anchor(anchor)
 
+    def remove_anchor(self, anchor: Anchor) -> None:
+        with self._lock:
+            self._writable(buffered=True)
+            self._pending.remove_anchor(anchor)
+
     def set_state(self, module: str, state: Mapping[str, Any]) -> None:
         with self._lock:
             self._writable(buffered=True)
@@ -189,6 +194,11 @@ class SqlStore(SqlQueries):
                     for n, e in enumerate(pending.events, 1)
                 ],
             )
+        self._many(
+            "DELETE FROM anchor WHERE meter = ? AND at = ? AND kind = ? AND reading = ? "
+            "AND pulses_per_unit = ?",
+            [(a.meter, a.at, str(a.kind), a.reading, a.pulses_per_unit) for a in pending.removed],
+        )
         self._many(
             "INSERT INTO anchor (meter, at, kind, reading, pulses_per_unit) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",

@@ -34,12 +34,14 @@ class Pending:
         self.months: dict[str, dict[int, int]] = {}
         self.events: list[DeviceEvent] = []
         self.anchors: list[Anchor] = []
+        #: Anchors to remove at the commit (a correction undone).
+        self.removed: list[Anchor] = []
         #: module -> the state as JSON text (serialised when set, so later edits of the caller's
         #: dict do not leak in, and a value that is not JSON-able fails at once).
         self.states: dict[str, str] = {}
 
     def __bool__(self) -> bool:
-        return bool(self.slots or self.events or self.anchors or self.states)
+        return bool(self.slots or self.events or self.anchors or self.removed or self.states)
 
     # -- adding --------------------------------------------------------------------------------
 
@@ -78,8 +80,16 @@ class Pending:
             self._roll(meter, day, month, pulses)
 
     def add_anchor(self, anchor: Anchor) -> None:
+        if anchor in self.removed:
+            self.removed.remove(anchor)
         if anchor not in self.anchors:
             self.anchors.append(anchor)
+
+    def remove_anchor(self, anchor: Anchor) -> None:
+        if anchor in self.anchors:
+            self.anchors.remove(anchor)
+        elif anchor not in self.removed:
+            self.removed.append(anchor)
 
     def set_state(self, module: str, state: Mapping[str, Any]) -> None:
         self.states[module] = json.dumps(dict(state), sort_keys=True, separators=(",", ":"))

@@ -250,6 +250,7 @@ class SqlQueries(SqlBase):
                 for at, kind, reading, ppu in rows
             ]
             found += [a for a in self._pending.anchors if a.meter == meter and a not in found]
+            found = [a for a in found if a not in self._pending.removed]
         found.sort(key=lambda a: a.at)
         return found
 
@@ -258,7 +259,7 @@ class SqlQueries(SqlBase):
             rows = self._rows(
                 "SELECT count(*), sum(at), sum(reading), sum(pulses_per_unit) FROM anchor"
             )
-        return (*rows[0], len(self._pending.anchors))
+        return (*rows[0], len(self._pending.anchors), len(self._pending.removed))
 
     def events(
         self,

@@ -205,6 +205,11 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, dict[str, Operation
                         tag="meters", ok=(201, _ref("ReadingResult"), "Anchored"),
                         params=[key], body="ReadingRequest",
                         errors=(*write_errors, 404), security=WRITE),
+            "delete": _op("Take back a correction (the reading set at `at`)", tag="meters",
+                          ok=(200, _ref("ReadingSet"), "Taken back"),
+                          params=[key, _param("at", "query", TIME_INPUT, "The correction's "
+                                              "moment", required=True)],
+                          errors=(400, 401, 403, 404, 409), security=WRITE),
         },
         "/api/meters/{key}/consumption": {
             "get": _op("Consumption per bucket", tag="meters", ok=(200, _ref("Consumption"), ""),
@@ -221,6 +226,11 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, dict[str, Operation
                        security=READ, media="text/csv",
                        description="One row per bucket with data: none before logging began "
                        "or after now."),
+        },
+        "/api/meters/{key}/readings": {
+            "get": _op("The readings set (the configured one, corrections, replacements)",
+                       tag="meters", ok=(200, _array("ReadingSet"), ""), params=[key],
+                       errors=(*read_errors, 404), security=READ),
         },
         "/api/power": {
             "get": _op("Live power and flow of the last hours", tag="meters",

@@ -27,6 +27,7 @@ from ..calendar import Resolution, has_data
 from ..costs.pricing import costs_document, meter_energy
 from ..costs.tariffs import BucketCost
 from ..events import DeviceEvent, EventKind
+from ..logger.overrides import undoable
 from ..logger.snapshot import MeterValues
 from ..meters import Meter
 from ..store.sqlite import SqliteStore
@@ -157,6 +158,28 @@ async def get_consumption(request: Request) -> Response:
     resolution = query_resolution(request)
     start, end = query_range(request, resolution=resolution)
     return await json_off_loop(lambda: consumption_document(ctx, meter, start, end, resolution))
+
+
+async def get_readings(request: Request) -> Response:
+    """``GET /api/meters/{key}/readings``: the readings set (anchors), oldest first."""
+    ctx = context(request)
+    ctx.auth.require_read(request)
+    meter = ctx.meter(request.path_params["key"])
+
+    def build() -> list[shapes.ReadingSet]:
+        anchors = ctx.store.anchors(meter.key)
+        return [
+            shapes.ReadingSet(
+                a.at,
+                a.kind.value,
+                a.reading,
+                a.pulses_per_unit,
+                undoable(anchors, a, meter.pulses_per_unit),
+            )
+            for a in anchors
+        ]
+
+    return await json_off_loop(build)
 
 
 async def get_power(request: Request) -> Response:
@@ -345,6 +368,7 @@ ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
     ("/api/meters/{key}/intervals", get_intervals, ["GET"]),
     ("/api/meters/{key}/export.csv", get_export, ["GET"]),
     ("/api/power", get_power, ["GET"]),
+    ("/api/meters/{key}/readings", get_readings, ["GET"]),
     ("/api/backup", get_backup, ["GET"]),
     ("/api/costs", get_costs, ["GET"]),
     ("/api/health", get_health, ["GET"]),

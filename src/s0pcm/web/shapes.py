@@ -154,6 +154,18 @@ class ReadingRequest(msgspec.Struct, forbid_unknown_fields=True):
     ) = UNSET
 
 
+class ReadingSet(msgspec.Struct):
+    """A reading set by hand or configured (an anchor), oldest first."""
+
+    at: Time
+    kind: Literal["initial", "correction", "replacement"]
+    reading: float
+    pulses_per_unit: float
+    undoable: Annotated[
+        bool, Meta(description="A correction that keeps the constant: DELETE takes it back")
+    ]
+
+
 class ReadingResult(msgspec.Struct):
     key: str
     at: Time
@@ -408,7 +420,7 @@ COMPONENTS: Final = (
     Error, Meter, MeterUpdate, Reading, ReadingRequest, ReadingResult, Consumption, Intervals,
     Costs, CostBucket, KindCost, Health, Event, Period, Tariff, Tariffs, Session, LoginRequest,
     LoginResult, LogoutResult, ThresholdsRequest, ThresholdsResult, TokenRequest, Token,
-    TokenResult, Power,
+    TokenResult, Power, ReadingSet,
 )  # fmt: skip
 
 #: What a handler answers: one document, or a list of them.

@@ -21,8 +21,14 @@ from starlette.responses import Response
 from ..costs.shapes import Tariffs as TariffsDocument
 from ..costs.tariffs import STATE_KEY as TARIFFS_KEY
 from ..costs.tariffs import TariffError, parse_tariffs
-from ..errors import ProtocolError, ReadingExists, StoreError
-from ..logger.overrides import METERS_KEY, THRESHOLDS_KEY, add_reading, settings_document
+from ..errors import CannotUndo, ProtocolError, ReadingExists, StoreError
+from ..logger.overrides import (
+    METERS_KEY,
+    THRESHOLDS_KEY,
+    add_reading,
+    settings_document,
+    undo_reading,
+)
 from ..protocol import parse_thresholds
 from . import shapes
 from .auth import (
@@ -35,7 +41,7 @@ from .auth import (
 )
 from .context import Context
 from .errors import ApiError
-from .params import bad, body_time, json_body
+from .params import bad, body_time, json_body, query_time
 from .read import context, live_values
 
 __all__ = ["ROUTES"]
@@ -175,6 +181,25 @@ async def post_reading(request: Request) -> Response:
     )
 
 
+@writes
+async def delete_reading(request: Request) -> Response:
+    """``DELETE /api/meters/{key}/reading?at=T``: take back the correction set at ``T``."""
+    ctx = context(request)
+    ctx.auth.require_write(request)
+    meter = ctx.meter(request.path_params["key"])
+    at = query_time(request, "at")  # the moment of the correction to take back
+    try:
+        anchor = undo_reading(ctx.store, meter, at=at, now=ctx.clock())
+    except CannotUndo as e:
+        raise ApiError(409, "cannot take back", str(e)) from None
+    _commit(ctx)
+    return shapes.answer(
+        shapes.ReadingSet(
+            anchor.at, anchor.kind.value, anchor.reading, anchor.pulses_per_unit, False
+        )
+    )
+
+
 # -- tariffs, thresholds, tokens -------------------------------------------------------------------
 
 
@@ -260,6 +285,7 @@ ROUTES: list[tuple[str, Callable[[Request], Any], list[str]]] = [
     ("/api/session", get_session, ["GET"]),
     ("/api/meters/{key}", put_meter, ["PUT"]),
     ("/api/meters/{key}/reading", post_reading, ["POST"]),
+    ("/api/meters/{key}/reading", delete_reading, ["DELETE"]),
     ("/api/tariffs", put_tariffs, ["PUT"]),
     ("/api/modules/{name}/thresholds", post_thresholds, ["POST"]),
     ("/api/tokens", get_tokens, ["GET"]),

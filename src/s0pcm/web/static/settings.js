@@ -39,21 +39,59 @@ function meterForms(meters) {
 }
 
 function readingForm(meters) {
-  const which = h('select', null, meters.map((m) => h('option', { value: m.key }, `${m.name} (${m.reading == null ? '–' : num(m.reading, 3)} ${m.unit})`)));
+  const which = h('select', { onchange: () => { armed = null; warn.hidden = true; showPast(); } }, meters.map((m) => h('option', { value: m.key }, `${m.name} (${m.reading == null ? '–' : num(m.reading, 3)} ${m.unit})`)));
   const value = number('', { required: true });
   const at = h('input', { type: 'datetime-local' });
   const ppu = number('', { min: 0.000001 });
   const ppuField = h('div', { class: 'fields', hidden: true }, field(t('newppu'), ppu));
   const replaced = h('input', { type: 'checkbox', onchange: () => { ppuField.hidden = !replaced.checked; } });
+  // A reading far from the one now (a digit dropped or doubled) is asked about once first.
+  const warn = h('p', { class: 'note', role: 'alert', hidden: true, 'data-odd-reading': '' });
+  let armed = null;
+  const past = h('div', { 'data-readings': '' });
+  async function showPast() {
+    const m = meters.find((x) => x.key === which.value);
+    if (!m) return;
+    const list = await api(`meters/${encodeURIComponent(m.key)}/readings`).catch(() => []);
+    past.replaceChildren(!list.length ? h('p', { class: 'muted' }, t('noreadings')) : h('div', { class: 'scroll' }, h('table', { class: 'data' },
+      h('caption', null, t('pastreadings')),
+      h('thead', null, h('tr', null, [t('at'), t('kind'), t('reading'), ''].map((x) => h('th', { scope: 'col' }, x)))),
+      h('tbody', null, list.slice().reverse().map((r) => h('tr', { 'data-reading-at': r.at, 'data-kind': r.kind },
+        h('td', { class: 'nw' }, when(r.at)), h('td', null, t(`a_${r.kind}`)), h('td', { class: 'n' }, `${num(r.reading, 3)} ${m.unit}`),
+        h('td', null, r.undoable ? h('button', { type: 'button', 'data-undo': '', onclick: async (ev) => {
+          ev.target.disabled = true;
+          try { await api(`meters/${encodeURIComponent(m.key)}/reading?${qs({ at: r.at })}`, 'DELETE'); await refreshMeter(m); showPast(); } catch (e) { ev.target.disabled = false; say(warn, e.message, true); warn.hidden = false; }
+        } }, t('undo')) : '')))))));
+  }
+  async function refreshMeter(m) {
+    const fresh = await api(`meters/${encodeURIComponent(m.key)}`).catch(() => null);
+    if (fresh) { Object.assign(m, fresh); which.selectedOptions[0].textContent = `${m.name} (${m.reading == null ? '–' : num(m.reading, 3)} ${m.unit})`; }
+  }
+  showPast();
   return section('setreading', h('p', { class: 'muted' }, t('readinghelp')), form({ 'data-reading-form': '' }, [
     h('div', { class: 'fields' }, field(t('meter'), which), field(t('newreading'), value), field(t('at'), at)),
-    h('label', { class: 'check' }, replaced, t('replaced')), ppuField,
-  ], () => {
+    h('label', { class: 'check' }, replaced, t('replaced')), ppuField, warn,
+  ], async () => {
+    const m = meters.find((x) => x.key === which.value);
     const body = { reading: +value.value };
+    const cur = m?.reading;
+    const odd = !replaced.checked && !at.value && cur > 0 && (body.reading < cur * 0.9 || body.reading > cur * 2);
+    const key = `${which.value}:${body.reading}`;
+    if (odd && armed !== key) {
+      armed = key;
+      warn.textContent = t('oddreading', { r: `${num(body.reading, 3)} ${m.unit}`, c: `${num(cur, 3)} ${m.unit}` });
+      warn.hidden = false;
+      return t('confirmfirst');
+    }
+    armed = null;
+    warn.hidden = true;
     if (at.value) body.at = zoned(at.value);
     if (replaced.checked) { body.replaced = true; if (ppu.value) body.pulses_per_unit = +ppu.value; }
-    return api(`meters/${encodeURIComponent(which.value)}/reading`, 'POST', body);
-  }));
+    const r = await api(`meters/${encodeURIComponent(which.value)}/reading`, 'POST', body);
+    if (m) await refreshMeter(m);
+    showPast();
+    return r;
+  }), past);
 }
 
 // Tariff dates are local dates (YYYY-MM-DD), valid_to inclusive and null for open-ended.
