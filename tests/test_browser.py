@@ -787,6 +787,52 @@ def test_dutch_and_english(browser: Browser, web_server: WebServer) -> None:
     context.close()
 
 
+#: Every text node of the page (what a reader sees), trimmed, with the element it sits in.
+TEXT_NODES: Final = """() => {
+  const out = [];
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walk.nextNode()) {
+    const n = walk.currentNode, text = n.textContent.trim();
+    const el = n.parentElement;
+    if (!text || !el || el.closest('script, style, [hidden], .sr-only-none')) continue;
+    out.push(text);
+  }
+  for (const el of document.querySelectorAll('[aria-label], [title], input[placeholder]'))
+    out.push((el.getAttribute('aria-label') || el.getAttribute('title') || '').trim());
+  return out.filter(Boolean);
+}"""
+
+
+def test_dutch_throughout(browser: Browser, fresh_server: WebServer) -> None:
+    """In Dutch, no page shows an English word of the dashboard's own: every text node (and
+    label and tooltip) is checked against the English catalogue, on every page, logged in,
+    and the tariff editor's weekday names are Dutch."""
+    context = new_context(browser, locale="nl-NL")
+    log_in(context, fresh_server)
+    page = open_page(context, at=NOW)
+    show(page, fresh_server, "live")
+    catalogue = page.evaluate(
+        "async () => { const { DICT } = await import('./static/i18n.js'); return DICT; }"
+    )
+    english = {
+        v for k, v in catalogue["en"].items()
+        if "{" not in v and v != catalogue["nl"].get(k) and len(v) > 2
+    }  # fmt: skip
+    seen: dict[str, list[str]] = {}
+    for route in ("live", "history", "costs", "device", "settings",
+                  "history?m=kind:gas&r=month&d=2026-03-01", "costs?r=month&d=2026-03-01"):  # fmt: skip
+        show(page, fresh_server, route)
+        texts = page.evaluate(TEXT_NODES)
+        seen[route] = [x for x in texts if x in english]
+    # The tariff editor's weekday names follow the language (they were made once, at load).
+    show(page, fresh_server, "settings")
+    weekdays = page.locator("form[data-tariffs] td.days label").first.inner_text()
+    assert weekdays.strip() == "ma"
+    assert {route: found for route, found in seen.items() if found} == {}
+    no_errors(page)
+    context.close()
+
+
 def test_theme_toggle_and_keyboard(browser: Browser, web_server: WebServer) -> None:
     context = new_context(browser, color_scheme="light")
     log_in(context, web_server)

@@ -50,6 +50,14 @@ function mqttCard(link, at) {
   return h('article', { class: 'card module', 'data-mqtt': '' }, h('header', null, h('h2', null, t('mqtt')), badge), facts);
 }
 
+/** An event's detail in the page's language where a template says it with the event's own
+ * value (the server's English words stay in the tooltip); else the server's detail. */
+function detail(e) {
+  const v = e.value == null ? null : num(e.value, READINGS.has(e.kind) ? 3 : 0);
+  const key = `d_${e.kind}`;
+  if (v != null && t(key) !== key) return t(key, { v });
+  return e.detail || '';
+}
 /** Meter names by key, for the event log (events carry keys: a name can change). */
 const names = new Map();
 /** Events whose value is a reading; the others count pulses (whole numbers). */
@@ -59,7 +67,7 @@ const eventRow = (e) => h('tr', { class: `ev-${e.kind}` },
   h('td', null, t(`e_${e.kind}`)),
   h('td', { 'data-where': '' }, [e.module, e.meter && (names.get(e.meter) || e.meter)].filter(Boolean).join(' · ')),
   h('td', { class: 'n', 'data-value': e.value ?? '' }, e.value == null ? '' : num(e.value, READINGS.has(e.kind) ? 3 : 0)),
-  h('td', { class: 'detail' }, e.detail || ''));
+  h('td', { class: 'detail', title: e.detail || '' }, detail(e)));
 
 export async function mount(main) {
   const [health, initial, meters] = await Promise.all([api('health'), api('events?limit=100'), api('meters').catch(() => [])]);

@@ -83,6 +83,16 @@ export const KINDS = ['electricity', 'gas', 'water', 'heat', 'other'];
 export const sum = (xs) => xs.reduce((a, v) => (v == null ? a : (a ?? 0) + v), null);
 
 // -- the API (relative URLs: works behind a reverse proxy or Home Assistant ingress)
+/** A refused request in the page's language: what kind of refusal (by status), then the
+ * server's detail (which names the field or value). */
+export function explain(e) {
+  const kind = { 400: 'err400', 401: 'err401', 403: 'err403', 404: 'err404', 409: 'err409', 413: 'err413', 429: 'toomany' }[e.status];
+  // A 400 names the field it refuses ("bad price"): kept, as the name the API uses.
+  const field = e.status === 400 && /^bad /.test(e.message || '') ? ` (${e.message.slice(4)})` : '';
+  const what = kind ? `${t(kind)}${field}` : e.message;
+  const detail = e.detail == null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
+  return detail ? `${what} ${detail}` : what;
+}
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.error || `HTTP ${status}`);

@@ -1,13 +1,13 @@
 // Settings (login required): meters, reading corrections and replacements, tariffs, pulse
 // thresholds (pending until the module's start-up header confirms them), the MQTT link, API
 // tokens.
-import { h, t, api, qs, listen, field, msg, say, state, session, loginForm, num, when, ymd, date, zoned, KINDS } from './lib.js';
+import { h, t, api, qs, listen, field, msg, say, explain, state, session, loginForm, num, when, ymd, date, zoned, KINDS } from './lib.js';
 import { mqttFacts } from './device.js';
 
 const again = () => dispatchEvent(new HashChangeEvent('hashchange'));
 const section = (key, ...kids) => h('section', { class: 'card', 'aria-labelledby': `s-${key}` }, h('h2', { id: `s-${key}` }, t(key)), ...kids);
 const number = (value, attrs) => h('input', { type: 'number', step: 'any', value: value ?? '', ...attrs });
-const fail = (out, e) => say(out, e.detail ? `${e.message}: ${typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail)}` : e.message, true);
+const fail = (out, e) => say(out, explain(e), true);
 
 /** A form that runs send() and reports "saved" or the error in its own status line. */
 function form(attrs, kids, send, label = t('save')) {
@@ -60,7 +60,7 @@ function readingForm(meters) {
         h('td', { class: 'nw' }, when(r.at)), h('td', null, t(`a_${r.kind}`)), h('td', { class: 'n' }, `${num(r.reading, 3)} ${m.unit}`),
         h('td', null, r.undoable ? h('button', { type: 'button', 'data-undo': '', onclick: async (ev) => {
           ev.target.disabled = true;
-          try { await api(`meters/${encodeURIComponent(m.key)}/reading?${qs({ at: r.at })}`, 'DELETE'); await refreshMeter(m); showPast(); } catch (e) { ev.target.disabled = false; say(warn, e.message, true); warn.hidden = false; }
+          try { await api(`meters/${encodeURIComponent(m.key)}/reading?${qs({ at: r.at })}`, 'DELETE'); await refreshMeter(m); showPast(); } catch (e) { ev.target.disabled = false; say(warn, explain(e), true); warn.hidden = false; }
         } }, t('undo')) : '')))))));
   }
   async function refreshMeter(m) {
@@ -97,7 +97,8 @@ function readingForm(meters) {
 // Tariff dates are local dates (YYYY-MM-DD), valid_to inclusive and null for open-ended.
 const toDay = (v) => (v ? String(v).slice(0, 10) : '');
 const fromDay = (s) => s || null;
-const WEEK = [0, 1, 2, 3, 4, 5, 6].map((i) => date(new Date(2024, 0, 1 + i) / 1000, { weekday: 'short' })); // 0 = Monday
+// Weekday names in the language chosen now (not at load: switching language repaints). 0 = Monday.
+const week = () => [0, 1, 2, 3, 4, 5, 6].map((i) => date(new Date(2024, 0, 1 + i) / 1000, { weekday: 'short' }));
 
 /** The three periods of the common Dutch contract: peak on weekdays 07:00-23:00, off-peak the
  * rest of the week. */
@@ -139,7 +140,7 @@ function tariffEditor(doc, meters) {
           h('thead', null, h('tr', null, [t('name'), t('days'), t('start'), t('end'), t('price'), ''].map((x) => h('th', { scope: 'col' }, x)))),
           h('tbody', null, tf.periods.map((pd, j) => h('tr', null,
             h('td', null, bind(pd, 'name', h('input', { value: pd.name ?? '', size: 8, 'aria-label': t('name') }))),
-            h('td', { class: 'days' }, WEEK.map((w, d) => h('label', { class: 'day' }, h('input', {
+            h('td', { class: 'days' }, week().map((w, d) => h('label', { class: 'day' }, h('input', {
               type: 'checkbox', checked: pd.days?.includes(d),
               onchange: (e) => { pd.days = [...new Set([...(pd.days || []), d])].filter((x) => x !== d || e.target.checked).sort(); },
             }), w))),
@@ -166,7 +167,7 @@ function tariffEditor(doc, meters) {
         await api('tariffs', 'PUT', doc);
       } catch (e) {
         if (e.detail) e.detail = where(doc, typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail));
-        e.message = where(doc, e.message.replace(/^bad /, ''));
+        e.message = where(doc, e.message);
         throw e;
       }
       state.currency = doc.currency;
