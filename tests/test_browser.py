@@ -819,8 +819,12 @@ def test_dutch_throughout(browser: Browser, fresh_server: WebServer) -> None:
         if "{" not in v and v != catalogue["nl"].get(k) and len(v) > 2
     }  # fmt: skip
     seen: dict[str, list[str]] = {}
-    for route in ("live", "history", "costs", "device", "settings",
-                  "history?m=kind:gas&r=month&d=2026-03-01", "costs?r=month&d=2026-03-01"):  # fmt: skip
+    routes = (
+        *PAGES,
+        "history?m=kind:gas&r=month&d=2026-03-01",
+        "costs?r=month&d=2026-03-01",
+    )
+    for route in routes:
         show(page, fresh_server, route)
         texts = page.evaluate(TEXT_NODES)
         seen[route] = [x for x in texts if x in english]
