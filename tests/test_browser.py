@@ -953,7 +953,9 @@ def test_screenshots(
                         rate = page.locator(f"[data-meter='{key}'] [data-rate]")
                         expect(rate).to_have_text(re.compile(f"{unit}$"))
                 if name in ("live", "history", "costs"):
-                    expect(page.locator(".chart canvas")).to_be_attached()
+                    expect(page.locator(".chart canvas").first).to_be_attached()
+                if name == "live":
+                    expect(page.locator("[data-power]")).to_have_attribute("data-drawn", "1")
                 path = target / f"{name}-{variant}.png"
                 page.screenshot(path=str(path), full_page=variant != "phone")
                 assert path.stat().st_size > 5000

@@ -260,8 +260,8 @@ def test_costs_per_kind_with_a_tariff_change_and_a_dst_day(
     assert gas["energy_cost"] == pytest.approx(gas["value"] * 1.25, abs=1e-5)
     assert gas["fixed_cost"] == pytest.approx(30 * 0.6)
     water = by_kind["water"]
-    assert water["unit"] == "m³"  # the kind's unit, converted from the meter's litres
-    assert water["value"] == pytest.approx(history_store.pulses("water", start, end) / 1000)
+    assert water["unit"] == "L"  # the one meter's own unit, as on its card
+    assert water["value"] == pytest.approx(history_store.pulses("water", start, end))
     assert water["cost"] is water["energy_cost"] is water["fixed_cost"] is None
     assert bucket["total"] == pytest.approx(power["cost"] + gas["cost"], abs=1e-5)
     # Per day, the DST day's fixed cost is a whole day's; before any tariff, nothing is known.
@@ -781,7 +781,8 @@ def test_tariffs_replaced_and_used(fresh_server: WebServer) -> None:
             "/api/costs",
             params={"start": local(2026, 3, 28), "end": local(2026, 3, 29), "resolution": "day"},
         ).json()["buckets"][0]["by_kind"]["water"]
-        assert day["energy_cost"] == pytest.approx(day["value"] * 2.0)
+        assert day["unit"] == "L"  # shown in the meter's litres, priced per m³
+        assert day["energy_cost"] == pytest.approx(day["value"] / 1000 * 2.0)
         assert day["fixed_cost"] == pytest.approx(0.1)
 
 
@@ -1029,20 +1030,20 @@ def test_backup_download_is_the_owners_and_a_whole_database(
             )
 
 
-def test_power_of_the_last_hours_from_the_store_per_minute(
+def test_power_of_the_last_hours_from_the_store(
     web_login: httpx.Client, history_store: Store
 ) -> None:
-    """Without a logger in the process: each minute's rate is its pulses over the minute, in
+    """Without a logger in the process: each five minutes' rate is its pulses over them, in
     the meter's rate unit (W for electricity); bad hours are a 400."""
     doc = web_login.get("/api/power", params={"hours": 2}).json()
     assert doc["end"] == NOW
     power = next(m for m in doc["meters"] if m["key"] == "power")
     assert power["rate_unit"] == "W"
-    assert 118 <= len(power["points"]) <= 120
-    for t, watts in power["points"][::17]:
-        minute = t - 30
-        pulses = history_store.pulses("power", minute, minute + 60)
-        assert watts == pytest.approx(pulses / 1000 * 60 * 1000, abs=1e-3)  # kWh/min -> W
+    assert 23 <= len(power["points"]) <= 24  # per five minutes
+    for t, watts in power["points"]:
+        step = t - 150
+        pulses = history_store.pulses("power", step, step + 300)
+        assert watts == pytest.approx(pulses / 1000 * 12 * 1000, abs=1e-3)  # kWh/5 min -> W
     assert {m["key"] for m in doc["meters"]} == {"power", "kast.2", "water"}  # enabled only
     for hours in ("0", "7", "x", "-1", "nan"):
         assert web_login.get("/api/power", params={"hours": hours}).status_code == 400

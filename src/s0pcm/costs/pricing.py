@@ -208,12 +208,17 @@ def costs_document(
             since=first.get(kind, math.inf),
         )  # fmt: skip
         units = {m.unit for m in of_kind}
-        unit = KINDS[kind].unit
+        unit, scale = KINDS[kind].unit, 1.0
         if kind is Kind.OTHER:
             unit = units.pop() if len(units) == 1 else ""
+        elif len(units) == 1:
+            # The meters' own unit when they share one (water in L on its card is L here too),
+            # else the kind's, which every unit of the kind converts to.
+            unit = units.pop()
+            scale = 1 / unit_size(of_kind[0])
         by_kind[kind] = [
             shapes.KindCost(
-                value=round(values[i], 6),
+                value=round(values[i] * scale, 6),
                 unit=unit,
                 energy_cost=None if f is None else round(energy[i], 6),
                 fixed_cost=None if f is None else round(f.fixed, 6),

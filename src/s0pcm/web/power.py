@@ -6,8 +6,8 @@ arrays of doubles per meter (16 bytes a point: 6 hours of five meters is about 1
 listener of the live values like every other consumer, so nothing reads the store per record.
 
 Before the first value kept (a logger just started, or none in this process: ``s0pcm serve``),
-the rate is worked out from the store's 10-second slots, per minute (a pulse every few seconds
-is too coarse per slot).
+the rate is worked out from the store's 10-second slots, per five minutes (one slot holds too
+few pulses to say a rate).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ __all__ = ["HOURS", "PowerHistory", "from_store", "series"]
 
 #: Hours of values kept, and the most a request may ask for.
 HOURS: Final = 6
-#: The store's rates are per this many seconds.
-STORE_STEP: Final = 60.0
+#: The store's rates are per this many seconds: five minutes, as a gas meter's pulse (10 L)
+#: comes every minute or two at most, and per minute it would read 0, 600 L/h, 0...
+STORE_STEP: Final = 300.0
 
 
 class PowerHistory:
@@ -69,22 +70,22 @@ class PowerHistory:
 def from_store(
     store: Store, meter: Meter, start: float, end: float
 ) -> list[tuple[float, float | None]]:
-    """The meter's rate per minute in ``[start, end)`` from its 10-second slots (minutes
-    before logging began are left out: no data, not zero)."""
+    """The meter's rate per :data:`STORE_STEP` in ``[start, end)`` from its 10-second slots
+    (steps before logging began are left out: no data, not zero)."""
     since = store.since(meter.key)
     if since is None:
         return []
     first = max(start, since)
     first = math.floor(first / STORE_STEP) * STORE_STEP
-    per_minute: dict[float, int] = {}
+    per_step: dict[float, int] = {}
     for slot, pulses in store.intervals(meter.key, first, end):
-        minute = math.floor(slot / STORE_STEP) * STORE_STEP
-        per_minute[minute] = per_minute.get(minute, 0) + pulses
+        step = math.floor(slot / STORE_STEP) * STORE_STEP
+        per_step[step] = per_step.get(step, 0) + pulses
     factor = meter.rate_factor() / STORE_STEP
     out: list[tuple[float, float | None]] = []
     t = first
-    while t < end - STORE_STEP:  # whole minutes only: the running one is not over
-        out.append((t + STORE_STEP / 2, round(per_minute.get(t, 0) * factor, 3)))
+    while t + STORE_STEP <= end:  # whole steps only: the running one is not over
+        out.append((t + STORE_STEP / 2, round(per_step.get(t, 0) * factor, 3)))
         t += STORE_STEP
     return out
 
@@ -92,7 +93,7 @@ def from_store(
 def series(
     history: PowerHistory | None, store: Store, meter: Meter, start: float, end: float
 ) -> list[tuple[float, float | None]]:
-    """From the store per minute up to the first value kept, then the values kept."""
+    """From the store per five minutes up to the first value kept, then the values kept."""
     kept = [] if history is None else history.points(meter.key, start)
     until = kept[0][0] if kept else end
     return [*from_store(store, meter, start, until), *kept]

@@ -318,7 +318,7 @@ class PowerMeter(msgspec.Struct):
     points: Annotated[
         list[Annotated[list[float | None], Meta(min_length=2, max_length=2)]],
         Meta(description="[time, rate] oldest first: per record where the logger runs here, "
-             "else per minute from the store; null: not known"),
+             "else per five minutes from the store; null: not known"),
     ]  # fmt: skip
 
 

@@ -1,6 +1,6 @@
 // Bar charts with the vendored uPlot (loaded on first use). x is the bucket index; series are
 // drawn side by side (compare) or stacked (costs per kind).
-import { h, num, state } from './lib.js';
+import { h, num, date, state } from './lib.js';
 
 let loading = null;
 function uPlotLib() {
@@ -83,14 +83,15 @@ export async function lines(el, { xs, series, xLabel = '' }) {
     tzDate: (ts) => (state.tz ? uPlot.tzDate(new Date(ts * 1e3), state.tz) : new Date(ts * 1e3)),
     scales: { x: { time: true }, ...Object.fromEntries(scales.map((k) => [k, { range: (_, lo, hi) => [0, hi > 0 ? hi * 1.08 : 1] }])) },
     axes: [
-      { ...axis, grid: { show: false } },
+      // Clock times in the page's language and the logger's zone (24 h), not uPlot's own.
+      { ...axis, grid: { show: false }, space: 70, values: (_, v) => v.map((x) => date(x, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })) },
       ...scales.map((k, i) => ({ ...axis, scale: k, side: i ? 1 : 3, size: 64, grid: { show: i === 0, stroke: c('--line'), width: 1 }, values: (_, v) => v.map((x) => `${num(x, x >= 100 ? 0 : 1, 0)} ${k}`) })),
     ],
     legend: { live: true },
     hooks: { draw: [() => { if (!performance.getEntriesByName('s0pcm:power').length) performance.mark('s0pcm:power'); el.dataset.drawn = '1'; }] },
     cursor: { points: { show: false }, drag: { x: true, y: false } },
     series: [
-      { label: xLabel },
+      { label: xLabel, value: (_, x) => (x == null ? '' : date(x, { timeStyle: 'medium' })) },
       ...series.map((s) => ({
         label: s.label, scale: s.scale, stroke: c(s.color), width: 1.5, points: { show: false }, spanGaps: false,
         value: (u, v) => (v == null ? '' : s.fmt(v)),
