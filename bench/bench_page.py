@@ -55,24 +55,32 @@ TIMINGS_JS: Final = """(page) => {
   const api = performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/'));
   const first = Math.min(...api.map((e) => e.startTime));
   const last = Math.max(...api.map((e) => e.responseEnd));
-  return { ready: mark('s0pcm:ready:' + page), chart: mark('s0pcm:chart'), api: last - first };
+  return { ready: mark('s0pcm:ready:' + page), chart: mark('s0pcm:chart'),
+           power: mark('s0pcm:power'), api: last - first };
 }"""
 FILES_JS: Final = """() => [
   ...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource'),
 ].map((e) => ({ name: e.name, sent: e.encodedBodySize, size: e.decodedBodySize }))"""
 
 
-def pages(day: str) -> list[tuple[str, str, bool]]:
-    """(label, route, has a chart) of each page measured, showing periods that end at ``day``."""
+#: What a page is timed to: its data shown, its chart drawn, or Live's power chart drawn.
+WAIT: Final = {"ready": None, "chart": ".chart[data-drawn]", "power": "[data-power][data-drawn]"}
+
+
+def pages(day: str) -> list[tuple[str, str, str]]:
+    """(label, route, what it is timed to: a key of :data:`WAIT`) of each page measured,
+    showing periods that end at ``day``."""
     return [
-        ("live", "live", False),
-        ("history: hours of a day", f"history?m=electricity&r=hour&d={day}", True),
-        ("history: days of a month", f"history?m=electricity&r=day&d={day}", True),
-        ("history: months of a year, compared", f"history?m=electricity&r=month&d={day}&c=1", True),
-        ("history: years", f"history?m=electricity&r=year&d={day}", True),
-        ("costs: days of a month", f"costs?r=day&d={day}", True),
-        ("device (health, events)", "device", False),
-    ]
+        ("live", "live", "ready"),
+        ("live: power of the last 3 hours", "live", "power"),
+        ("history: hours of a day", f"history?m=electricity&r=hour&d={day}", "chart"),
+        ("history: days of a month", f"history?m=electricity&r=day&d={day}", "chart"),
+        ("history: months of a year, compared",
+         f"history?m=electricity&r=month&d={day}&c=1", "chart"),
+        ("history: years", f"history?m=electricity&r=year&d={day}", "chart"),
+        ("costs: days of a month", f"costs?r=day&d={day}", "chart"),
+        ("device (health, events)", "device", "ready"),
+    ]  # fmt: skip
 
 
 def new_context(browser: Browser, url: str) -> BrowserContext:
@@ -86,21 +94,22 @@ def new_context(browser: Browser, url: str) -> BrowserContext:
     return context
 
 
-def show(page: Page, url: str, route: str, chart: bool) -> str:
-    """Go to ``route`` and wait for its data (and chart); the page's name."""
+def show(page: Page, url: str, route: str, key: str = "ready") -> str:
+    """Go to ``route`` and wait for its data (and what ``key`` names); the page's name."""
     name = route.partition("?")[0]
     page.goto(f"{url}/#/{route}")
     page.wait_for_selector(f"main[data-ready='{name}']", state="attached")
-    if chart:
-        page.wait_for_selector(".chart[data-drawn]", state="attached")
+    selector = WAIT[key]
+    if selector is not None:
+        page.wait_for_selector(selector, state="attached")
     return name
 
 
-def load(context: BrowserContext, url: str, route: str, chart: bool) -> dict[str, float]:
+def load(context: BrowserContext, url: str, route: str, key: str) -> dict[str, float]:
     """Open ``route`` in a new tab of ``context``; its timings (ms)."""
     page = context.new_page()
     try:
-        found: dict[str, float] = page.evaluate(TIMINGS_JS, show(page, url, route, chart))
+        found: dict[str, float] = page.evaluate(TIMINGS_JS, show(page, url, route, key))
         return found
     finally:
         page.close()
@@ -109,19 +118,18 @@ def load(context: BrowserContext, url: str, route: str, chart: bool) -> dict[str
 def page_loads(browser: Browser, url: str, day: str, samples: int) -> list[list[str]]:
     """Per page: cold and warm p50/p95 to data shown and to chart drawn, and page / data."""
     rows = []
-    for label, route, chart in pages(day):
+    for label, route, key in pages(day):
         cold: list[dict[str, float]] = []
         warm: list[dict[str, float]] = []
         for _ in range(samples):
             context = new_context(browser, url)
             try:
-                cold.append(load(context, url, route, chart))
-                warm.append(load(context, url, route, chart))
+                cold.append(load(context, url, route, key))
+                warm.append(load(context, url, route, key))
             finally:
                 context.close()
-        key = "chart" if chart else "ready"
         rows.append([
-            label + (" (chart)" if chart else " (data)"),
+            label + {"chart": " (chart)", "power": " (chart)", "ready": " (data)"}[key],
             *(f"{v:.0f}" for v in _p50_p95([c[key] for c in cold])),
             *(f"{v:.0f}" for v in _p50_p95([w[key] for w in warm])),
             f"{statistics.median(w['api'] for w in warm):.1f}",
@@ -140,13 +148,8 @@ def bytes_shipped(browser: Browser, url: str, day: str) -> dict[str, tuple[int, 
     files: dict[str, tuple[int, int]] = {}
     try:
         page = context.new_page()
-        for _, route, chart in pages(day):
-            page.goto(f"{url}/#/{route}")
-            page.wait_for_selector(
-                f"main[data-ready='{route.partition('?')[0]}']", state="attached"
-            )
-            if chart:
-                page.wait_for_selector(".chart[data-drawn]", state="attached")
+        for _, route, key in pages(day):
+            show(page, url, route, key)
             for entry in page.evaluate(FILES_JS):
                 path = entry["name"].removeprefix(url).split("?")[0].split("#")[0] or "/"
                 if not path.startswith("/api/") and entry["sent"]:
@@ -174,8 +177,8 @@ def memory_with_dashboard(browser: Browser, directory: Path, day: str) -> tuple[
         context = new_context(browser, url)
         try:
             page = context.new_page()
-            for _, route, chart in [*pages(day)[1:], pages(day)[0]]:
-                show(page, url, route, chart)
+            for _, route, key in [*pages(day)[1:], pages(day)[0]]:
+                show(page, url, route, key)
             page.wait_for_selector("[data-live-status][data-updates]", state="attached")
             time.sleep(10.0)
             open_rss, hwm = rss_kib(pid)
@@ -224,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 with server_process(work, now=end) as (url, _):
-                    load(new_context(browser, url), url, "live", False)  # first start-up costs
+                    load(new_context(browser, url), url, "live", "ready")  # first start-up costs
                     rows = page_loads(browser, url, day, samples)
                     groups = bytes_shipped(browser, url, day)
                 idle, open_rss, hwm = memory_with_dashboard(browser, live, day)
