@@ -398,6 +398,26 @@ def test_history_navigates_and_totals_per_kind(
     page.close()
 
 
+def test_history_compares_with_the_same_period_last_year(
+    history_context: BrowserContext, web_server: WebServer
+) -> None:
+    """March against last March (not February), named so; before logging began that is no
+    data, never zero; choosing "the previous period" goes back to February."""
+    page = open_page(history_context, at=NOW)
+    show(page, web_server, "history?m=power&r=day&d=2026-03-10")
+    page.locator("[data-compare]").select_option("y")
+    section = page.locator("section.hist:not([aria-busy])")
+    expect(section.locator(".u-legend")).to_contain_text("March 2025")
+    expect(section.locator("dl.totals")).to_contain_text("March 2025")
+    expect(section.locator("[data-prev-total]")).to_have_text("No data")
+    assert "c=y" in page.url
+    page.locator("[data-compare]").select_option("1")
+    expect(section.locator(".u-legend")).to_contain_text("February 2026")
+    expect(section.locator("[data-prev-total]")).to_have_text(re.compile(r"kWh$"))
+    no_errors(page)
+    page.close()
+
+
 def test_history_downloads_the_csv_that_s0pcm_export_writes(
     history_context: BrowserContext, web_server: WebServer, web_history: History
 ) -> None:

@@ -1082,3 +1082,36 @@ def test_taking_back_a_correction_and_what_cannot_be(fresh_server: WebServer) ->
         assert "cannot be taken back" in refused.json()["detail"]
         assert client.delete("/api/meters/power/reading").status_code == 400
         assert client.delete("/api/meters/nope/reading", params={"at": NOW}).status_code == 404
+
+
+def test_the_base_load_per_day_is_the_lowest_whole_night_hour(
+    web_login: httpx.Client, history_store: Store
+) -> None:
+    """Electricity per day: the lowest average power of a whole hour between 00:00 and 06:00,
+    in W ("sluipverbruik"); none on a day whose night was not logged, nor for gas."""
+    doc = web_login.get(
+        "/api/meters/power/consumption",
+        params={"start": local(2026, 2, 1), "end": local(2026, 3, 31), "resolution": "day"},
+    ).json()
+    since = history_store.since("power")
+    assert since is not None
+    checked = 0
+    for bucket in doc["buckets"]:
+        nights = [
+            (t, n)
+            for t, n in history_store.series(
+                "power", bucket["start"], bucket["start"] + 6 * 3600, Resolution.HOUR
+            )
+            if since <= t and t + 3600 <= NOW
+        ]
+        if not nights:
+            assert bucket["base_load"] is None
+            continue
+        assert bucket["base_load"] == pytest.approx(min(n for _, n in nights), abs=0.05)
+        checked += 1  # 1000 pulses a kWh: an hour's pulses are its average W
+    assert checked >= 40
+    gas = web_login.get(
+        "/api/meters/kast.2/consumption",
+        params={"start": local(2026, 3, 1), "end": local(2026, 3, 31), "resolution": "day"},
+    ).json()
+    assert {b["base_load"] for b in gas["buckets"]} == {None}

@@ -13,10 +13,10 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio.to_thread
 from starlette.background import BackgroundTask
@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from ..calendar import Resolution, has_data
-from ..costs.pricing import costs_document, meter_energy
+from ..costs.pricing import costs_document, meter_energy, unit_size
 from ..costs.tariffs import BucketCost
 from ..events import DeviceEvent, EventKind
 from ..logger.overrides import undoable
 from ..logger.snapshot import MeterValues
-from ..meters import Meter
+from ..meters import Kind, Meter
 from ..store.sqlite import SqliteStore
 from ..tools.export import write_csv
 from . import power, shapes
@@ -95,6 +95,11 @@ def consumption_document(
     values = constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
     since, now = store.since(meter.key), ctx.clock()
     known = has_data(bounds, since=since, now=now)
+    base = (
+        base_loads(ctx, meter, bounds, since=since, now=now)
+        if resolution is Resolution.DAY and meter.kind is Kind.ELECTRICITY
+        else [None] * len(series)
+    )
     buckets = [
         shapes.Bucket(
             start=bounds[i],
@@ -104,12 +109,42 @@ def consumption_document(
             reading_start=readings[i],
             reading_end=readings[i + 1],
             cost=None if (c := costs[i]) is None else round(c.energy, 6),
+            base_load=base[i],
         )
         if known[i]
         else shapes.Bucket(bounds[i], bounds[i + 1], None, None, None, None, None)
         for i, (_, pulses) in enumerate(series)
     ]
     return shapes.Consumption(meter.key, meter.unit, resolution, buckets, since=since, now=now)
+
+
+#: The night hours whose lowest hour is a day's base load ("sluipverbruik"): 00:00-06:00.
+NIGHT: Final = range(0, 6)
+
+
+def base_loads(
+    ctx: Context, meter: Meter, bounds: Sequence[float], *, since: float | None, now: float
+) -> list[float | None]:
+    """Per day ``[bounds[i], bounds[i + 1])`` the lowest average power of one whole night hour,
+    in W: what stays on all night (fridge, standby, router). None for a day whose night has
+    no whole hour of data (before logging began, or not over yet)."""
+    hours = ctx.store.series(meter.key, bounds[0], bounds[-1], Resolution.HOUR)
+    constants = ctx.store.constants(meter.key, meter.pulses_per_unit)
+    lowest: list[float | None] = [None] * (len(bounds) - 1)
+    i = 0
+    for start, pulses in hours:
+        while i + 1 < len(bounds) - 1 and start >= bounds[i + 1]:
+            i += 1
+        local = datetime.fromtimestamp(start, ctx.tz)
+        whole = since is not None and start >= since and start + 3600 <= now
+        if local.hour not in NIGHT or not whole:
+            continue
+        # An hour's kWh is its average kW: a thousand times that is its average W.
+        watts = round(pulses / constants.at(start) * unit_size(meter) * 1000, 1)
+        found = lowest[i]
+        if found is None or watts < found:
+            lowest[i] = watts
+    return lowest
 
 
 # -- handlers -------------------------------------------------------------------------------------

@@ -196,6 +196,13 @@ class Bucket(msgspec.Struct):
     cost: Annotated[
         float | None, Meta(description="Energy cost (null: no tariff covers it, or no data)")
     ]
+    base_load: Annotated[
+        float | None,
+        Meta(
+            description="Electricity per day: the lowest average power of a whole night hour "
+            "(00:00-06:00), in W: what stays on all night. Null otherwise."
+        ),
+    ] = None
 
 
 class Consumption(msgspec.Struct):

@@ -60,14 +60,17 @@ export async function mount(main, params, gone) {
   const sel = h('select', { onchange: (e) => go({ m: e.target.value }) },
     h('optgroup', { label: t('meters') }, shown.map((m) => h('option', { value: m.key, selected: p.m === m.key }, m.name))),
     h('optgroup', { label: t('perkind') }, kinds.map((k) => h('option', { value: `kind:${k}`, selected: p.m === `kind:${k}` }, t(k)))));
-  const cmp = h('input', { type: 'checkbox', checked: !!p.c, onchange: (e) => go({ c: e.target.checked ? '1' : '' }) });
+  // Compare with nothing, the period before, or the same period a year earlier (this March
+  // against last March, this day against the same date last year).
+  const cmp = h('select', { 'data-compare': '', onchange: (e) => go({ c: e.target.value }) },
+    [['', 'cmpnone'], ['1', 'cmpprev'], ['y', 'cmpyear']].map(([v, k]) => h('option', { value: v, selected: (p.c || '') === v }, t(k))));
   const show = h('select', { onchange: (e) => go({ v: e.target.value }) },
     ['value', 'cost'].map((v) => h('option', { value: v, selected: p.v === v }, t(v === 'value' ? 'consumption' : 'energy'))));
   const bar = h('div', { class: 'ctl' });
   const out = h('section', { class: 'card hist', 'aria-busy': 'true' });
   const go = keeper('history', p, load, out);
   main.replaceChildren(h('h1', { class: 'sr-only' }, t('history')),
-    h('div', { class: 'ctl' }, field(t('meter'), sel), field(t('show'), show), h('label', { class: 'check' }, cmp, t('compare'))),
+    h('div', { class: 'ctl' }, field(t('meter'), sel), field(t('show'), show), field(t('compare'), cmp)),
     bar, out);
 
   async function load() {
@@ -77,7 +80,9 @@ export async function mount(main, params, gone) {
     out.setAttribute('aria-busy', 'true');
     const d = parseDay(p.d);
     const meter = !p.m.startsWith('kind:');
-    const [cur, before] = await Promise.all([range(p.r, d), p.c ? range(p.r, shift(p.r, d, -1, true)) : null]);
+    const yearAgo = p.c === 'y' && p.r !== 'year' && p.r !== 'month';
+    const back = yearAgo ? new Date(d.getFullYear() - 1, d.getMonth(), d.getDate()) : shift(p.r, d, -1, true);
+    const [cur, before] = await Promise.all([range(p.r, d), p.c ? range(p.r, back) : null]);
     const [doc, prev] = await Promise.all([series(p.m, cur), p.c ? series(p.m, before) : null]);
     if (gone() || my !== seq) return;
     const now = Date.now() / 1000;
@@ -106,14 +111,17 @@ export async function mount(main, params, gone) {
     destroy = null;
     Object.assign(out.dataset, { key: p.m, res: p.r, start: b[0]?.start ?? '', end: b.at(-1)?.end ?? '', buckets: b.length });
     const chart = h('div', { class: 'chart', role: 'img', 'aria-label': t('chart', { t: `${sel.selectedOptions[0]?.text} ${periodTitle(p.r, period(p.r, d))}` }) });
-    const head = [t('period'), t('consumption'), prev && t('previous'), t('energy'), prev && `${t('previous')} (${t('energy')})`, meter && t('rend')];
+    const before_ = prev ? periodTitle(p.r, period(p.r, back)) : '';
+    // Electricity per day: the base load (the lowest night hour), what stays on all night.
+    const base = meter && b.some((x) => x.base_load != null);
+    const head = [t('period'), t('consumption'), prev && before_, t('energy'), prev && `${before_} (${t('energy')})`, base && t('baseload'), meter && t('rend')];
     const began = doc.since != null && doc.since > b[0]?.start && doc.since < (b.at(-1)?.end ?? 0);
     out.replaceChildren(
       !data.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod'), doc.since != null ? ` ${t('began', { t: date(doc.since, { dateStyle: 'long' }) })}` : '')
         : began ? h('p', { class: 'muted', 'data-began': '' }, t('began', { t: date(doc.since, { dateStyle: 'long' }) })) : '',
       h('dl', { class: 'totals' },
         h('div', null, h('dt', null, t('total')), h('dd', { 'data-total': '', 'data-value': total ?? '', 'data-pulses': meter ? sum(b.map((x) => x.pulses)) ?? '' : '' }, fq(total))),
-        prev && h('div', null, h('dt', null, t('previous')), h('dd', { 'data-prev-total': sum(pv) ?? '' }, fq(sum(pv)))),
+        prev && h('div', null, h('dt', null, before_), h('dd', { 'data-prev-total': sum(pv) ?? '' }, fq(sum(pv)))),
         h('div', null, h('dt', null, t('energy')), h('dd', { 'data-cost': totalCost ?? '' }, money(totalCost))),
         meter && h('div', null, h('dt', null, t('rstart')), h('dd', { 'data-reading-start': rStart ?? '' }, fr(rStart))),
         meter && h('div', null, h('dt', null, t('rend')), h('dd', { 'data-reading-end': rEnd ?? '' }, fr(rEnd)))),
@@ -129,10 +137,11 @@ export async function mount(main, params, gone) {
           prev && h('td', { class: 'n' }, fq(pv[i])),
           h('td', { class: 'n' }, money(costs[i])),
           prev && h('td', { class: 'n opt' }, money(pc[i])),
+          base && h('td', { class: 'n', 'data-base-load': x.base_load ?? '' }, x.base_load == null ? '–' : `${num(x.base_load, 0)} W`),
           meter && h('td', { class: 'n' }, x.start > now ? '–' : fr(x.reading_end))))),
         h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td', { class: 'n' }, fq(total)),
           prev && h('td', { class: 'n' }, fq(sum(pv))), h('td', { class: 'n' }, money(totalCost)),
-          prev && h('td', { class: 'n opt' }, money(sum(pc))), meter && h('td', null))))));
+          prev && h('td', { class: 'n opt' }, money(sum(pc))), base && h('td', null), meter && h('td', null))))));
     const color = `--${meter ? shown.find((m) => m.key === p.m)?.kind || 'other' : p.m.slice(5)}`;
     const fm = isCost ? (v) => money(v) : fq;
     const done = await bars(chart, {
@@ -142,7 +151,7 @@ export async function mount(main, params, gone) {
       titles: labels.map((l) => l[1]),
       series: [
         { label: periodTitle(p.r, period(p.r, d)), values: isCost ? costs : vals, color, fmt: fm },
-        ...(prev ? [{ label: t('previous'), values: isCost ? pc : pv, color: '--prev', fmt: fm }] : []),
+        ...(prev ? [{ label: periodTitle(p.r, period(p.r, back)), values: isCost ? pc : pv, color: '--prev', fmt: fm }] : []),
       ],
     });
     if (gone() || my !== seq) return done();
