@@ -1102,7 +1102,7 @@ def test_the_base_load_per_day_is_the_lowest_whole_night_hour(
             for t, n in history_store.series(
                 "power", bucket["start"], bucket["start"] + 6 * 3600, Resolution.HOUR
             )
-            if since <= t and t + 3600 <= NOW
+            if since < t and t + 3600 <= NOW
         ]
         if not nights:
             assert bucket["base_load"] is None
@@ -1115,3 +1115,28 @@ def test_the_base_load_per_day_is_the_lowest_whole_night_hour(
         params={"start": local(2026, 3, 1), "end": local(2026, 3, 31), "resolution": "day"},
     ).json()
     assert {b["base_load"] for b in gas["buckets"]} == {None}
+
+
+def test_backup_beside_the_logger_commits_through_it(
+    live_server: WebServer, tmp_path: Path
+) -> None:
+    """With the logger in the process, the backup commits through the logger (journal and
+    store in step: a bare store commit would let a crash count journalled pulses twice)."""
+    import time as _time
+
+    daemon = live_server.daemon
+    assert daemon is not None
+    deadline = _time.monotonic() + 20
+    while daemon.seq < 5:
+        assert _time.monotonic() < deadline
+        _time.sleep(0.05)
+    commits = daemon.commits
+    with live_server.client() as client:
+        login(client)
+        response = client.get("/api/backup")
+    assert response.status_code == 200
+    assert daemon.commits > commits  # the logger's commit, not the store's alone
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(response.content)
+    with open_store(str(copy), tz=TZ, readonly=True) as got:
+        assert got.state("_daemon") is not None

@@ -403,6 +403,11 @@ class Daemon:
                 log.error("stopping with records not stored (%s): the journal %s and the "
                           "module's totals hold them for the next start", self.storage_problem,
                           self.journal.path)  # fmt: skip
+            if publishing is not None and self.publisher is not None:
+                try:
+                    self.publisher.outbox.close(sync=False)  # written by the commit above
+                except Exception as e:
+                    log.error("cannot close the MQTT outbox %s: %s", self.publisher.outbox.path, e)
             self.close()
 
     def _start_publisher(self) -> tuple[asyncio.Task[None], Callable[[], None]] | None:
@@ -434,12 +439,13 @@ class Daemon:
         assert self.publisher is not None
         self.publisher.stop()
         try:
-            await asyncio.wait_for(task, PUBLISHER_STOP)
+            await asyncio.wait_for(task, PUBLISHER_STOP)  # cancels it on the timeout
         except TimeoutError:
             log.warning("MQTT: the link did not close in %.0f s", PUBLISHER_STOP)
         except Exception:  # noqa: S110 - said by _said_if_failed
             pass
-        self.publisher.outbox.close()
+        # The outbox stays open for the final commit, which writes it (and says so if it
+        # cannot: that never stops the store's commit); closed after it, in run().
 
     def _sync_outbox(self) -> None:
         """The outbox to disk with the counts. A disk that refuses it does not stop the

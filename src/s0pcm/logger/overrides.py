@@ -173,13 +173,17 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
 
 
-def undoable(anchors: list[Anchor], anchor: Anchor, default: float) -> bool:
+def undoable(anchors: list[Anchor], anchor: Anchor, meter: Meter) -> bool:
     """Whether ``anchor`` may be taken back: a correction that keeps the constant in force
-    without it (so what was counted keeps its value, and only the display reading moves)."""
+    without it (so what was counted keeps its value, and only the display reading moves), and
+    not the reading the configuration file sets (the logger would set it again at its next
+    start: change the file instead)."""
     if anchor.kind is not AnchorKind.CORRECTION:
         return False
+    if anchor.at == meter.reading_at and anchor.reading == meter.reading:
+        return False
     others = [a for a in anchors if a != anchor]
-    return Constants.of(others, default).at(anchor.at) == anchor.pulses_per_unit
+    return Constants.of(others, meter.pulses_per_unit).at(anchor.at) == anchor.pulses_per_unit
 
 
 def undo_reading(store: Store, meter: Meter, *, at: float, now: float) -> Anchor:
@@ -191,10 +195,11 @@ def undo_reading(store: Store, meter: Meter, *, at: float, now: float) -> Anchor
     if not found:
         raise CannotUndo(f"{meter.name} has no reading set at that moment")
     anchor = found[0]
-    if not undoable(anchors, anchor, meter.pulses_per_unit):
+    if not undoable(anchors, anchor, meter):
         raise CannotUndo(
             f"the {anchor.kind.value} reading of {meter.name} cannot be taken back: only a "
-            "correction that keeps the meter's constant can (set a new reading instead)"
+            "correction made here that keeps the meter's constant can (set a new reading, or "
+            "change the configuration file for the reading it sets)"
         )
     store.remove_anchor(anchor)
     store.add_event(

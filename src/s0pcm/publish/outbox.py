@@ -248,10 +248,11 @@ class Outbox:
             self._announced_on_disk = self._announced
             return len(gone) + len(new)
 
-    def close(self) -> None:
-        """:meth:`sync`, then close the file."""
+    def close(self, *, sync: bool = True) -> None:
+        """:meth:`sync` (unless the caller just did), then close the file."""
         try:
-            self.sync()
+            if sync:
+                self.sync()
         finally:
             with self._lock:
                 self._db.close()

@@ -266,7 +266,7 @@ class Store(ABC):
     # -- upkeep --------------------------------------------------------------------------------
 
     @abstractmethod
-    def backup(self, path: Path) -> None:
+    def backup(self, path: Path, *, commit: bool = True) -> None:
         """A consistent copy while the store is in use."""
 
     @abstractmethod

@@ -149,12 +149,16 @@ class PostgresStore(SqlStore):
 
     # -- upkeep ----------------------------------------------------------------------------------
 
-    def backup(self, path: Path) -> None:
+    def backup(self, path: Path, *, commit: bool = True) -> None:
         """Write the data to ``path`` as a SQLite store (same schema, same rows, one consistent
-        snapshot); commits what is buffered first. For a PostgreSQL copy use ``pg_dump``."""
+        snapshot); commits what is buffered first
+        (``commit=False``: the logger in this process has committed; a bare commit here would
+        put pulses in the store that its journal still holds). For a PostgreSQL copy use
+        ``pg_dump``."""
         from .sqlite import SqliteStore
 
-        self.commit()
+        if commit:
+            self.commit()
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
         with self._guard(f"backup to {target}"):

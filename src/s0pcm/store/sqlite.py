@@ -219,11 +219,14 @@ class SqliteStore(SqlStore):
 
     # -- upkeep ----------------------------------------------------------------------------------
 
-    def backup(self, path: Path) -> None:
+    def backup(self, path: Path, *, commit: bool = True) -> None:
         """Copy the database to ``path`` with SQLite's online backup (one consistent snapshot,
-        the daemon keeps writing); commits what is buffered first. The copy is written next to
+        the daemon keeps writing); commits what is buffered first
+        (``commit=False``: the logger in this process has committed; a bare commit here would
+        put pulses in the store that its journal still holds). The copy is written next to
         ``path`` and renamed over it, so ``path`` is always a whole database."""
-        self.commit()
+        if commit:
+            self.commit()
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
         with self._guard(f"backup to {target}"):

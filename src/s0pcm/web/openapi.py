@@ -90,6 +90,7 @@ _ERRORS: Final = {
     413: "Body too large",
     415: "The body is not sent as application/json",
     429: "Too many failed logins, or live clients",
+    503: "The disk refused it (full or failing)",
 }
 READ: Final[Security] = [{}, {"bearerAuth": []}, {"sessionCookie": []}]
 SESSION: Final[Security] = [{"sessionCookie": [], "csrfToken": []}]
@@ -243,7 +244,7 @@ def _paths(keys: list[str], modules: list[str]) -> dict[str, dict[str, Operation
         "/api/backup": {
             "get": _op("A consistent copy of the database (SQLite), for the owner",
                        tag="status", ok=(200, {"type": "string"}, "The SQLite file"),
-                       errors=(401, 403, 409), security=[{"sessionCookie": []}],
+                       errors=(401, 403, 409, 503), security=[{"sessionCookie": []}],
                        media="application/vnd.sqlite3",
                        description="A logged-in session only (a token gets 403); with "
                        "PostgreSQL, 409: use pg_dump."),

@@ -48,6 +48,8 @@ class PowerHistory:
             for v in update.values:
                 times = self._times.setdefault(v.key, array("d"))
                 rates = self._rates.setdefault(v.key, array("d"))
+                if times and update.at < times[-1]:  # the clock stepped back: start again
+                    del times[:], rates[:]
                 times.append(update.at)
                 rates.append(math.nan if v.rate is None else v.rate)
                 if times[0] < update.at - 1.5 * self.span:  # trimmed now and then, not per record

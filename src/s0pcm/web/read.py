@@ -26,6 +26,7 @@ from starlette.responses import FileResponse, Response
 from ..calendar import Resolution, has_data
 from ..costs.pricing import costs_document, meter_energy, unit_size
 from ..costs.tariffs import BucketCost
+from ..errors import StoreError
 from ..events import DeviceEvent, EventKind
 from ..logger.overrides import undoable
 from ..logger.snapshot import MeterValues
@@ -136,7 +137,8 @@ def base_loads(
         while i + 1 < len(bounds) - 1 and start >= bounds[i + 1]:
             i += 1
         local = datetime.fromtimestamp(start, ctx.tz)
-        whole = since is not None and start >= since and start + 3600 <= now
+        # Whole hours of data only: the first hour logged began before its first record.
+        whole = since is not None and start > since and start + 3600 <= now
         if local.hour not in NIGHT or not whole:
             continue
         # An hour's kWh is its average kW: a thousand times that is its average W.
@@ -209,7 +211,7 @@ async def get_readings(request: Request) -> Response:
                 a.kind.value,
                 a.reading,
                 a.pulses_per_unit,
-                undoable(anchors, a, meter.pulses_per_unit),
+                undoable(anchors, a, meter),
             )
             for a in anchors
         ]
@@ -286,13 +288,21 @@ async def get_backup(request: Request) -> Response:
     ctx.auth.require_session(request, write=False)
     if not isinstance(ctx.store, SqliteStore):
         raise ApiError(409, "backup", "the database is PostgreSQL: use pg_dump")
+    # The logger in this process commits first (its journal and the store in step), and the
+    # copy commits nothing itself: a bare store commit would let a crash count pulses twice.
     folder = Path(tempfile.mkdtemp(prefix="s0pcm-backup-"))
     path = folder / "s0pcm.sqlite"
-    await off_loop(lambda: ctx.store.backup(path))
-    day = datetime.fromtimestamp(ctx.clock(), ctx.tz).date().isoformat()
 
     def clean() -> None:
         shutil.rmtree(folder, ignore_errors=True)
+
+    try:
+        ctx.commit()
+        await off_loop(lambda: ctx.store.backup(path, commit=ctx.daemon is None))
+    except (StoreError, OSError) as e:
+        clean()
+        raise ApiError(503, "backup failed", str(e)) from None
+    day = datetime.fromtimestamp(ctx.clock(), ctx.tz).date().isoformat()
 
     return FileResponse(
         path,
