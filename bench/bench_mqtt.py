@@ -46,6 +46,7 @@ from tests.helpers import free_port
 from tests.helpers.logger import write_config
 from tests.helpers.mqtt import Broker, broker
 
+from bench.bench_web import rss_kib
 from s0pcm.config import load_config
 from s0pcm.config.model import DEFAULT_OUTBOX_MAX
 from s0pcm.emulator import Module, PtyEmulator, Source, steady
@@ -125,16 +126,6 @@ async def latency(root: Path) -> None:
 
 
 # -- the real s0pcm run in a process of its own ---------------------------------------------------
-
-
-def rss(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of ``pid`` in KiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0])
-    return found["VmRSS"], found["VmHWM"]
 
 
 def cpu(pid: int) -> float:
@@ -264,7 +255,7 @@ def window(pid: int, client: httpx.Client, seconds: float) -> dict[str, float]:
     io0 = written(pid)
     samples = []
     while time.monotonic() - t0 < seconds:
-        samples.append(rss(pid)[0])
+        samples.append(rss_kib(pid)[0])
         time.sleep(0.25)
     cpu1, (count1, link), t1 = cpu(pid), records(client), time.monotonic()
     io1 = written(pid)
@@ -275,7 +266,7 @@ def window(pid: int, client: httpx.Client, seconds: float) -> dict[str, float]:
         "cpu_us": (cpu1 - cpu0) / n * 1e6,
         "core": (cpu1 - cpu0) / (t1 - t0),
         "rss": statistics.mean(samples) / 1024,
-        "hwm": rss(pid)[1] / 1024,
+        "hwm": rss_kib(pid)[1] / 1024,
         "outbox": float((link or {}).get("outbox", 0)),
         "wchar": (io1[0] - io0[0]) / n,
         "disk": (io1[1] - io0[1]) / n,

@@ -320,7 +320,7 @@ class Daemon:
                 self.storage_problem = getattr(e, "reason", None) or str(e)
                 self._storage_since = self.clock()
                 log.error("cannot store: %s; counting goes on in memory, trying again", e)
-                self._storage_event(f"cannot store: {self.storage_problem}")
+                self._module_event(EventKind.STORAGE, f"cannot store: {self.storage_problem}")
             return False
         if self.storage_problem is not None:
             minutes = (self.clock() - self._storage_since) / 60
@@ -331,21 +331,18 @@ class Daemon:
             log.warning("%s", detail)
             self.storage_problem = None
             self.failed_commits = 0
-            self._storage_event(detail)
+            self._module_event(EventKind.STORAGE, detail)
             self.try_commit()  # the event itself
         return True
 
-    def _storage_event(self, detail: str) -> None:
+    def _module_event(self, kind: EventKind, detail: str, value: float | None = None) -> None:
+        """An event of the logger's own (storage, MQTT outbox), in every module's log; a store
+        that refuses it does not stop the logger."""
         with contextlib.suppress(StoreError):
             for r in self.runners:
                 r.store.add_event(
                     DeviceEvent(
-                        at=self.clock(),
-                        kind=EventKind.STORAGE,
-                        module=r.name,
-                        meter=None,
-                        value=None,
-                        detail=detail,
+                        at=self.clock(), kind=kind, module=r.name, value=value, detail=detail
                     )
                 )
 
@@ -470,20 +467,7 @@ class Daemon:
             detail = f"MQTT outbox has room again: {count} events were dropped unsent"
         else:
             detail = "MQTT outbox full: dropping its oldest events unsent"
-        with contextlib.suppress(StoreError):
-            self._outbox_event(count, detail)
-
-    def _outbox_event(self, count: int, detail: str) -> None:
-        for r in self.runners:
-            r.store.add_event(
-                DeviceEvent(
-                    at=self.clock(),
-                    kind=EventKind.OUTBOX,
-                    module=r.name,
-                    value=count,
-                    detail=detail,
-                )
-            )
+        self._module_event(EventKind.OUTBOX, detail, count)
 
     def close(self) -> None:
         """Release the store and the journal (and with them the claim on both)."""

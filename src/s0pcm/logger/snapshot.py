@@ -142,8 +142,8 @@ class Snapshot:
         ``follow``: the values will be kept up from records (the logger), so yesterday is read
         slot by slot, to answer "yesterday by this time" at any later moment without the store.
         Without it (one answer, ``s0pcm serve``), that is one query at the moment asked.
-        ``days=False`` (health: reading, pulses and rate only, with ``follow=False``): today
-        and yesterday are not read, and read NaN."""
+        ``days=False`` (health: reading, pulses and rate only, with ``follow=False``): today,
+        yesterday and the last pulse are not read (NaN, None, None)."""
         day = self.calendar.local_date(now)
         self._day = day
         self._day_start = float(self.calendar.day_start(day))
@@ -159,7 +159,8 @@ class Snapshot:
             m.anchor = anchors[-1] if anchors else None
             m.pulses = store.pulses(meter.key, -math.inf, math.inf)
             m.since = store.since(meter.key)
-            recent = store.intervals(meter.key, now - QUIET_LOOKBACK, math.inf)
+            # Two days of slots read only where they are shown (not for health or /metrics).
+            recent = store.intervals(meter.key, now - QUIET_LOOKBACK, math.inf) if days else []
             m.last_pulse_at = recent[-1][0] if recent else None
             start = -math.inf if m.anchor is None else m.anchor.at
             m.since_anchor = store.pulses(meter.key, start, math.inf)

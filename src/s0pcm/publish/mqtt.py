@@ -178,8 +178,8 @@ class Publisher:
         self.put(messages)
 
     def put(self, messages: Sequence[Message]) -> None:
-        """Queue ``messages`` in the outbox and wake the sender. A disk that refuses the write
-        loses these messages (the next update carries the retained values again), never the
+        """Queue ``messages`` in the outbox and wake the sender. Whatever goes wrong here loses
+        these messages (the next update carries the retained values again), never the
         logger's counting."""
         if not messages:
             return
