@@ -241,7 +241,8 @@ def test_live_without_records_says_the_logger_is_not_running(
 
 def test_the_demo_is_a_priced_household(browser: Browser, tmp_path: Path) -> None:
     """`s0pcm demo` as a new user runs it: a Dutch contract is in place, so Live's costs and
-    the Costs page are priced from the first day of its history (no "no tariffs" hint)."""
+    the Costs page are priced from the first day of its history (no "no tariffs" hint); its
+    solar roof is a production meter with a feed-in tariff."""
     import subprocess
     import sys
 
@@ -271,7 +272,18 @@ def test_the_demo_is_a_priced_household(browser: Browser, tmp_path: Path) -> Non
         expect(page.locator("[data-total]")).to_have_text(re.compile(r"^€\s?[\d,.]+$"))
         expect(page.locator("[data-notariff]")).to_have_count(0)
         tariffs = context.request.get(f"{url}/api/tariffs").json()["tariffs"]
-        assert {t["kind"] for t in tariffs} == {"electricity", "gas", "water"}
+        assert {(t["kind"], t["direction"]) for t in tariffs} == {
+            ("electricity", "consumption"), ("gas", "consumption"), ("water", "consumption"),
+            ("electricity", "production"),  # the solar roof's feed-in compensation
+        }  # fmt: skip
+        # The solar inverter: a production meter, its production and compensation apart.
+        breakdown = page.locator("section.costs table.breakdown")
+        expect(breakdown.locator("tr[data-kind='electricity'] [data-produced]")).to_have_text(
+            re.compile(r"kWh$")
+        )
+        page.goto(f"{url}/#/live")
+        expect(page.locator("[data-meter='solar'][data-direction='production']")).to_be_visible()
+        expect(page.locator("[data-summary='year'] li[data-produced]")).to_be_visible()
         no_errors(page)
         context.close()
     finally:
@@ -480,6 +492,111 @@ def test_costs_show_the_servers_costs(
     expect(section.locator("tr[data-kind='water']")).to_contain_text("\N{EN DASH}")  # no tariff
     no_errors(page)
     page.close()
+
+
+FEED_IN: Final = {
+    "kind": "electricity", "direction": "production", "valid_from": "2026-03-01",
+    "valid_to": None, "fixed_per_day": 0.0,
+    "periods": [{"name": "all", "days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00", "end": "24:00",
+                 "price": 0.08}],
+}  # fmt: skip
+
+
+def test_a_production_meter_and_net_consumption(
+    browser: Browser, web_history: History, tmp_path: Path
+) -> None:
+    """A solar inverter's meter (set to production in Settings) is a production card on Live;
+    Live's summary and the Costs page show what it made and earned apart, and the net; History
+    has the net per kind, equal to the server's. In English and in Dutch, with no English left."""
+    fresh = copy_history(web_history, tmp_path)
+    with open_store(str(fresh.database), tz=TZ) as store:
+        store.set_state("_tariffs", {**TARIFFS, "tariffs": [*TARIFFS["tariffs"], FEED_IN]})
+        store.commit()
+    with history_server(fresh) as server:
+        context = new_context(browser)
+        log_in(context, server)
+        page = open_page(context, at=NOW)
+        show(page, server, "settings")
+        form = page.locator("form.meterset[data-meter='spare']")
+        form.get_by_label("Kind").select_option("electricity")
+        form.locator("[data-direction]").select_option("production")
+        form.get_by_label("Enabled").check()
+        form.get_by_role("button", name="Save").click()
+        expect(form.locator(".msg")).to_have_text("Saved.")
+        show(page, server, "live")
+        card = page.locator("[data-meter='spare']")
+        expect(card).to_have_attribute("data-direction", "production")
+        expect(card.locator(".sub")).to_contain_text("Production")
+        month = page.locator("[data-summary='month'] li[data-produced]")
+        expect(month).to_contain_text("Electricity, produced")
+        expect(month).to_contain_text(re.compile("[-\N{MINUS SIGN}]€"))  # what it earned, taken off
+        march = {"start": datetime(2026, 3, 1, tzinfo=TZ).timestamp(),
+                 "end": datetime(2026, 4, 1, tzinfo=TZ).timestamp()}  # fmt: skip
+        doc = context.request.get(
+            f"{server.url}/api/costs?start={march['start']}&end={march['end']}&resolution=day"
+        ).json()
+        days = [b["by_kind"]["electricity"] for b in doc["buckets"] if b["start"] <= NOW]
+        net = sum(d["net"] for d in days if d["net"] is not None)
+        earned = sum(d["compensation"] or 0 for d in days)
+        assert earned > 0
+        assert net < sum(d["value"] or 0 for d in days)
+        show(page, server, "costs?r=day&d=2026-03-30")
+        row = page.locator("section.costs tr[data-kind='electricity']")
+        assert float(row.locator("[data-net]").get_attribute("data-net") or "nan") == (
+            pytest.approx(net, abs=1e-6)
+        )
+        comp = float(row.locator("[data-compensation]").get_attribute("data-compensation") or "0")
+        assert comp == pytest.approx(earned, abs=1e-6)
+        expect(page.locator("section.costs table.breakdown thead")).to_contain_text(
+            "Feed-in compensation"
+        )
+        show(page, server, "history?m=net:electricity&r=day&d=2026-03-30")
+        section = page.locator("section.hist:not([aria-busy])")
+        total = float(section.locator("[data-total]").get_attribute("data-value") or "nan")
+        assert total == pytest.approx(net, abs=1e-6)
+        expect(section.locator("table.data thead")).to_contain_text("Net")
+        # Per day of a month: the average weekday and weekend day, from the rows shown.
+        rows = section.locator("table.data > tbody > tr")
+        starts = [float(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.start)")]
+        values = [float(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.value)")]
+        we = [v for t, v in zip(starts, values, strict=True)
+              if datetime.fromtimestamp(t + 43200, TZ).weekday() >= 5]  # fmt: skip
+        wd = [v for t, v in zip(starts, values, strict=True)
+              if datetime.fromtimestamp(t + 43200, TZ).weekday() < 5]  # fmt: skip
+        assert float(section.locator("[data-weekend]").get_attribute("data-weekend") or "nan") == (
+            pytest.approx(sum(we) / len(we), abs=1e-6)
+        )
+        assert float(section.locator("[data-weekday]").get_attribute("data-weekday") or "nan") == (
+            pytest.approx(sum(wd) / len(wd), abs=1e-6)
+        )
+        show(page, server, "history?m=spare&r=day&d=2026-03-30")
+        expect(page.locator("section.hist:not([aria-busy]) table.data thead")).to_contain_text(
+            "Produced"
+        )
+        no_errors(page)
+        context.close()
+        # Dutch: the same pages, no English word of the dashboard's own.
+        context = new_context(browser, locale="nl-NL")
+        log_in(context, server)
+        page = open_page(context, at=NOW)
+        show(page, server, "live")
+        catalogue = page.evaluate(
+            "async () => { const { DICT } = await import('./static/i18n.js'); return DICT; }"
+        )
+        english = {
+            v for k, v in catalogue["en"].items()
+            if "{" not in v and v != catalogue["nl"].get(k) and len(v) > 2
+        }  # fmt: skip
+        found = {}
+        for route in ("live", "costs?r=day&d=2026-03-30", "history?m=net:electricity&r=day",
+                      "history?m=spare&r=day", "settings"):  # fmt: skip
+            show(page, server, route)
+            found[route] = [x for x in page.evaluate(TEXT_NODES) if x in english]
+        assert {r: f for r, f in found.items() if f} == {}
+        show(page, server, "live")
+        expect(page.locator("[data-meter='spare'] .sub")).to_contain_text("Opwek")
+        no_errors(page)
+        context.close()
 
 
 # -- device ----------------------------------------------------------------------------------------

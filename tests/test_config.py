@@ -19,7 +19,7 @@ from s0pcm.config import (
 )
 from s0pcm.errors import ConfigError
 from s0pcm.link.events import FRAMING_7E1, FRAMING_8N1
-from s0pcm.meters import Kind
+from s0pcm.meters import Direction, Kind
 from s0pcm.protocol import Model, Thresholds
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "example.toml"
@@ -539,6 +539,20 @@ def test_kind_is_required_and_checked() -> None:
         "modules.meterkast.meters.1.kind",
         5,
         'did you mean "electricity"?',
+    )
+
+
+def test_a_meter_counts_consumption_unless_it_says_production() -> None:
+    assert config(MINIMAL).meters[0].direction is Direction.CONSUMPTION
+    solar = config(MINIMAL + 'direction = "Production"\n').meters[0]
+    assert solar.direction is Direction.PRODUCTION
+    assert solar.produces
+    check(
+        error(MINIMAL + 'direction = "produce"\n'),
+        "modules.meterkast.meters.1.direction",
+        7,
+        'unknown direction "produce"',
+        'did you mean "production"?',
     )
 
 

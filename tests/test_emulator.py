@@ -206,6 +206,16 @@ def test_household_profile_is_plausible_and_deterministic() -> None:
         household("steam", pulses_per_unit=1)
 
 
+def test_a_solar_roof_makes_by_day_and_more_in_summer() -> None:
+    day = 86400.0
+    winter, summer = 1_767_225_600.0, 1_782_000_000.0  # 1 January, 21 June 2026 (UTC midnight)
+    sun = household("solar", pulses_per_unit=1000.0, seed=1)
+    kwh = {t: Source(sun).pulses(t, t + day) / 1000 for t in (winter, summer)}
+    assert 0.3 <= kwh[winter] <= 8 < kwh[summer] <= 32
+    assert sun(winter) == sun(summer) == 0.0  # nothing at night
+    assert max(sun(summer + h * 3600) for h in range(24)) > 0
+
+
 def test_a_lifes_altered_last_record_is_what_a_reader_can_count_at_most() -> None:
     """The truth's upper bound: what a life's last record reads when a digit of it was
     changed (nothing after it can say so), else the highest intact total."""

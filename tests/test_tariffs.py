@@ -39,6 +39,7 @@ def peak_offpeak(peak: float, off: float, *, fixed: float = 0.0, **span: Any) ->
         "valid_from": span.get("valid_from", "2026-01-01"),
         "valid_to": span.get("valid_to"),
         "fixed_per_day": fixed,
+        "direction": span.get("direction", "consumption"),
         "periods": [
             {"name": "peak", "days": [0, 1, 2, 3, 4], "start": "07:00", "end": "23:00",
              "price": peak},
@@ -56,6 +57,7 @@ def flat(kind: str, price: float, *, fixed: float = 0.0, **span: Any) -> dict[st
         "valid_from": span.get("valid_from", "2026-01-01"),
         "valid_to": span.get("valid_to"),
         "fixed_per_day": fixed,
+        "direction": span.get("direction", "consumption"),
         "periods": [
             {"name": "all", "days": list(range(7)), "start": "00:00", "end": "24:00",
              "price": price}

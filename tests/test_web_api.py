@@ -971,6 +971,82 @@ def test_schemathesis_finds_no_server_error(fresh_server: WebServer, tmp_path: P
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
 
 
+def test_a_production_meter_is_netted_and_earns_its_feed_in_tariff(
+    fresh_server: WebServer,
+) -> None:
+    """A solar inverter's meter counts production: the costs show it apart (produced), the
+    net (consumption - production) and the feed-in compensation priced by its own tariff and
+    taken off the cost; its fixed charge is a cost. Consumption pricing is unchanged."""
+    assert fresh_server.history is not None
+    feed_in = {
+        "kind": "electricity", "direction": "production", "valid_from": "2026-03-01",
+        "valid_to": None, "fixed_per_day": 0.05,
+        "periods": [{"name": "all", "days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00",
+                     "end": "24:00", "price": 0.10}],
+    }  # fmt: skip
+    march: dict[str, Any] = {
+        "start": local(2026, 3, 1),
+        "end": local(2026, 4, 1),
+        "resolution": "month",
+    }
+    with fresh_server.client() as client:
+        login(client)
+        before = client.get("/api/costs", params=march).json()["buckets"][0]
+        r = client.put(
+            "/api/meters/spare",
+            json={"kind": "electricity", "direction": "production", "enabled": True},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["direction"] == "production"
+        doc = {**TARIFFS, "tariffs": [*TARIFFS["tariffs"], feed_in]}
+        assert client.put("/api/tariffs", json=doc).status_code == 200
+        tariffs = client.get("/api/tariffs").json()["tariffs"]
+        assert [t["direction"] for t in tariffs] == ["consumption"] * 3 + ["production"]
+        # Two feed-in tariffs on one day are refused, naming them as such.
+        clash = client.put("/api/tariffs", json={**doc, "tariffs": [*doc["tariffs"], feed_in]})
+        assert clash.status_code == 400
+        assert "feed-in" in clash.text
+        bad = {**feed_in, "direction": "export"}
+        wrong = client.put("/api/tariffs", json={**TARIFFS, "tariffs": [bad]})
+        assert wrong.status_code == 400
+        assert "direction" in wrong.text
+        after = client.get("/api/costs", params=march).json()["buckets"][0]
+        days = client.get(
+            "/api/meters/spare/consumption",
+            params={"start": local(2026, 3, 28), "end": local(2026, 3, 30), "resolution": "day"},
+        ).json()["buckets"]
+        feb = client.get(
+            "/api/costs",
+            params={"start": local(2026, 2, 1), "end": local(2026, 3, 1), "resolution": "month"},
+        ).json()["buckets"][0]["by_kind"]["electricity"]
+    with open_store(str(fresh_server.history.database), tz=TZ) as store:
+        made = store.pulses("spare", march["start"], march["end"])  # 1 pulse per kWh
+        day_made = [store.pulses("spare", b["start"], b["end"]) for b in days]
+    assert made > 0
+    old, new = before["by_kind"]["electricity"], after["by_kind"]["electricity"]
+    assert old["produced"] is old["net"] is old["compensation"] is None
+    assert new["value"] == old["value"]  # consumption is the consumption meters' only
+    assert new["energy_cost"] == pytest.approx(old["energy_cost"])
+    assert new["produced"] == pytest.approx(made)
+    assert new["net"] == pytest.approx(old["value"] - made)
+    assert new["compensation"] == pytest.approx(made * 0.10)
+    assert new["fixed_cost"] == pytest.approx(
+        old["fixed_cost"] + 30 * 0.05
+    )  # 1-30 March: begun by NOW
+    assert new["cost"] == pytest.approx(
+        new["energy_cost"] + new["fixed_cost"] - new["compensation"]
+    )
+    assert after["total"] == pytest.approx(before["total"] + new["cost"] - old["cost"])
+    assert "other" not in after["by_kind"]
+    # The meter's own buckets: its cost is what it earned.
+    assert [b["cost"] for b in days] == pytest.approx([n * 0.10 for n in day_made])
+    assert all(b["base_load"] is None for b in days)  # no night base load of production
+    # Before the feed-in tariff: production is known, its compensation is not.
+    assert feb["produced"] is not None
+    assert feb["compensation"] is None
+    assert feb["cost"] == pytest.approx(feb["energy_cost"] + feb["fixed_cost"])
+
+
 def test_late_pulses_into_a_priced_day_change_its_cost(fresh_server: WebServer) -> None:
     """Days are priced once and kept while their total holds; late pulses (an import, a
     backfill) change the total, so the day is priced again."""

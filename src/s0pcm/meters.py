@@ -17,6 +17,7 @@ __all__ = [
     "CONSTANT_MAX",
     "CONSTANT_MIN",
     "KINDS",
+    "Direction",
     "Kind",
     "KindSpec",
     "Meter",
@@ -30,6 +31,15 @@ class Kind(StrEnum):
     WATER = "water"
     HEAT = "heat"
     OTHER = "other"
+
+
+class Direction(StrEnum):
+    """Which way a meter counts: what the house uses, or what it makes or returns (a solar
+    inverter, a battery's discharge, a grid-return sub-meter). Production is kept and shown
+    apart, priced by the feed-in tariffs, and netted against consumption of the same kind."""
+
+    CONSUMPTION = "consumption"
+    PRODUCTION = "production"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,11 @@ class Meter:
     enabled: bool = True
     #: The Domoticz device this meter's values go to (``domoticz/in``); None: none.
     domoticz_idx: int | None = None
+    direction: Direction = Direction.CONSUMPTION
+
+    @property
+    def produces(self) -> bool:
+        return self.direction is Direction.PRODUCTION
 
     @property
     def spec(self) -> KindSpec:

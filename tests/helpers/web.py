@@ -87,6 +87,7 @@ TARIFFS: Final[dict[str, Any]] = {
     "tariffs": [
         {
             "kind": "electricity",
+            "direction": "consumption",
             "valid_from": "2025-01-01",
             "valid_to": "2026-03-14",
             "fixed_per_day": 0.5,
@@ -101,6 +102,7 @@ TARIFFS: Final[dict[str, Any]] = {
         },
         {
             "kind": "electricity",
+            "direction": "consumption",
             "valid_from": "2026-03-15",
             "valid_to": None,
             "fixed_per_day": 0.75,
@@ -115,6 +117,7 @@ TARIFFS: Final[dict[str, Any]] = {
         },
         {
             "kind": "gas",
+            "direction": "consumption",
             "valid_from": "2025-01-01",
             "valid_to": None,
             "fixed_per_day": 0.6,

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from ..errors import ConfigError, ProtocolError
 from ..link.events import FRAMING_7E1, Framing
-from ..meters import KINDS, Kind, Meter, constant_problem
+from ..meters import KINDS, Direction, Kind, Meter, constant_problem
 from ..protocol import Model, parse_thresholds
 from .model import (
     COMMIT_INTERVAL_MAX,
@@ -60,6 +60,7 @@ _METER_KEYS: Final = (
     "enabled",
     "key",
     "domoticz_idx",
+    "direction",
 )
 
 #: Not starting with "_": the store keeps each module's state under its name, beside its own
@@ -427,9 +428,22 @@ class Checker(TableReader):
         self.meter_keys[key] = path
         name = self.string(table, path, "name") or key
         idx = self.domoticz_idx(table, path)
+        direction = self.direction(table, path)
         return Meter(
-            key, name, module, register, kind, unit, ppu, reading, reading_at, enabled, idx
-        )
+            key, name, module, register, kind, unit, ppu, reading, reading_at, enabled, idx,
+            direction,
+        )  # fmt: skip
+
+    def direction(self, table: dict[str, Any], path: KeyPath) -> Direction:
+        """Consumption (the default) or production (a solar inverter, a grid-return meter)."""
+        text = self.string(table, path, "direction")
+        if text is None:
+            return Direction.CONSUMPTION
+        known = [d.value for d in Direction]
+        if text.strip().lower() not in known:
+            hint = suggest(text, known) or f" (one of {', '.join(known)})"
+            raise self.error((*path, "direction"), f"unknown direction {quote(text)}{hint}")
+        return Direction(text.strip().lower())
 
     def domoticz_idx(self, table: dict[str, Any], path: KeyPath) -> int | None:
         """A Domoticz device number, at most one meter each (two would overwrite each other)."""

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Final
 
 from ..calendar import Calendar, Resolution, has_data
-from ..meters import KINDS, Kind, Meter
+from ..meters import KINDS, Direction, Kind, Meter
 from ..store import Store
 from . import shapes
 from .tariffs import BucketCost, Tariffs, bucket_costs, covered_span, priced_by_day
@@ -41,7 +41,7 @@ class DayPricing:
 
     def __init__(self) -> None:
         self._tariffs: Tariffs | None = None
-        self._days: dict[tuple[str, Kind, date], tuple[int, float]] = {}
+        self._days: dict[tuple[str, Kind, Direction, date], tuple[int, float]] = {}
         self._lock = threading.Lock()
         #: Days priced from their hours, and days answered from the cache (for benchmarks).
         self.computed = 0
@@ -64,8 +64,8 @@ class DayPricing:
     ) -> dict[date, float]:
         """Per local date in ``[start, end)`` (whole days), pulses x price of ``meter``."""
         self._check(tariffs)
-        kind = meter.kind
-        span = covered_span(tariffs, kind, calendar)
+        kind, direction = meter.kind, meter.direction
+        span = covered_span(tariffs, kind, calendar, direction)
         if span is None:
             return {}
         lo, hi = max(start, span[0]), min(end, span[1])
@@ -75,14 +75,14 @@ class DayPricing:
         missing: list[tuple[float, date, int]] = []
         for day_start, total in store.series(meter.key, lo, hi, Resolution.DAY):
             d = calendar.local_date(day_start)
-            tariff = tariffs.at(kind, d)
+            tariff = tariffs.at(kind, d, direction)
             if tariff is None or not total:
                 continue
             flat = tariff.flat_price(d.weekday())
             if flat is not None:
                 out[d] = total * flat
                 continue
-            hit = self._days.get((meter.key, kind, d))
+            hit = self._days.get((meter.key, kind, direction, d))
             if hit is not None and hit[0] == total:
                 out[d] = hit[1]
                 self.reused += 1
@@ -91,10 +91,10 @@ class DayPricing:
         for run in _runs(missing):
             first, last = run[0][0], calendar.day_start(run[-1][1] + _DAY)
             hours = store.series(meter.key, first, last, Resolution.HOUR)
-            priced = priced_by_day(tariffs, kind, hours, calendar)
+            priced = priced_by_day(tariffs, kind, hours, calendar, direction)
             for _, d, total in run:
                 out[d] = priced.get(d, 0.0)
-                self._days[(meter.key, kind, d)] = (total, out[d])
+                self._days[(meter.key, kind, direction, d)] = (total, out[d])
             self.computed += len(run)
         return out
 
@@ -128,8 +128,9 @@ def meter_energy(
         units = constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
         fine = [(t, u * size) for (t, pulses), u in zip(series, units, strict=True) if pulses]
         return bucket_costs(
-            tariffs, meter.kind, bounds=bounds, consumption=fine, tz=calendar, fixed=False
-        )
+            tariffs, meter.kind, bounds=bounds, consumption=fine, tz=calendar, fixed=False,
+            direction=meter.direction,
+        )  # fmt: skip
     days = pricing.by_day(store, calendar, tariffs, meter, bounds[0], bounds[-1])
     # Days on which the constant changes (a meter replaced by one with another constant) are
     # priced from their hours in units, each split where the change falls; any other day by
@@ -146,7 +147,8 @@ def meter_energy(
         edges = [float(b) for b in calendar.buckets(Resolution.HOUR, begin, end)]
         units = constants.bucket_units(store, meter.key, edges, [p for _, p in hours])
         by_hour = [(t, u) for (t, _), u in zip(hours, units, strict=True)]
-        energy[d] = priced_by_day(tariffs, meter.kind, by_hour, calendar).get(d, 0.0) * size
+        priced_day = priced_by_day(tariffs, meter.kind, by_hour, calendar, meter.direction)
+        energy[d] = priced_day.get(d, 0.0) * size
     return bucket_costs(
         tariffs,
         meter.kind,
@@ -155,7 +157,38 @@ def meter_energy(
         tz=calendar,
         fixed=False,
         energy_by_day=energy,
+        direction=meter.direction,
     )
+
+
+def _kind_sums(
+    store: Store,
+    calendar: Calendar,
+    pricing: DayPricing,
+    tariffs: Tariffs,
+    meters: Sequence[Meter],
+    resolution: Resolution,
+    bounds: Sequence[float],
+) -> tuple[list[float], list[float] | None]:
+    """Per bucket the meters' total in the kind's default unit, and its price by the tariffs
+    of their direction (None without one)."""
+    count = len(bounds) - 1
+    values = [0.0] * count
+    priced = [0.0] * count if meters and tariffs.of(meters[0].kind, meters[0].direction) else None
+    for meter in meters:
+        series = store.series(meter.key, bounds[0], bounds[-1], resolution)
+        constants = store.constants(meter.key, meter.pulses_per_unit)
+        size = unit_size(meter)
+        for i, u in enumerate(
+            constants.bucket_units(store, meter.key, bounds, [p for _, p in series])
+        ):
+            values[i] += u * size
+        if priced is None:
+            continue
+        costs = meter_energy(store, calendar, pricing, tariffs, meter, resolution, bounds, series)
+        for i, cost in enumerate(costs):
+            priced[i] += cost.energy if cost is not None else 0.0
+    return values, priced
 
 
 def costs_document(
@@ -172,7 +205,8 @@ def costs_document(
 ) -> shapes.Costs:
     """Per bucket and kind (of the enabled meters): consumption in the kind's unit, energy and
     fixed costs; the fixed costs once per kind, however many meters it has, and only for days
-    begun by ``now``."""
+    begun by ``now``. Production meters of a kind are summed apart (``produced``), priced by the
+    kind's feed-in tariffs (``compensation``, taken off the cost) and netted (``net``)."""
     bounds = [float(b) for b in calendar.buckets(resolution, start, end)]
     count = len(bounds) - 1
     kinds: dict[Kind, list[Meter]] = {}
@@ -187,25 +221,21 @@ def costs_document(
             first[kind] = min(began)
     for kind, of_kind in kinds.items():
         known = has_data(bounds, since=first.get(kind), now=now)
-        values = [0.0] * count
-        energy = [0.0] * count
-        for meter in of_kind:
-            series = store.series(meter.key, start, end, resolution)
-            constants = store.constants(meter.key, meter.pulses_per_unit)
-            pulses = [p for _, p in series]
-            size = unit_size(meter)
-            for i, u in enumerate(constants.bucket_units(store, meter.key, bounds, pulses)):
-                values[i] += u * size
-            if not tariffs.of(kind):
-                continue
-            priced = meter_energy(
-                store, calendar, pricing, tariffs, meter, resolution, bounds, series
-            )
-            for i, cost in enumerate(priced):
-                energy[i] += cost.energy if cost is not None else 0.0
+        used = [m for m in of_kind if not m.produces]
+        made = [m for m in of_kind if m.produces]
+        values, energy = _kind_sums(store, calendar, pricing, tariffs, used, resolution, bounds)
+        produced, earned = _kind_sums(store, calendar, pricing, tariffs, made, resolution, bounds)
+        since = first.get(kind, math.inf)
         fixed = bucket_costs(
-            tariffs, kind, bounds=bounds, consumption=(), tz=calendar, until=now,
-            since=first.get(kind, math.inf),
+            tariffs, kind, bounds=bounds, consumption=(), tz=calendar, until=now, since=since
+        )
+        feed_fixed = (
+            bucket_costs(
+                tariffs, kind, bounds=bounds, consumption=(), tz=calendar, until=now,
+                since=since, direction=Direction.PRODUCTION,
+            )
+            if made
+            else [None] * count
         )  # fmt: skip
         units = {m.unit for m in of_kind}
         unit, scale = KINDS[kind].unit, 1.0
@@ -216,18 +246,34 @@ def costs_document(
             # else the kind's, which every unit of the kind converts to.
             unit = units.pop()
             scale = 1 / unit_size(of_kind[0])
-        by_kind[kind] = [
-            shapes.KindCost(
-                value=round(values[i] * scale, 6),
+        docs = []
+        for i in range(count):
+            if not known[i]:
+                docs.append(shapes.KindCost(
+                    value=None, unit=unit, energy_cost=None, fixed_cost=None, cost=None
+                ))  # fmt: skip
+                continue
+            f, ff = fixed[i], feed_fixed[i]
+            charge = None if energy is None or f is None else energy[i]
+            credit = None if earned is None or ff is None else earned[i]
+            fixed_cost = None if f is None and ff is None else (
+                (f.fixed if f else 0.0) + (ff.fixed if ff else 0.0)
+            )  # fmt: skip
+            charged = [x for x in (charge, fixed_cost) if x is not None]
+            cost = None if not charged and credit is None else math.fsum(charged) - (credit or 0.0)
+            value = round(values[i] * scale, 6) if used else None
+            made_value = round(produced[i] * scale, 6) if made else None
+            docs.append(shapes.KindCost(
+                value=value,
                 unit=unit,
-                energy_cost=None if f is None else round(energy[i], 6),
-                fixed_cost=None if f is None else round(f.fixed, 6),
-                cost=None if f is None else round(energy[i] + f.fixed, 6),
-            )
-            if known[i]
-            else shapes.KindCost(None, unit, None, None, None)
-            for i, f in enumerate(fixed)
-        ]
+                energy_cost=_round(charge),
+                fixed_cost=_round(fixed_cost),
+                cost=_round(cost),
+                produced=made_value,
+                net=None if made_value is None else round((value or 0.0) - made_value, 6),
+                compensation=_round(credit),
+            ))  # fmt: skip
+        by_kind[kind] = docs
     buckets = []
     for i in range(count):
         parts = {kind: docs[i] for kind, docs in by_kind.items()}
@@ -237,3 +283,7 @@ def costs_document(
     return shapes.Costs(
         tariffs.currency, resolution, buckets, since=min(first.values(), default=None), now=now
     )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Meta
 
 from ..calendar import Resolution
-from ..meters import Kind
+from ..meters import Direction, Kind
 
 __all__ = [
     "MAX_PERIODS",
@@ -83,6 +83,13 @@ class Tariff(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             description="Cover every hour of the week exactly once",
         ),
     ]
+    direction: Annotated[
+        Direction,
+        Meta(
+            description="production: a feed-in tariff, its price what a unit produced earns "
+            "(the fixed charge is a cost all the same)"
+        ),
+    ] = Direction.CONSUMPTION
 
 
 class Tariffs(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,14 +105,31 @@ class Tariffs(msgspec.Struct, forbid_unknown_fields=True):
     tariffs: Annotated[list[Tariff], Meta(max_length=MAX_TARIFFS)]
 
 
-class KindCost(msgspec.Struct):
-    """One kind's consumption in a bucket (in the kind's unit) and what it cost."""
+class KindCost(msgspec.Struct, kw_only=True):
+    """One kind's consumption in a bucket (in the kind's unit) and what it cost; with production
+    meters of the kind also what they counted, the net and the feed-in compensation."""
 
-    value: Annotated[float | None, Meta(description="null: no data (before logging or after now)")]
+    value: Annotated[
+        float | None,
+        Meta(description="Consumption; null: no data (before logging or after now), or no "
+             "consumption meter of the kind"),
+    ]  # fmt: skip
     unit: str
     energy_cost: Money | None
     fixed_cost: Money | None
-    cost: Money | None
+    cost: Annotated[
+        float | None, Meta(description="energy_cost + fixed_cost - compensation (null: unknown)")
+    ]
+    produced: Annotated[
+        float | None,
+        Meta(description="What the production meters counted (null: none, or no data)"),
+    ] = None
+    net: Annotated[
+        float | None, Meta(description="value - produced: below zero, more made than used")
+    ] = None
+    compensation: Annotated[
+        float | None, Meta(description="What produced earns by the feed-in tariffs (null: none)")
+    ] = None
 
 
 class CostBucket(msgspec.Struct):

@@ -25,6 +25,10 @@ A tariff document (the API's ``GET /api/tariffs``, kept in the store as the stat
 * ``price`` is per unit of the kind's default unit (kWh, m³, GJ); ``fixed_per_day`` is charged
   per local day and shared out over the buckets of that day by their length (a 23-hour DST day's
   hour carries 1/23 of it).
+* ``direction`` (default ``consumption``): ``production`` makes a feed-in tariff, whose price is
+  what a unit the production meters of its kind count earns (the supplier's compensation for
+  solar returned to the grid); its ``fixed_per_day`` is a cost all the same (a feed-in fee).
+  Consumption and feed-in tariffs of a kind are apart: each may have its own dates.
 
 Everything here is pure: validating a document and turning per-hour (or per-slot) consumption
 into costs per bucket. Reading the store is the caller's business.
@@ -44,7 +48,7 @@ import msgspec
 
 from ..calendar import Calendar
 from ..errors import TariffError
-from ..meters import Kind
+from ..meters import Direction, Kind
 from . import shapes
 from .shapes import MAX_PERIODS, MAX_TARIFFS
 
@@ -121,6 +125,7 @@ class Tariff:
     valid_to: date | None
     fixed_per_day: float
     periods: tuple[Period, ...]
+    direction: Direction = Direction.CONSUMPTION
     #: Price per ``weekday * 24 + hour``, filled from the periods.
     prices: tuple[float, ...] = field(default=(), compare=False, repr=False)
     #: Per weekday its one price, or None when it has more than one.
@@ -144,6 +149,7 @@ class Tariff:
             valid_to=self.valid_to,
             fixed_per_day=self.fixed_per_day,
             periods=[p.document() for p in self.periods],
+            direction=self.direction,
         )
 
 
@@ -154,13 +160,15 @@ class Tariffs:
     currency: str = DEFAULT_CURRENCY
     tariffs: tuple[Tariff, ...] = ()
 
-    def of(self, kind: Kind) -> tuple[Tariff, ...]:
-        return tuple(t for t in self.tariffs if t.kind is kind)
+    def of(self, kind: Kind, direction: Direction = Direction.CONSUMPTION) -> tuple[Tariff, ...]:
+        return tuple(t for t in self.tariffs if t.kind is kind and t.direction is direction)
 
-    def at(self, kind: Kind, d: date) -> Tariff | None:
-        """The tariff of ``kind`` on local date ``d``, if any."""
+    def at(
+        self, kind: Kind, d: date, direction: Direction = Direction.CONSUMPTION
+    ) -> Tariff | None:
+        """The tariff of ``kind`` (and ``direction``) on local date ``d``, if any."""
         for t in self.tariffs:
-            if t.kind is kind and t.applies(d):
+            if t.kind is kind and t.direction is direction and t.applies(d):
                 return t
         return None
 
@@ -277,7 +285,9 @@ def _period(value: object, where: str) -> Period:
 
 
 def _tariff(value: object, where: str) -> Tariff:
-    doc = _object(value, where, ("kind", "valid_from", "valid_to", "fixed_per_day", "periods"))
+    doc = _object(
+        value, where, ("kind", "direction", "valid_from", "valid_to", "fixed_per_day", "periods")
+    )
     for key in ("kind", "valid_from", "periods"):
         if key not in doc:
             raise TariffError(f"{where}.{key}", "missing")
@@ -287,6 +297,14 @@ def _tariff(value: object, where: str) -> Tariff:
             f"{where}.kind", f"must be one of {', '.join(kinds)}, got {doc['kind']!r}"
         )
     kind = Kind(doc["kind"])
+    directions = [d.value for d in Direction]
+    raw_direction = doc.get("direction", Direction.CONSUMPTION.value)
+    if raw_direction not in directions:
+        raise TariffError(
+            f"{where}.direction",
+            f"must be one of {', '.join(directions)}, got {raw_direction!r}",
+        )
+    direction = Direction(raw_direction)
     valid_from = _date(doc["valid_from"], f"{where}.valid_from")
     raw_to = doc.get("valid_to")  # absent or null: open-ended
     valid_to = None if raw_to is None else _date(raw_to, f"{where}.valid_to")
@@ -319,7 +337,7 @@ def _tariff(value: object, where: str) -> Tariff:
     prices = tuple(periods[n].price for n in owner if n is not None)
     days = [prices[d * 24 : d * 24 + 24] for d in range(7)]
     flats = tuple(day[0] if min(day) == max(day) else None for day in days)
-    return Tariff(kind, valid_from, valid_to, fixed, periods, prices, flats)
+    return Tariff(kind, valid_from, valid_to, fixed, periods, direction, prices, flats)
 
 
 def parse_tariffs(doc: object, *, stored: bool = False) -> Tariffs:
@@ -341,14 +359,19 @@ def parse_tariffs(doc: object, *, stored: bool = False) -> Tariffs:
     tariffs = tuple(_tariff(t, f"tariffs[{n}]") for n, t in enumerate(raw))
     for n, t in enumerate(tariffs):
         for m, other in enumerate(tariffs[:n]):
-            if other.kind is not t.kind:
+            if other.kind is not t.kind or other.direction is not t.direction:
                 continue
             first = max(t.valid_from, other.valid_from)
             last = min(d for d in (t.valid_to, other.valid_to, date.max) if d is not None)
             if first <= last:
+                what = (
+                    t.kind.value
+                    if t.direction is Direction.CONSUMPTION
+                    else (f"{t.kind.value} feed-in")
+                )
                 raise TariffError(
                     f"tariffs[{n}]",
-                    f"{t.kind.value} tariffs[{m}] and tariffs[{n}] both apply on {first}",
+                    f"{what} tariffs[{m}] and tariffs[{n}] both apply on {first}",
                 )
     return Tariffs(currency, tariffs)
 
@@ -369,11 +392,16 @@ class BucketCost:
         return self.energy + self.fixed
 
 
-def covered_span(tariffs: Tariffs, kind: Kind, calendar: Calendar) -> tuple[float, float] | None:
+def covered_span(
+    tariffs: Tariffs,
+    kind: Kind,
+    calendar: Calendar,
+    direction: Direction = Direction.CONSUMPTION,
+) -> tuple[float, float] | None:
     """The instants from the first day any tariff of ``kind`` applies to the end of the last
     (``inf`` when open-ended); None without a tariff. Consumption outside costs nothing known,
     so callers need not read it."""
-    of_kind = tariffs.of(kind)
+    of_kind = tariffs.of(kind, direction)
     if not of_kind:
         return None
     first = min(t.valid_from for t in of_kind)
@@ -391,6 +419,7 @@ def priced_by_day(
     kind: Kind,
     consumption: Iterable[tuple[float, float]],
     tz: ZoneInfo | Calendar,
+    direction: Direction = Direction.CONSUMPTION,
 ) -> dict[date, float]:
     """Energy cost per local date of ``(start, value)`` hours (or slots), each priced by the
     tariff of its date and the period of its local weekday and hour; dates without a tariff are
@@ -402,7 +431,7 @@ def priced_by_day(
             continue
         local = datetime.fromtimestamp(start, calendar.tz)
         d = local.date()
-        t = tariffs.at(kind, d)
+        t = tariffs.at(kind, d, direction)
         if t is not None:
             out[d] = out.get(d, 0.0) + value * t.price(local.weekday(), local.hour)
     return out
@@ -419,6 +448,7 @@ def bucket_costs(
     energy_by_day: Mapping[date, float] | None = None,
     until: float = math.inf,
     since: float = -math.inf,
+    direction: Direction = Direction.CONSUMPTION,
 ) -> list[BucketCost | None]:
     """Costs per bucket ``[bounds[i], bounds[i + 1])``.
 
@@ -437,7 +467,7 @@ def bucket_costs(
     count = len(bounds) - 1
     if count <= 0:
         return []
-    of_kind = tariffs.of(kind)
+    of_kind = tariffs.of(kind, direction)
     energy = [0.0] * count
     fixed_share = [0.0] * count
     covered = [False] * count
@@ -447,7 +477,7 @@ def bucket_costs(
 
     def tariff_on(d: date) -> Tariff | None:
         if d not in by_date:
-            by_date[d] = tariffs.at(kind, d)
+            by_date[d] = tariffs.at(kind, d, direction)
         return by_date[d]
 
     i = 0

@@ -45,8 +45,9 @@ def _local_hour(t: float) -> float:
 def household(kind: str, *, pulses_per_unit: float, seed: int = 0) -> RateFn:
     """A realistic daily profile for one meter of a household, in pulses per second.
 
-    ``kind`` is electricity (W), gas (m³/h), water (L/min) or heat (kW); ``pulses_per_unit`` the
-    meter's constant in pulses per kWh, m³, L or kWh. Appliances and taps run in 5-minute slots
+    ``kind`` is electricity (W), gas (m³/h), water (L/min), heat (kW) or solar (a solar
+    inverter's production, kW); ``pulses_per_unit`` the meter's constant in pulses per kWh, m³,
+    L or kWh. Appliances and taps run in 5-minute slots
     drawn from a seeded random, so the profile is a pure function of time.
     """
 
@@ -96,11 +97,30 @@ def household(kind: str, *, pulses_per_unit: float, seed: int = 0) -> RateFn:
         kw = 0.3 + (4.0 * winter if 6 <= h < 23 else 1.0 * winter)
         return kw / 3600 * pulses_per_unit
 
+    def solar(t: float) -> float:
+        # A 4 kWp roof in the Netherlands (52° N): from 8 hours of daylight in December to 16.5
+        # in June, around solar noon (12:40 on the winter clock, 13:40 on the summer clock),
+        # the sun higher in summer, and clouds that change by the day and the half hour.
+        lt = time.localtime(t)
+        h = lt.tm_hour + lt.tm_min / 60 + lt.tm_sec / 3600
+        season = math.cos(2 * math.pi * (lt.tm_yday - 172) / 365.25)  # 1 at midsummer
+        daylight = 12.2 + 4.3 * season
+        noon = 12.67 + (1 if lt.tm_isdst > 0 else 0)
+        x = (h - noon) / daylight + 0.5  # 0 at sunrise, 1 at sunset
+        if not 0 < x < 1:
+            return 0.0
+        day, _, _, _ = _slot_draws(seed, "sun", int(t // 86400))
+        cloud, _, _, _ = _slot_draws(seed, "cloud", int(t // 1800))
+        sky = (0.25 + 0.75 * day) * (0.35 + 0.65 * cloud)
+        kw = 4.0 * (0.55 + 0.45 * season) * math.pow(math.sin(math.pi * x), 1.5) * sky
+        return kw / 3600 * pulses_per_unit
+
     profiles: dict[str, RateFn] = {
         "electricity": electricity,
         "gas": gas,
         "water": water,
         "heat": heat,
+        "solar": solar,
     }
     try:
         return profiles[kind]
@@ -113,7 +133,7 @@ HOUSEHOLD: Final = (
     ("electricity", 1000.0),
     ("gas", 100.0),
     ("water", 1.0),
-    ("heat", 100.0),
+    ("solar", 1000.0),
     ("electricity", 1000.0),
 )
 

@@ -5,7 +5,7 @@ Settings page may change both while the logger runs, perhaps in another process 
 beside ``s0pcm run``). The store is what both processes share, so the changes live there, in two
 state documents, and lie over the file:
 
-- ``_meters``: ``{key: {name?, kind?, pulses_per_unit?, enabled?}}``, applied by
+- ``_meters``: ``{key: {name?, kind?, pulses_per_unit?, enabled?, direction?}}``, applied by
   :func:`effective_meters`;
 - ``_thresholds``: ``{module: {command, seq, at}}``, one request per module; ``seq`` grows with
   every request, so the logger takes each one once (it keeps the last ``seq`` it took in the
@@ -30,7 +30,7 @@ from msgspec import UNSET, Meta, UnsetType
 from ..config import Config
 from ..errors import CannotUndo, ReadingExists
 from ..events import DeviceEvent, EventKind
-from ..meters import CONSTANT_MAX, CONSTANT_MIN, KINDS, Kind, Meter
+from ..meters import CONSTANT_MAX, CONSTANT_MIN, KINDS, Direction, Kind, Meter
 from ..store import Anchor, AnchorKind, Constants, Store
 
 __all__ = [
@@ -62,6 +62,7 @@ class MeterSettings(msgspec.Struct, omit_defaults=True):
     kind: Kind | UnsetType = UNSET
     pulses_per_unit: Annotated[float, Meta(ge=CONSTANT_MIN, le=CONSTANT_MAX)] | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
+    direction: Direction | UnsetType = UNSET
 
 
 def meter_settings(entry: object) -> MeterSettings | None:
@@ -91,6 +92,9 @@ def override_meter(meter: Meter, settings: MeterSettings) -> Meter:
         if isinstance(settings.pulses_per_unit, UnsetType)
         else settings.pulses_per_unit,
         enabled=meter.enabled if isinstance(settings.enabled, UnsetType) else settings.enabled,
+        direction=meter.direction
+        if isinstance(settings.direction, UnsetType)
+        else settings.direction,
     )
 
 

@@ -1,6 +1,7 @@
 """``s0pcm demo``: the whole system on one machine without a module.
 
-An emulated S0PCM-5 of a household (electricity, gas, water) on a pseudo-terminal, the logger on
+An emulated S0PCM-5 of a household (electricity, gas, water and a solar roof's inverter) on a
+pseudo-terminal, the logger on
 a fresh SQLite file with months of history already in it (the same household profiles, so the
 history and the live module tell one story), a Dutch household's contract as its tariffs, and
 the dashboard.
@@ -24,11 +25,13 @@ from .backfill import backfill
 
 __all__ = ["DEMO_METERS", "prepare_demo"]
 
-#: Register, name, kind, unit, pulses per unit, reading at the start of the history.
+#: Register, key, name, kind, direction, unit, pulses per unit, reading at the start of the
+#: history.
 DEMO_METERS = (
-    (1, "Electricity", "electricity", "kWh", 1000, 23456.789),
-    (2, "Gas", "gas", "m³", 100, 7654.321),
-    (3, "Water", "water", "m³", 1000, 1234.567),
+    (1, "electricity", "Electricity", "electricity", "consumption", "kWh", 1000, 23456.789),
+    (2, "gas", "Gas", "gas", "consumption", "m³", 100, 7654.321),
+    (3, "water", "Water", "water", "consumption", "m³", 1000, 1234.567),
+    (4, "solar", "Solar", "electricity", "production", "kWh", 1000, 8765.432),
 )
 
 
@@ -38,7 +41,9 @@ ALL_WEEK: Final = [0, 1, 2, 3, 4, 5, 6]
 def dutch_contract(valid_from: str) -> dict[str, Any]:
     """A Dutch household's contract, as the demo's tariffs (prices of 2026, taxes included):
     electricity at a peak (weekdays 07:00-23:00) and an off-peak price with the network's
-    fixed charges, gas at one price with its own, and the water company's price per m³."""
+    fixed charges, gas at one price with its own, the water company's price per m³, and the
+    supplier's compensation for the solar roof's production (its feed-in tariff) less a
+    feed-in fee."""
 
     def flat(price: float) -> list[dict[str, Any]]:
         return [{"name": "all", "days": ALL_WEEK, "start": "00:00", "end": "24:00",
@@ -59,6 +64,8 @@ def dutch_contract(valid_from: str) -> dict[str, Any]:
              "periods": flat(1.38)},
             {"kind": "water", "valid_from": valid_from, "valid_to": None, "fixed_per_day": 0.16,
              "periods": flat(1.09)},
+            {"kind": "electricity", "direction": "production", "valid_from": valid_from,
+             "valid_to": None, "fixed_per_day": 0.12, "periods": flat(0.09)},
         ],
     }  # fmt: skip
 
@@ -68,11 +75,12 @@ def write_demo_config(directory: Path, *, port: int, interval: float) -> Path:
         f"""[modules.demo.meters.{reg}]
 name = "{name}"
 kind = "{kind}"
+direction = "{direction}"
 unit = "{unit}"
 pulses_per_unit = {ppu}
-key = "{kind}"
+key = "{key}"
 """
-        for reg, name, kind, unit, ppu, _ in DEMO_METERS
+        for reg, key, name, kind, direction, unit, ppu, _ in DEMO_METERS
     )
     path = directory / "s0pcm.toml"
     path.write_text(
@@ -96,8 +104,8 @@ model = 5
 def _sources() -> list[Source]:
     """The household of the demo: the same profiles for history and live pulses.
 
-    The profiles count electricity per kWh, gas per m³ and water per litre, which matches the
-    meters above (1000 pulses per m³ of water is one per litre).
+    The profiles count electricity and solar per kWh, gas per m³ and water per litre, which
+    matches the meters above (1000 pulses per m³ of water is one per litre).
     """
     return [
         Source(household(kind, pulses_per_unit=ppu, seed=n))
@@ -122,7 +130,7 @@ def prepare_demo(
     sources = _sources()
     meters: dict[int, Meter] = {m.register: m for m in config.meters}
     if not store.meters():
-        for reg, _, _, _, ppu, reading in DEMO_METERS:
+        for reg, *_, ppu, reading in DEMO_METERS:
             store.add_anchor(
                 Anchor(
                     meter=meters[reg].key,

@@ -169,6 +169,7 @@ class Context:
             yesterday_same_time=values.yesterday_same_time,
             since=values.since,
             last_pulse_at=values.last_pulse_at,
+            direction=meter.direction,
         )
 
     def health(

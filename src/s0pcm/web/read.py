@@ -88,7 +88,7 @@ def consumption_document(
     readings = store.readings_at(meter.key, meter.pulses_per_unit, bounds, cumulative)
     tariffs = ctx.tariffs()
     costs: list[BucketCost | None] = [None] * len(series)
-    if tariffs.of(meter.kind):
+    if tariffs.of(meter.kind, meter.direction):
         costs = meter_energy(
             store, ctx.calendar, ctx.pricing, tariffs, meter, resolution, bounds, series
         )
@@ -98,7 +98,7 @@ def consumption_document(
     known = has_data(bounds, since=since, now=now)
     base = (
         base_loads(ctx, meter, bounds, since=since, now=now)
-        if resolution is Resolution.DAY and meter.kind is Kind.ELECTRICITY
+        if resolution is Resolution.DAY and meter.kind is Kind.ELECTRICITY and not meter.produces
         else [None] * len(series)
     )
     buckets = [
@@ -246,6 +246,7 @@ async def get_power(request: Request) -> Response:
                     m.kind,
                     m.spec.rate_unit,
                     [[t, v] for t, v in power.series(history, ctx.store, m, start, end)],
+                    m.direction,
                 )
                 for m in meters
             ],

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from ..calendar import Resolution
 from ..costs.shapes import CostBucket, Costs, KindCost, Period, Tariff, Tariffs
 from ..events import EventKind
-from ..meters import CONSTANT_MAX, CONSTANT_MIN, Kind
+from ..meters import CONSTANT_MAX, CONSTANT_MIN, Direction, Kind
 
 __all__ = [
     "COMPONENTS",
@@ -119,6 +119,10 @@ class Meter(msgspec.Struct):
         Time | None,
         Meta(description="The last pulse within the last two days (null: none in that time)"),
     ] = None
+    direction: Annotated[
+        Direction,
+        Meta(description="production: the meter counts what is made or returned (solar)"),
+    ] = Direction.CONSUMPTION
 
 
 class MeterUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -128,6 +132,7 @@ class MeterUpdate(msgspec.Struct, forbid_unknown_fields=True):
     kind: Kind | UnsetType = UNSET
     pulses_per_unit: PulsesPerUnit | UnsetType = UNSET
     enabled: bool | UnsetType = UNSET
+    direction: Direction | UnsetType = UNSET
 
 
 class Reading(msgspec.Struct):
@@ -327,6 +332,7 @@ class PowerMeter(msgspec.Struct):
         Meta(description="[time, rate] oldest first: per record where the logger runs here, "
              "else per five minutes from the store; null: not known"),
     ]  # fmt: skip
+    direction: Direction = Direction.CONSUMPTION
 
 
 class Power(msgspec.Struct):

@@ -24,13 +24,16 @@ export async function mount(main, params, gone) {
     const cur = (state.currency = doc.currency || state.currency);
     const now = Date.now() / 1000;
     // Buckets with data only: none before logging began, none after now (no data is not zero).
-    const b = doc.buckets.filter((x) => x.start <= now && Object.values(x.by_kind || {}).some((c) => c.value != null));
+    const b = doc.buckets.filter((x) => x.start <= now && Object.values(x.by_kind || {}).some((c) => c.value != null || c.produced != null));
     const untariffed = !tariffs?.tariffs?.length;
     const kinds = KINDS.filter((k) => doc.buckets.some((x) => x.by_kind?.[k]));
     const labels = doc.buckets.map((x) => bucketLabel(p.r, x.start));
     const cell = (x, k) => x.by_kind?.[k];
     const per = (k, f) => sum(b.map((x) => cell(x, k)?.[f]));
     const total = sum(b.map((x) => x.total));
+    const unitOf = (k) => b.map((x) => cell(x, k)?.unit).find(Boolean);
+    // Production meters (solar): what they made, the net, and what it earned, in columns of their own.
+    const made = kinds.some((k) => b.some((x) => cell(x, k)?.produced != null));
     destroy?.();
     destroy = null;
     Object.assign(out.dataset, { res: p.r, start: doc.buckets[0]?.start ?? '', end: doc.buckets.at(-1)?.end ?? '' });
@@ -40,15 +43,20 @@ export async function mount(main, params, gone) {
       !b.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod')) : '',
       h('p', { class: 'big' }, t('total'), ' ', h('strong', { 'data-total': total ?? '' }, money(total, cur))),
       h('div', { class: 'scroll' }, h('table', { class: 'breakdown' },
-        h('thead', null, h('tr', null, [t('kind'), t('consumption'), t('energy'), t('fixed'), t('total')].map((x, i) => h('th', { scope: 'col', class: i ? `n${i === 2 || i === 3 ? ' opt' : ''}` : '' }, x)))),
+        h('thead', null, h('tr', null, [t('kind'), t('consumption'), made && t('produced'), made && t('net'), t('energy'), t('fixed'), made && t('compensation'), t('total')].filter(Boolean).map((x, i) => h('th', { scope: 'col', class: i ? `n${x === t('energy') || x === t('fixed') ? ' opt' : ''}` : '' }, x)))),
         h('tbody', null, kinds.map((k) => h('tr', { class: `k-${k}`, 'data-kind': k },
           h('th', { scope: 'row' }, h('span', { class: 'dot' }), t(k)),
-          h('td', { class: 'n', 'data-value': per(k, 'value') ?? '' }, qty(per(k, 'value'), b.map((x) => cell(x, k)?.unit).find(Boolean))),
+          h('td', { class: 'n', 'data-value': per(k, 'value') ?? '' }, qty(per(k, 'value'), unitOf(k))),
+          made && h('td', { class: 'n', 'data-produced': per(k, 'produced') ?? '' }, qty(per(k, 'produced'), unitOf(k))),
+          made && h('td', { class: 'n', 'data-net': per(k, 'net') ?? '' }, qty(per(k, 'net'), unitOf(k))),
           h('td', { class: 'n opt' }, money(per(k, 'energy_cost'), cur)),
           h('td', { class: 'n opt' }, money(per(k, 'fixed_cost'), cur)),
+          made && h('td', { class: 'n', 'data-compensation': per(k, 'compensation') ?? '' }, per(k, 'compensation') == null ? '–' : money(-per(k, 'compensation'), cur)),
           h('td', { class: 'n', 'data-cost': per(k, 'cost') ?? '' }, money(per(k, 'cost'), cur))))),
-        h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td'), h('td', { class: 'n opt' }, money(sum(kinds.map((k) => per(k, 'energy_cost'))), cur)),
-          h('td', { class: 'n opt' }, money(sum(kinds.map((k) => per(k, 'fixed_cost'))), cur)), h('td', { class: 'n' }, money(total, cur)))))),
+        h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td'), made && h('td'), made && h('td'), h('td', { class: 'n opt' }, money(sum(kinds.map((k) => per(k, 'energy_cost'))), cur)),
+          h('td', { class: 'n opt' }, money(sum(kinds.map((k) => per(k, 'fixed_cost'))), cur)),
+          made && h('td', { class: 'n' }, money(-(sum(kinds.map((k) => per(k, 'compensation'))) ?? 0), cur)),
+          h('td', { class: 'n' }, money(total, cur)))))),
       chart,
       h('div', { class: 'scroll' }, h('table', { class: 'data' },
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('period')), kinds.map((k) => h('th', { scope: 'col', class: 'n' }, t(k))), h('th', { scope: 'col', class: 'n' }, t('total')))),

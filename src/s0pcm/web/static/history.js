@@ -1,6 +1,6 @@
 // History: bars per hour (of a day), day (of a month), month (of a year) or year (ten years) for
 // one meter or all meters of a kind, the previous period beside it, cost and readings in a table.
-import { h, t, api, qs, field, id, qty, colDigits, num, money, sum, date, state, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
+import { h, t, api, qs, field, id, qty, colDigits, num, money, sum, date, state, weekend, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
 import { bars } from './chart.js';
 
 /** The period controls shared with Costs: resolution radios, previous / next / latest. */
@@ -37,12 +37,22 @@ function yearRange(d) {
 }
 
 async function series(sel, r) {
-  if (sel.startsWith('kind:')) {
-    const kind = sel.slice(5);
+  // "kind:electricity": the consumption meters of a kind; "net:electricity": their consumption
+  // less what its production meters made, and its cost less what that earned.
+  const [what, kind] = sel.split(':');
+  if (kind) {
     const doc = await api(`costs?${qs(r)}`);
     state.currency = doc.currency || state.currency;
     const unit = doc.buckets.map((b) => b.by_kind?.[kind]?.unit).find(Boolean) || '';
-    return { unit, since: doc.since, buckets: doc.buckets.map((b) => ({ start: b.start, end: b.end, value: b.by_kind?.[kind]?.value ?? null, cost: b.by_kind?.[kind]?.energy_cost ?? null })) };
+    const net = what === 'net';
+    return {
+      unit, since: doc.since,
+      buckets: doc.buckets.map((b) => {
+        const c = b.by_kind?.[kind];
+        const cost = net ? (c?.energy_cost == null && c?.compensation == null ? null : (c.energy_cost ?? 0) - (c.compensation ?? 0)) : c?.energy_cost ?? null;
+        return { start: b.start, end: b.end, value: (net ? c?.net : c?.value) ?? null, cost };
+      }),
+    };
   }
   return api(`meters/${encodeURIComponent(sel)}/consumption?${qs(r)}`);
 }
@@ -52,14 +62,23 @@ export async function mount(main, params, gone) {
   state.currency = tariffs?.currency || state.currency;
   const shown = meters.filter((m) => m.enabled !== false);
   const kinds = KINDS.filter((k) => shown.some((m) => m.kind === k));
-  const p = { m: shown[0]?.key || '', r: 'day', d: ymd(new Date()), c: '', v: 'value', ...params };
+  const netKinds = kinds.filter((k) => shown.some((m) => m.kind === k && m.direction === 'production'));
+  const produces = (key) => shown.find((m) => m.key === key)?.direction === 'production';
+  // The first days of a month are a bar or two: until the 7th the page opens on last month
+  // (when there is data from then); "Latest" goes to this month.
+  const today = new Date();
+  const monthStart = new Date(today.getFullYear(), today.getMonth(), 1) / 1000;
+  const early = today.getDate() < 7 && shown.some((m) => m.since != null && m.since < monthStart);
+  const opening = early ? new Date(today.getFullYear(), today.getMonth() - 1, 15) : today;
+  const p = { m: shown[0]?.key || '', r: 'day', d: ymd(opening), c: '', v: 'value', ...params };
   if (!['hour', 'day', 'month', 'year'].includes(p.r)) p.r = 'day'; // a hand-made link
   let destroy = null;
   let seq = 0;
 
   const sel = h('select', { onchange: (e) => go({ m: e.target.value }) },
     h('optgroup', { label: t('meters') }, shown.map((m) => h('option', { value: m.key, selected: p.m === m.key }, m.name))),
-    h('optgroup', { label: t('perkind') }, kinds.map((k) => h('option', { value: `kind:${k}`, selected: p.m === `kind:${k}` }, t(k)))));
+    h('optgroup', { label: t('perkind') }, kinds.map((k) => h('option', { value: `kind:${k}`, selected: p.m === `kind:${k}` }, t(k))),
+      netKinds.map((k) => h('option', { value: `net:${k}`, selected: p.m === `net:${k}` }, t('netof', { k: t(k) })))));
   // Compare with nothing, the period before, or the same period a year earlier (this March
   // against last March, this day against the same date last year).
   const cmp = h('select', { 'data-compare': '', onchange: (e) => go({ c: e.target.value }) },
@@ -79,7 +98,9 @@ export async function mount(main, params, gone) {
     bar.replaceChildren(tb.radios, tb.nav);
     out.setAttribute('aria-busy', 'true');
     const d = parseDay(p.d);
-    const meter = !p.m.startsWith('kind:');
+    const meter = !p.m.includes(':');
+    // A production meter's money is what it earned; a net series', the cost less that.
+    const money_ = meter && produces(p.m) ? t('compensation') : t('energy');
     const yearAgo = p.c === 'y' && p.r !== 'year' && p.r !== 'month';
     const back = yearAgo ? new Date(d.getFullYear() - 1, d.getMonth(), d.getDate()) : shift(p.r, d, -1, true);
     const [cur, before] = await Promise.all([range(p.r, d), p.c ? range(p.r, back) : null]);
@@ -114,7 +135,9 @@ export async function mount(main, params, gone) {
     const before_ = prev ? periodTitle(p.r, period(p.r, back)) : '';
     // Electricity per day: the base load (the lowest night hour), what stays on all night.
     const base = meter && b.some((x) => x.base_load != null);
-    const head = [t('period'), t('consumption'), prev && before_, t('energy'), prev && `${before_} (${t('energy')})`, base && t('baseload'), meter && t('rend')];
+    const head = [t('period'), meter && produces(p.m) ? t('produced') : p.m.startsWith('net:') ? t('net') : t('consumption'), prev && before_, money_, prev && `${before_} (${money_})`, base && t('baseload'), meter && t('rend')];
+    // Per day: the average weekday against the average weekend day, over the days with data.
+    const wk = p.r === 'day' ? [false, true].map((we) => { const xs = data.filter((x) => x.start <= now && weekend(x.start + 43200) === we); return xs.length ? sum(xs.map((x) => x.value)) / xs.length : null; }) : null;
     const began = doc.since != null && doc.since > b[0]?.start && doc.since < (b.at(-1)?.end ?? 0);
     out.replaceChildren(
       !data.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod'), doc.since != null ? ` ${t('began', { t: date(doc.since, { dateStyle: 'long' }) })}` : '')
@@ -122,7 +145,9 @@ export async function mount(main, params, gone) {
       h('dl', { class: 'totals' },
         h('div', null, h('dt', null, t('total')), h('dd', { 'data-total': '', 'data-value': total ?? '', 'data-pulses': meter ? sum(b.map((x) => x.pulses)) ?? '' : '' }, fq(total))),
         prev && h('div', null, h('dt', null, before_), h('dd', { 'data-prev-total': sum(pv) ?? '' }, fq(sum(pv)))),
-        h('div', null, h('dt', null, t('energy')), h('dd', { 'data-cost': totalCost ?? '' }, money(totalCost))),
+        h('div', null, h('dt', null, money_), h('dd', { 'data-cost': totalCost ?? '' }, money(totalCost))),
+        wk && wk[0] != null && h('div', null, h('dt', null, t('weekday')), h('dd', { 'data-weekday': wk[0] }, fq(wk[0]))),
+        wk && wk[1] != null && h('div', null, h('dt', null, t('weekend')), h('dd', { 'data-weekend': wk[1] }, fq(wk[1]))),
         meter && h('div', null, h('dt', null, t('rstart')), h('dd', { 'data-reading-start': rStart ?? '' }, fr(rStart))),
         meter && h('div', null, h('dt', null, t('rend')), h('dd', { 'data-reading-end': rEnd ?? '' }, fr(rEnd)))),
       meter ? h('p', { class: 'downloads' },
@@ -142,7 +167,7 @@ export async function mount(main, params, gone) {
         h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td', { class: 'n' }, fq(total)),
           prev && h('td', { class: 'n' }, fq(sum(pv))), h('td', { class: 'n' }, money(totalCost)),
           prev && h('td', { class: 'n opt' }, money(sum(pc))), base && h('td', null), meter && h('td', null))))));
-    const color = `--${meter ? shown.find((m) => m.key === p.m)?.kind || 'other' : p.m.slice(5)}`;
+    const color = `--${meter ? (produces(p.m) ? 'production' : shown.find((m) => m.key === p.m)?.kind || 'other') : p.m.split(':')[1]}`;
     const fm = isCost ? (v) => money(v) : fq;
     const done = await bars(chart, {
       xLabel: t('period'),

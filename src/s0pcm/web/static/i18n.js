@@ -73,6 +73,9 @@ export const DICT = {
     mqtt: 'MQTT', broker: 'Broker', outbox: 'Waiting to be sent', lastpublish: 'Last sent',
     mqttsent: 'Sent since start', mqttdropped: 'Dropped unsent (outbox full)',
     mqtthelp: 'The link to the MQTT broker (Home Assistant, Domoticz). It is set in the [mqtt] table of the configuration file; messages wait on disk while the broker is away.',
+    direction: 'Counts', production: 'Production', feedin: 'Feed-in', produced: 'Produced', net: 'Net',
+    compensation: 'Feed-in compensation', nosunsince: 'No production since {t}', netof: '{k}, net',
+    weekday: 'Per weekday (average)', weekend: 'Per weekend day (average)',
     nomqtt: 'MQTT is off: add an [mqtt] table to the configuration file to publish to Home Assistant or Domoticz.',
   },
   nl: {
@@ -154,6 +157,9 @@ export const DICT = {
     mqtt: 'MQTT', broker: 'Broker', outbox: 'Wacht op verzending', lastpublish: 'Laatst verzonden',
     mqttsent: 'Verzonden sinds start', mqttdropped: 'Onverzonden weggegooid (wachtrij vol)',
     mqtthelp: 'De verbinding met de MQTT-broker (Home Assistant, Domoticz). Die stel je in in de tabel [mqtt] van het configuratiebestand; berichten wachten op schijf zolang de broker weg is.',
+    direction: 'Telt', production: 'Opwek', feedin: 'Teruglevering', produced: 'Opgewekt', net: 'Netto',
+    compensation: 'Terugleververgoeding', nosunsince: 'Geen opwek sinds {t}', netof: '{k}, netto',
+    weekday: 'Per werkdag (gemiddeld)', weekend: 'Per weekenddag (gemiddeld)',
     nomqtt: 'MQTT staat uit: voeg een tabel [mqtt] toe aan het configuratiebestand om naar Home Assistant of Domoticz te publiceren.',
   },
 };

@@ -72,6 +72,8 @@ export function zoned(wall) {
   const first = utc - offset(utc);
   return utc - offset(first); // again at the answer: right across a DST change
 }
+/** Whether the instant falls on a Saturday or Sunday in the configured zone. */
+export const weekend = (ts) => /^S/.test(new Intl.DateTimeFormat('en-US', { weekday: 'short', timeZone: state.tz }).format(new Date(ts * 1000)));
 export const when = (ts) => date(ts, { dateStyle: 'medium', timeStyle: 'medium' });
 export function age(s) {
   if (s == null) return t('never');

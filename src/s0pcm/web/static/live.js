@@ -44,8 +44,10 @@ export async function mount(main) {
       yday: h('dd', { 'data-yday': '' }),
       reading: h('dd', { 'data-reading': '' }),
     };
-    const card = h('article', { class: `card meter k-${m.kind}`, 'data-meter': m.key },
-      h('h2', null, m.name, h('span', { class: 'muted sub' }, `${m.name === t(m.kind) ? '' : `${t(m.kind)} · `}${m.module} M${m.register}`)),
+    const made = m.direction === 'production';
+    const what = [m.name === t(m.kind) ? '' : t(m.kind), made ? t('production') : ''].filter(Boolean).join(', ');
+    const card = h('article', { class: `card meter k-${made ? 'production' : m.kind}`, 'data-meter': m.key, 'data-direction': m.direction || 'consumption' },
+      h('h2', null, m.name, h('span', { class: 'muted sub' }, `${what ? `${what} · ` : ''}${m.module} M${m.register}`)),
       els.rate,
       h('dl', null,
         h('div', null, h('dt', null, t('today')), els.today),
@@ -60,7 +62,7 @@ export async function mount(main) {
     const r = off ? null : m.rate;
     // A module that is there but a meter with no pulse for a while is quiet, not broken.
     const quiet = !off && r == null && m.since != null;
-    els.rate.textContent = quiet ? t(POWER.has(m.kind) ? 'nopowersince' : 'quietsince', { t: clock(m.last_pulse_at ?? Math.max(m.since, Date.now() / 1000 - 2 * 86400)) }) : rate(r, m.rate_unit);
+    els.rate.textContent = quiet ? t(m.direction === 'production' ? 'nosunsince' : POWER.has(m.kind) ? 'nopowersince' : 'quietsince', { t: clock(m.last_pulse_at ?? Math.max(m.since, Date.now() / 1000 - 2 * 86400)) }) : rate(r, m.rate_unit);
     els.rate.dataset.rate = r ?? '';
     els.rate.dataset.quiet = String(quiet);
     els.rate.classList.toggle('unavail', r == null);
@@ -92,8 +94,16 @@ export async function mount(main) {
         h('h2', null, t(key)),
         h('p', { class: 'big' }, b?.total == null ? '–' : money(b.total, doc.currency)),
         h('ul', null, kinds.map((k) => {
+          // With production: what was used and its cost, then what was made and what it earned
+          // (the two add up to the kind's cost).
           const v = b.by_kind[k];
-          return h('li', { class: `k-${k}` }, h('span', null, t(k)), h('span', null, qty(v.value, v.unit)), h('span', null, money(v.cost, doc.currency)));
+          const earned = v.compensation ?? 0;
+          const used = v.cost == null ? null : v.cost + earned;
+          return [
+            v.value == null && v.produced != null ? '' : h('li', { class: `k-${k}` }, h('span', null, t(k)), h('span', null, qty(v.value, v.unit)), h('span', null, money(used, doc.currency))),
+            v.produced == null ? '' : h('li', { class: 'k-production', 'data-produced': v.produced },
+              h('span', null, `${t(k)}, ${t('produced').toLowerCase()}`), h('span', null, qty(v.produced, v.unit)), h('span', null, v.compensation == null ? '–' : money(-v.compensation, doc.currency))),
+          ];
         })));
     }));
   }
@@ -116,7 +126,7 @@ export async function mount(main) {
       labels: a.buckets.map((x) => bucketLabel('hour', x.start)[0]),
       titles: a.buckets.map((x) => bucketLabel('hour', x.start)[2]),
       series: [
-        { label: t('today'), values: a.buckets.map((x) => (x.start > now ? null : x.value)), color: `--${m.kind}`, fmt: fq },
+        { label: t('today'), values: a.buckets.map((x) => (x.start > now ? null : x.value)), color: `--${m.direction === 'production' ? 'production' : m.kind}`, fmt: fq },
         { label: t('yday'), values: a.buckets.map((_, i) => b.buckets[i]?.value ?? null), color: '--prev', fmt: fq },
       ],
     });
@@ -128,7 +138,7 @@ export async function mount(main) {
   async function drawPower() {
     const doc = await api(`power?${qs({ hours: 3 })}`);
     traces.length = 0;
-    for (const m of doc.meters) traces.push({ key: m.key, unit: m.rate_unit, kind: m.kind, name: m.name, pts: m.points.map(([x, v]) => [x, v]) });
+    for (const m of doc.meters) traces.push({ key: m.key, unit: m.rate_unit, kind: m.direction === 'production' ? 'production' : m.kind, name: m.name, pts: m.points.map(([x, v]) => [x, v]) });
     const xs = [...new Set(traces.flatMap((s) => s.pts.map((p) => p[0])))].sort((a, b) => a - b);
     const vals = traces.map((s) => { const by = new Map(s.pts); return xs.map((x) => (by.has(x) ? by.get(x) : null)); });
     power?.destroy();

@@ -30,11 +30,13 @@ function meterForms(meters) {
     const kind = h('select', null, KINDS.map((k) => h('option', { value: k, selected: m.kind === k }, t(k))));
     const ppu = number(m.pulses_per_unit, { min: 0.000001, required: true });
     const on = h('input', { type: 'checkbox', checked: m.enabled !== false });
+    // Consumption, or production: a solar inverter or a grid-return meter, netted and priced apart.
+    const dir = h('select', { 'data-direction': '' }, ['consumption', 'production'].map((d) => h('option', { value: d, selected: (m.direction || 'consumption') === d }, t(d))));
     return form({ class: 'meterset', 'data-meter': m.key }, [
       h('h3', null, `${m.module} M${m.register}`, h('small', { class: 'muted' }, ` ${m.key}`)),
-      h('div', { class: 'fields' }, field(t('name'), name), field(t('kind'), kind), field(`${t('ppu')} (${m.unit || '–'})`, ppu),
+      h('div', { class: 'fields' }, field(t('name'), name), field(t('kind'), kind), field(t('direction'), dir), field(`${t('ppu')} (${m.unit || '–'})`, ppu),
         h('label', { class: 'check' }, on, t('enabled'))),
-    ], () => api(`meters/${encodeURIComponent(m.key)}`, 'PUT', { name: name.value, kind: kind.value, pulses_per_unit: +ppu.value, enabled: on.checked }));
+    ], () => api(`meters/${encodeURIComponent(m.key)}`, 'PUT', { name: name.value, kind: kind.value, direction: dir.value, pulses_per_unit: +ppu.value, enabled: on.checked }));
   }));
 }
 
@@ -114,10 +116,12 @@ function where(doc, text) {
     const tf = doc.tariffs[+i];
     if (!tf) return all;
     const pd = j == null ? null : tf.periods?.[+j];
-    return [`${t(tf.kind)} ${t('from').toLowerCase()} ${toDay(tf.valid_from)}`, pd && `${t('period').toLowerCase()} ${+j + 1} (${pd.name})`, key && (t(FIELD[key] || key))].filter(Boolean).join(', ');
+    return [`${tariffName(tf)} ${t('from').toLowerCase()} ${toDay(tf.valid_from)}`, pd && `${t('period').toLowerCase()} ${+j + 1} (${pd.name})`, key && (t(FIELD[key] || key))].filter(Boolean).join(', ');
   });
 }
-const FIELD = { valid_from: 'from', valid_to: 'until', fixed_per_day: 'perday', price: 'price', days: 'days', start: 'start', end: 'end', name: 'name', kind: 'kind', periods: 'periods' };
+/** A tariff by its kind, and "feed-in" for what production earns. */
+const tariffName = (tf) => (tf.direction === 'production' ? `${t(tf.kind)} (${t('feedin').toLowerCase()})` : t(tf.kind));
+const FIELD = { direction: 'direction', valid_from: 'from', valid_to: 'until', fixed_per_day: 'perday', price: 'price', days: 'days', start: 'start', end: 'end', name: 'name', kind: 'kind', periods: 'periods' };
 
 function tariffEditor(doc, meters) {
   const box = h('div');
@@ -128,10 +132,11 @@ function tariffEditor(doc, meters) {
   function paint() {
     box.replaceChildren(...[
       h('div', { class: 'fields' }, field(t('currency'), bind(doc, 'currency', h('input', { value: doc.currency || 'EUR', size: 4, maxlength: 3, pattern: '[A-Z]{3}', required: true })))),
-      doc.tariffs.map((tf, i) => h('fieldset', { class: `tariff k-${tf.kind}` },
-        h('legend', null, `${t(tf.kind)} ${toDay(tf.valid_from)}`),
+      doc.tariffs.map((tf, i) => h('fieldset', { class: `tariff k-${tf.direction === 'production' ? 'production' : tf.kind}` },
+        h('legend', null, `${tariffName(tf)} ${toDay(tf.valid_from)}`),
         h('div', { class: 'fields' },
           field(t('kind'), bind(tf, 'kind', h('select', null, KINDS.map((k) => h('option', { value: k, selected: tf.kind === k }, t(k)))), undefined, true)),
+          field(t('direction'), bind(tf, 'direction', h('select', { 'data-tariff-direction': '' }, [['consumption', 'consumption'], ['production', 'feedin']].map(([v, k]) => h('option', { value: v, selected: (tf.direction || 'consumption') === v }, t(k)))), undefined, true)),
           field(t('from'), bind(tf, 'valid_from', h('input', { type: 'date', value: toDay(tf.valid_from), required: true }), fromDay, true)),
           field(t('until'), bind(tf, 'valid_to', h('input', { type: 'date', value: toDay(tf.valid_to) }), fromDay)),
           field(`${t('perday')} (${doc.currency || ''})`, bind(tf, 'fixed_per_day', number(tf.fixed_per_day ?? 0, { min: 0 }), Number))),
@@ -155,7 +160,7 @@ function tariffEditor(doc, meters) {
       h('button', {
         type: 'button',
         onclick: () => {
-          doc.tariffs.push({ kind: 'electricity', valid_from: first, valid_to: null, fixed_per_day: 0, periods: [{ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }] });
+          doc.tariffs.push({ kind: 'electricity', direction: 'consumption', valid_from: first, valid_to: null, fixed_per_day: 0, periods: [{ name: t('normal').toLowerCase(), days: [0, 1, 2, 3, 4, 5, 6], start: '00:00', end: '24:00', price: 0 }] });
           paint();
         },
       }, t('add'))].flat());
