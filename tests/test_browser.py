@@ -974,6 +974,92 @@ def test_dutch_throughout(browser: Browser, fresh_server: WebServer) -> None:
     context.close()
 
 
+#: English words of the server's event details and refusals (none is a word of Dutch).
+ENGLISH_WORDS: Final = re.compile(
+    r"\b(the|set to|taken back|pulses|from now on|not counted|went|started|again|"
+    r"recovered|reading|is in no period|cover|whole|lies|future)\b"
+)
+
+
+def test_event_details_and_refusals_in_dutch(browser: Browser, live_server: WebServer) -> None:
+    """The event log in Dutch says what happened in Dutch, its numbers in Dutch format (the
+    server's English words only in the tooltip), from events the real logger wrote for real
+    faults and corrections; a refused tariff says why in Dutch, with a Dutch weekday."""
+    assert live_server.emulator is not None
+    live_server.rates[0] = 4.0
+    context = new_context(browser, locale="nl-NL")
+    csrf = log_in(context, live_server)
+    url, headers = live_server.url, {"X-CSRF-Token": csrf}
+
+    def kinds() -> set[str]:
+        events = context.request.get(f"{url}/api/events?limit=200").json()
+        return {e["kind"] for e in events}
+
+    def wait_for(kind: str) -> None:
+        deadline = time.monotonic() + 60
+        while kind not in kinds():
+            assert time.monotonic() < deadline, (kind, kinds())
+            time.sleep(0.2)
+
+    wait_for("startup")
+    for fault, kind in ((Fault.GARBAGE, "rejected"), (Fault.RESTART, "startup"),
+                        (Fault.UNPLUG, "disconnected")):  # fmt: skip
+        live_server.emulator.request(fault)
+        wait_for(kind)
+    wait_for("connected")
+    power = context.request.get(f"{url}/api/meters/power").json()
+
+    def set_reading(reading: float, at: float) -> float:
+        r = context.request.post(
+            f"{url}/api/meters/power/reading", data={"reading": reading, "at": at},
+            headers=headers,
+        )  # fmt: skip
+        assert r.ok, r.text()
+        done: float = r.json()["at"]
+        return done
+
+    set_reading(24300.5, time.time() - 60)
+    ppu = context.request.put(
+        f"{url}/api/meters/power", data={"pulses_per_unit": power["pulses_per_unit"] * 2},
+        headers=headers,
+    )  # fmt: skip
+    assert ppu.ok, ppu.text()
+    deadline = time.monotonic() + 60  # the logger anchors the new constant at its next slot
+    while not any("from now on" in e["detail"] for e in
+                  context.request.get(f"{url}/api/events?kind=correction").json()):  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    again = set_reading(24400, time.time())  # after the constant's anchor (at a slot's start)
+    undo = context.request.delete(f"{url}/api/meters/power/reading?at={again}", headers=headers)
+    assert undo.ok, undo.text()
+    page = open_page(context)
+    show(page, live_server, "device")
+    rows = page.locator("section.events tbody tr")
+    expect(rows.locator("td.detail", has_text="Meterstand gezet op 24.300,5")).to_have_count(1)
+    expect(rows.locator("td.detail", has_text="ongedaan gemaakt")).to_have_count(1)
+    expect(rows.locator("td.detail", has_text="pulsen per kWh (was")).to_have_count(1)
+    expect(rows.locator("td.detail", has_text="Verbinding met")).not_to_have_count(0)
+    details = rows.locator("td.detail").evaluate_all("cs => cs.map(c => [c.textContent, c.title])")
+    english = [(text, title) for text, title in details if ENGLISH_WORDS.search(text)]
+    assert english == [], english
+    assert any(text != title for text, title in details)  # the English stays in the tooltip
+    # A tariff that leaves hours of the week without a price: refused, in Dutch.
+    show(page, live_server, "settings")
+    editor = page.locator("form[data-tariffs]")
+    editor.get_by_role("button", name="Tarief toevoegen").click()
+    new = editor.locator("fieldset.tariff").last
+    end = new.get_by_label("Tot", exact=True)
+    end.fill("07:00")
+    end.blur()
+    editor.get_by_role("button", name="Opslaan").click()
+    message = editor.locator(".msg").last
+    expect(message).to_contain_text("maandag 07:00–08:00 valt in geen tijdvak")
+    assert not ENGLISH_WORDS.search(message.inner_text()), message.inner_text()
+    ERRORS[page].clear()  # the browser logs the refused request
+    no_errors(page)
+    context.close()
+
+
 def test_theme_toggle_and_keyboard(browser: Browser, web_server: WebServer) -> None:
     context = new_context(browser, color_scheme="light")
     log_in(context, web_server)

@@ -1,6 +1,6 @@
 // Device: per module its connection, firmware, thresholds, last record and counters (from
 // /api/health, refreshed by the live stream), the MQTT link, and the event log (/api/events).
-import { h, t, api, qs, listen, num, age, when, field } from './lib.js';
+import { h, t, api, qs, listen, num, age, when, field, phrase } from './lib.js';
 
 const EVENTS = ['connected', 'disconnected', 'startup', 'restart', 'rejected', 'spike', 'glitch', 'unconfirmed', 'mismatch', 'gap', 'correction', 'replacement', 'thresholds_sent', 'thresholds_confirmed', 'thresholds_refused', 'watchdog', 'clock', 'storage', 'outbox'];
 
@@ -50,13 +50,43 @@ function mqttCard(link, at) {
   return h('article', { class: 'card module', 'data-mqtt': '' }, h('header', null, h('h2', null, t('mqtt')), badge), facts);
 }
 
-/** An event's detail in the page's language where a template says it with the event's own
- * value (the server's English words stay in the tooltip); else the server's detail. */
+/** What the server's event details say, by kind: a pattern of its English words and the
+ * template that says it in the page's language with the parts it captured (a port, a line, a
+ * number). The first match wins; the server's own words stay in the tooltip. */
+const DETAILS = [
+  ['correction', /^reading set to (\S+) (.*?) \(was (\S+)\)$/, 'x_setwas'],
+  ['replacement', /^reading set to (\S+) (.*?) \(was (\S+)\)$/, 'x_newwas'],
+  ['correction', /^(\S+) pulses per (.*) from now on \(was (\S+)\)$/, 'x_constant'],
+  ['correction', /^reading (\S+) (.*) set for (\S+) taken back$/, 'x_undone'],
+  ['disconnected', /^(.*?): (.*)$/, 'x_disconnected'],
+  ['watchdog', /^(.*?): (.*)$/, 'x_watchdog'],
+  ['startup', /^a damaged start-up header: (.*)$/, 'x_badheader'],
+  ['rejected', /^(.*?): (['"].*)$/, 'x_rejected'],
+  ['restart', /^totals went back/, 'x_wentback'],
+  ['restart', /^interval counts show/, 'x_startedagain'],
+  ['glitch', /^start-up header, but/, 'x_headeron'],
+  ['glitch', /^a corrupted record, not counted: (.*)$/, 'x_corrupt'],
+  ['glitch', /^neither a restart nor a continuation explains (.*?); registers/, 'x_unexplained'],
+  ['unconfirmed', /^(.*?), near the end of a module life, disagrees/, 'x_disagrees'],
+  ['unconfirmed', /^(.*?) ended a module life after a break/, 'x_unchecked'],
+  ['unconfirmed', /^(.*?) and a record next to it disagree/, 'x_lower'],
+  ['clock', /^clock stepped by (.*)$/, 'x_stepped'],
+  ['clock', /^(\d+) records arrived while the clock was (.*?) behind/, 'x_late'],
+  ['storage', /^cannot store: (.*)$/, 'x_nostore'],
+  ['storage', /^storing again after (\d+) failed commits over (\d+) min/, 'x_storeagain'],
+  ['outbox', /^MQTT outbox has room again: (\d+)/, 'x_outboxroom'],
+  ['outbox', /^MQTT outbox full/, 'x_outboxfull'],
+];
+/** An event's detail in the page's language: a template of :data:`DETAILS`, else one that
+ * says it with the event's own value, else the server's words (ports, lines, commands). */
 function detail(e) {
+  const text = e.detail || '';
+  const said = phrase(text, DETAILS.filter(([kind]) => kind === e.kind).map(([, re, key]) => [re, key]));
+  if (said) return said;
   const v = e.value == null ? null : num(e.value, READINGS.has(e.kind) ? 3 : 0);
   const key = `d_${e.kind}`;
   if (v != null && t(key) !== key) return t(key, { v });
-  return e.detail || '';
+  return text;
 }
 /** Meter names by key, for the event log (events carry keys: a name can change). */
 const names = new Map();

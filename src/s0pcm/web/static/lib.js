@@ -85,14 +85,49 @@ export const KINDS = ['electricity', 'gas', 'water', 'heat', 'other'];
 export const sum = (xs) => xs.reduce((a, v) => (v == null ? a : (a ?? 0) + v), null);
 
 // -- the API (relative URLs: works behind a reverse proxy or Home Assistant ingress)
-/** A refused request in the page's language: what kind of refusal (by status), then the
- * server's detail (which names the field or value). */
+/** ``text`` (the server's English words) said by the first template of ``table`` whose pattern
+ * matches, with the parts it captured: numbers in the page's format, weekdays by name. */
+const WEEK_EN = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
+const NUMBER = /^-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$/;
+const part = (x) => (x == null ? ''
+  : NUMBER.test(x) ? num(+x.replace(/,/g, ''), (x.split('.')[1] || '').length)
+    : WEEK_EN.includes(x) ? intl(Intl.DateTimeFormat, { weekday: 'long', timeZone: 'UTC' }).format(new Date(Date.UTC(2024, 0, 1 + WEEK_EN.indexOf(x))))
+      : x);
+export function phrase(text, table) {
+  for (const [re, key] of table) {
+    const m = re.exec(text || '');
+    if (m) return t(key, Object.fromEntries(m.slice(1).map((x, i) => [i + 1, part(x)])));
+  }
+  return null;
+}
+/** The refusals a person meets in the forms (tariffs, readings), by the server's words. */
+const REFUSALS = [
+  [/^(\w+day) (\d\d:00)-(\d\d:00) is in no period/, 'y_noperiod'],
+  [/^overlaps periods\[\d+\] on (\w+day) (\d\d:00)/, 'y_overlap'],
+  [/^is before valid_from/, 'y_tobefore'],
+  [/both apply on (\S+)$/, 'y_bothapply'],
+  [/^names a weekday twice/, 'y_daytwice'],
+  [/^must be a whole hour/, 'y_wholehour'],
+  [/^an ISO 4217 code/, 'y_currency'],
+  [/^lies in the future/, 'y_future'],
+  [/cannot be taken back/, 'y_notundoable'],
+  [/^must be a number/, 'y_number'],
+  [/^missing/, 'y_missing'],
+];
+const MESSAGES = [
+  [/^a reading is already set at that moment/, 'y_readingset'],
+];
+/** A refused request in the page's language: what kind of refusal (by status), then what the
+ * server said of it, in the page's language where a template says it (else its own words,
+ * which name the field or value; a refused login says all in its status). */
 export function explain(e) {
   const kind = { 400: 'err400', 401: 'err401', 403: 'err403', 404: 'err404', 409: 'err409', 413: 'err413', 429: 'toomany' }[e.status];
   // A 400 names the field it refuses ("bad price"): kept, as the name the API uses.
   const field = e.status === 400 && /^bad /.test(e.message || '') ? ` (${e.message.slice(4)})` : '';
-  const what = kind ? `${t(kind)}${field}` : e.message;
-  const detail = e.detail == null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
+  const what = phrase(e.message, MESSAGES) ?? (kind ? `${t(kind)}${field}` : e.message);
+  const raw = e.detail == null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
+  const said = phrase(raw, REFUSALS);
+  const detail = said ?? (phrase(e.message, MESSAGES) || [401, 403, 429].includes(e.status) ? '' : raw);
   return detail ? `${what} ${detail}` : what;
 }
 export class ApiError extends Error {

@@ -116,7 +116,7 @@ function where(doc, text) {
     const tf = doc.tariffs[+i];
     if (!tf) return all;
     const pd = j == null ? null : tf.periods?.[+j];
-    return [`${tariffName(tf)} ${t('from').toLowerCase()} ${toDay(tf.valid_from)}`, pd && `${t('period').toLowerCase()} ${+j + 1} (${pd.name})`, key && (t(FIELD[key] || key))].filter(Boolean).join(', ');
+    return [`${tariffName(tf)} ${t('from').toLowerCase()} ${toDay(tf.valid_from)}`, pd && `${t('period').toLowerCase()} ${+j + 1} (${pd.name})`, key && t(FIELD[key] || key).toLowerCase()].filter(Boolean).join(', ');
   });
 }
 /** A tariff by its kind, and "feed-in" for what production earns. */
