@@ -1053,7 +1053,7 @@ def test_event_details_and_refusals_in_dutch(browser: Browser, live_server: WebS
     end.blur()
     editor.get_by_role("button", name="Opslaan").click()
     message = editor.locator(".msg").last
-    expect(message).to_contain_text("maandag 07:00–08:00 valt in geen tijdvak")
+    expect(message).to_contain_text("maandag 07:00\N{EN DASH}08:00 valt in geen tijdvak")
     assert not ENGLISH_WORDS.search(message.inner_text()), message.inner_text()
     ERRORS[page].clear()  # the browser logs the refused request
     no_errors(page)
