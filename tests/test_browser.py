@@ -410,6 +410,23 @@ def test_history_navigates_and_totals_per_kind(
     page.close()
 
 
+def test_history_opens_on_last_month_in_a_months_first_days(
+    history_context: BrowserContext, web_server: WebServer
+) -> None:
+    """On 3 March the month so far is two bars: History opens on February (logged since the
+    13th), and "Latest" goes to March; from the 7th on it opens on the month itself."""
+    early = datetime(2026, 3, 3, 12, tzinfo=TZ).timestamp()
+    for at, title in ((early, "February 2026"), (NOW, "March 2026")):
+        page = open_page(history_context, at=at)
+        show(page, web_server, "history")
+        expect(page.locator(".ptitle")).to_have_text(title)
+        if at == early:
+            page.get_by_role("button", name="Latest").click()
+            expect(page.locator(".ptitle")).to_have_text("March 2026")
+        no_errors(page)
+        page.close()
+
+
 def test_history_compares_with_the_same_period_last_year(
     history_context: BrowserContext, web_server: WebServer
 ) -> None:

@@ -711,3 +711,18 @@ def test_calendar_day_segments() -> None:
         (0, 180, 20251231, 202512),
         (180, 360, 20260101, 202601),
     )
+
+
+def test_logged_hours_are_the_hours_with_a_record(store: Store) -> None:
+    """An hour the logger marked (a 0-pulse record counts) is logged, committed or buffered;
+    an hour without any record is not (the logger was down)."""
+    hour = math.floor(T0 / 3600) * 3600.0
+    store.add("m1", hour + 10, 0)
+    store.add("m1", hour + 2 * 3600 + 5, 3)
+    store.commit()
+    store.add("m1", hour + 4 * 3600, 0)  # buffered
+    assert store.logged_hours("m1", hour, hour + 5 * 3600) == {
+        hour, hour + 2 * 3600, hour + 4 * 3600,
+    }  # fmt: skip
+    assert store.logged_hours("m1", hour + 3600, hour + 2 * 3600) == set()
+    assert store.logged_hours("nope", hour, hour + 5 * 3600) == set()

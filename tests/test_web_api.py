@@ -6,6 +6,7 @@ against prices worked out here from the tariff document, independently of ``s0pc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -1191,6 +1192,35 @@ def test_the_base_load_per_day_is_the_lowest_whole_night_hour(
         params={"start": local(2026, 3, 1), "end": local(2026, 3, 31), "resolution": "day"},
     ).json()
     assert {b["base_load"] for b in gas["buckets"]} == {None}
+
+
+def test_a_night_the_logger_was_down_is_no_base_load(fresh_server: WebServer) -> None:
+    """Night hours without a record (the logger was down) are unknown, not 0 W: the base load
+    is the lowest of the hours that were logged, and none when no night hour was."""
+    assert fresh_server.history is not None
+    day = local(2026, 3, 20)
+    night = [day + h * 3600 for h in range(6)]
+    import sqlite3
+
+    database = str(fresh_server.history.database)
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        (mid,) = db.execute("SELECT id FROM meter WHERE key = 'power'").fetchone()
+        db.executemany(  # what a night with the logger down leaves: no rows for its hours
+            "DELETE FROM hour_slots WHERE meter = ? AND hour = ?",
+            [(mid, int(t // 3600)) for t in [*night[:3], *night[4:]]],
+        )
+    with open_store(database, tz=TZ) as store:
+        kept = store.pulses("power", night[3], night[4])
+        store.rebuild_rollups()
+        store.commit()
+        assert store.logged_hours("power", night[0], night[-1] + 3600) == {night[3]}
+    with fresh_server.client() as client:
+        login(client)
+        doc = client.get(
+            "/api/meters/power/consumption",
+            params={"start": day, "end": day + 86400, "resolution": "day"},
+        ).json()
+    assert doc["buckets"][0]["base_load"] == pytest.approx(kept, abs=0.05)  # 1000 a kWh: W
 
 
 def test_backup_beside_the_logger_commits_through_it(

@@ -191,6 +191,12 @@ class Store(ABC):
         (None: none yet). Before it a view has no data, which is not zero."""
 
     @abstractmethod
+    def logged_hours(self, meter: str, start: float, end: float) -> set[float]:
+        """The starts of the UTC hours in ``[start, end)`` with a record of ``meter`` (the logger
+        marks each hour it logs, pulses or not): an hour outside had the logger down, which is
+        no data, not zero."""
+
+    @abstractmethod
     def intervals(self, meter: str, start: float, end: float) -> list[tuple[float, int]]:
         """The raw 10-second slots with pulses in ``[start, end)``: ``(slot start, pulses)``,
         non-zero slots only."""

@@ -89,6 +89,11 @@ class SqlQueries(SqlBase):
                     hours.append(int(rows[0][0]))
         return min(hours) * 3600.0 if hours else None
 
+    def logged_hours(self, meter: str, start: float, end: float) -> set[float]:
+        with self._guard("logged_hours"), self._snapshot():
+            hours = self._hours(meter, math.floor(start / 3600), math.ceil(end / 3600), slots=False)
+        return {hour * 3600.0 for hour in hours}
+
     def pulses(self, meter: str, start: float, end: float) -> int:
         if not end > start:
             return 0

@@ -128,8 +128,9 @@ def base_loads(
 ) -> list[float | None]:
     """Per day ``[bounds[i], bounds[i + 1])`` the lowest average power of one whole night hour,
     in W: what stays on all night (fridge, standby, router). None for a day whose night has
-    no whole hour of data (before logging began, or not over yet)."""
+    no whole hour of data (before logging began, the logger down, or not over yet)."""
     hours = ctx.store.series(meter.key, bounds[0], bounds[-1], Resolution.HOUR)
+    logged = ctx.store.logged_hours(meter.key, bounds[0], bounds[-1])
     constants = ctx.store.constants(meter.key, meter.pulses_per_unit)
     lowest: list[float | None] = [None] * (len(bounds) - 1)
     i = 0
@@ -137,8 +138,10 @@ def base_loads(
         while i + 1 < len(bounds) - 1 and start >= bounds[i + 1]:
             i += 1
         local = datetime.fromtimestamp(start, ctx.tz)
-        # Whole hours of data only: the first hour logged began before its first record.
-        whole = since is not None and start > since and start + 3600 <= now
+        # Whole hours of data only: the first hour logged began before its first record, and
+        # an hour the logger was down (no record) is unknown, not 0 W.
+        utc = {math.floor(start / 3600) * 3600.0, math.floor((start + 3599) / 3600) * 3600.0}
+        whole = since is not None and start > since and start + 3600 <= now and utc <= logged
         if local.hour not in NIGHT or not whole:
             continue
         # An hour's kWh is its average kW: a thousand times that is its average W.
