@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from starlette.applications import Starlette
 from s0pcm.calendar import Resolution
 from s0pcm.emulator import Fault
 from s0pcm.store import Store, open_store
+from s0pcm.store.common import SqlStore
 from s0pcm.web import create_app
 from tests.helpers.web import (
     METERS,
@@ -1200,17 +1202,17 @@ def test_a_night_the_logger_was_down_is_no_base_load(fresh_server: WebServer) ->
     assert fresh_server.history is not None
     day = local(2026, 3, 20)
     night = [day + h * 3600 for h in range(6)]
-    import sqlite3
-
+    dark = [day + 86400 + h * 3600 for h in range(6)]  # the next night: none of it logged
     database = str(fresh_server.history.database)
     with contextlib.closing(sqlite3.connect(database)) as db, db:
         (mid,) = db.execute("SELECT id FROM meter WHERE key = 'power'").fetchone()
         db.executemany(  # what a night with the logger down leaves: no rows for its hours
             "DELETE FROM hour_slots WHERE meter = ? AND hour = ?",
-            [(mid, int(t // 3600)) for t in [*night[:3], *night[4:]]],
+            [(mid, int(t // 3600)) for t in [*night[:3], *night[4:], *dark]],
         )
     with open_store(database, tz=TZ) as store:
         kept = store.pulses("power", night[3], night[4])
+        assert isinstance(store, SqlStore)
         store.rebuild_rollups()
         store.commit()
         assert store.logged_hours("power", night[0], night[-1] + 3600) == {night[3]}
@@ -1218,8 +1220,9 @@ def test_a_night_the_logger_was_down_is_no_base_load(fresh_server: WebServer) ->
         login(client)
         doc = client.get(
             "/api/meters/power/consumption",
-            params={"start": day, "end": day + 86400, "resolution": "day"},
+            params={"start": day, "end": day + 2 * 86400, "resolution": "day"},
         ).json()
+    assert doc["buckets"][1]["base_load"] is None
     assert doc["buckets"][0]["base_load"] == pytest.approx(kept, abs=0.05)  # 1000 a kWh: W
 
 
