@@ -274,6 +274,45 @@ def view_cases(direct: Store, first: float, end: float, now: float) -> list[Case
     ]
 
 
+def production_costs(
+    direct: Store, config_path: Path, first: float, end: float, rounds: int
+) -> tuple[list[float], list[float]]:
+    """``/api/costs``'s document of the last year per day (in the process, on the read-only
+    store, days cached as a running server has them), its "solar" meter counted as consumption
+    and as production with a feed-in tariff: what production adds (summed apart, priced by its
+    own tariff, netted). Rounds alternate the two."""
+    import dataclasses
+
+    from s0pcm.calendar import Calendar
+    from s0pcm.costs.pricing import DayPricing, costs_document
+    from s0pcm.costs.tariffs import parse_tariffs
+    from s0pcm.meters import Direction
+
+    config = load_config(config_path)
+    calendar = Calendar(config.logger.timezone)
+    feed_in = {"kind": "electricity", "direction": "production", "valid_from": "2016-01-01",
+               "periods": [{"name": "all", "days": [0, 1, 2, 3, 4, 5, 6], "start": "00:00",
+                            "end": "24:00", "price": 0.09}]}  # fmt: skip
+    tariffs = parse_tariffs({**TARIFFS, "tariffs": [*TARIFFS["tariffs"], feed_in]})
+    plain = config.meters
+    solar = tuple(
+        dataclasses.replace(m, direction=Direction.PRODUCTION) if m.key == "solar" else m
+        for m in plain
+    )
+    start = max(first, end - 366 * 86400)
+    pricing = DayPricing()
+    times: tuple[list[float], list[float]] = ([], [])
+    for n in range(rounds + 1):
+        for meters, out in ((plain, times[0]), (solar, times[1])):
+            ms = timed(functools.partial(
+                costs_document, direct, calendar, pricing, tariffs, meters, start, end,
+                Resolution.DAY, now=end,
+            ))  # fmt: skip
+            if n:  # the first round prices the days (a cold start)
+                out.append(ms)
+    return times
+
+
 def timed(func: Callable[[], object]) -> float:
     began = time.perf_counter()
     func()
@@ -638,6 +677,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             client.close()
             results = measure_views(url, token, view_cases(direct, first, end, end), samples)
+            plain_ms, solar_ms = production_costs(
+                direct, work / "s0pcm.toml", first, end, max(5, samples // 8)
+            )
         width = max(len(name) for name, _, _ in results)
         print(f"{'view (' + str(samples) + ' each)':<{width}}  HTTP p50    p95 | store p50    p95"
               " | ratio p50")  # fmt: skip
@@ -650,6 +692,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             f"costs per year over all {years} years: {cold:.0f} ms the first time after a start "
             f"(every hour of every day priced), {warm:.1f} ms after (days cached)"
+        )
+        p50, s50 = statistics.median(plain_ms), statistics.median(solar_ms)
+        print(
+            f"costs of the last year per day, in the process: {p50:.1f} ms with the solar meter "
+            f"as consumption, {s50:.1f} ms as production with a feed-in tariff "
+            f"({s50 / p50:.2f} times; {len(plain_ms)} rounds each, alternating)"
         )
 
         live = work / "live"

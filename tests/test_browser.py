@@ -1201,3 +1201,47 @@ def test_screenshots(
                 assert path.stat().st_size > 5000
             no_errors(page)
             context.close()
+
+
+def test_screenshots_of_the_demo(browser: Browser, tmp_path: Path) -> None:
+    """The demo's house (a Dutch contract, a solar roof) in English and Dutch: Live, the net
+    electricity per day, and the costs per month with production and feed-in apart; into
+    docs/screenshots/demo-*.png when asked."""
+    import subprocess
+    import sys
+
+    from tests.helpers import free_port
+
+    target = SCREENSHOTS if os.environ.get("S0PCM_SCREENSHOTS") == "1" else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s0pcm", "demo", "--port", str(port), "--interval", "0.5",
+         "--days", "60", "--duration", "300", "--data", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Dashboard:"):
+                break
+        url = f"http://127.0.0.1:{port}"
+        routes = (("live", "live"), ("history", "history?m=net:electricity&r=day"),
+                  ("costs", "costs?r=month"))  # fmt: skip
+        for lang, locale in (("en", "en-GB"), ("nl", "nl-NL")):
+            context = new_context(browser, locale=locale, color_scheme="light")
+            page = open_page(context)
+            for name, route in routes:
+                page.goto(f"{url}/#/{route}")
+                expect(page.locator(f"main[data-ready='{name}']")).to_be_attached()
+                expect(page.locator(".chart canvas").first).to_be_attached()
+                if name == "costs":
+                    expect(page.locator("[data-produced]").first).to_have_text(re.compile("kWh$"))
+                path = target / f"demo-{name}-{lang}.png"
+                page.screenshot(path=str(path), full_page=True)
+                assert path.stat().st_size > 5000
+            no_errors(page)
+            context.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
