@@ -543,7 +543,7 @@ def test_a_production_meter_and_net_consumption(
         show(page, server, "live")
         card = page.locator("[data-meter='spare']")
         expect(card).to_have_attribute("data-direction", "production")
-        expect(card.locator(".sub")).to_contain_text("Production")
+        expect(card.locator(".sub")).to_contain_text("production")
         month = page.locator("[data-summary='month'] li[data-produced]")
         expect(month).to_contain_text("Electricity, produced")
         expect(month).to_contain_text(re.compile("[-\N{MINUS SIGN}]€"))  # what it earned, taken off
@@ -611,7 +611,7 @@ def test_a_production_meter_and_net_consumption(
             found[route] = [x for x in page.evaluate(TEXT_NODES) if x in english]
         assert {r: f for r, f in found.items() if f} == {}
         show(page, server, "live")
-        expect(page.locator("[data-meter='spare'] .sub")).to_contain_text("Opwek")
+        expect(page.locator("[data-meter='spare'] .sub")).to_contain_text("opwek")
         no_errors(page)
         context.close()
 
@@ -876,6 +876,24 @@ def test_times_typed_are_the_loggers_local_time(browser: Browser, web_server: We
     for wall in ("2026-01-15T08:00", "2026-03-29T03:30", "2026-07-01T12:00"):
         got = page.evaluate("async (w) => (await import('./static/lib.js')).zoned(w)", wall)
         assert got == datetime.fromisoformat(wall).replace(tzinfo=TZ).timestamp()
+    no_errors(page)
+    context.close()
+
+
+def test_periods_are_named_in_the_loggers_days(browser: Browser, web_server: WebServer) -> None:
+    """A browser in Auckland, a logger in Amsterdam: the browser's 1 March is 28 February
+    where the logger is, and a title once named the period by that (the demo, a logger on UTC,
+    showed 2026's costs as "2025"). The title names the period the bars show."""
+    context = new_context(browser, timezone_id="Pacific/Auckland")
+    log_in(context, web_server)
+    page = open_page(context, at=NOW)
+    for route, title in (
+        ("costs?r=month&d=2026-03-10", "2026"),
+        ("history?m=power&r=day&d=2026-03-10", "March 2026"),
+        ("history?m=power&r=hour&d=2026-03-10", "Tuesday, 10 March 2026"),
+    ):
+        show(page, web_server, route)  # fmt: skip
+        expect(page.locator(".ptitle")).to_have_text(title)
     no_errors(page)
     context.close()
 

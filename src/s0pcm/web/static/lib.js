@@ -268,10 +268,12 @@ const LABEL = {
 /** [axis label, full label, table label] of the bucket starting at ts. */
 export const bucketLabel = (res, ts) => LABEL[res].map((o, i) =>
   (res === 'hour' && !i ? intl(Intl.DateTimeFormat, { hour: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(ts * 1000)).find((x) => x.type === 'hour').value : date(ts, o)));
+/** The period's name, said in the logger's zone from half a day inside its browser-local
+ * edges (as :func:`range` asks for it): the same day, month or year when the zones differ. */
 export function periodTitle(res, [a, b]) {
-  const s = a / 1000;
-  if (res === 'hour') return date(s, { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
+  const s = a / 1000 + 43200, e = b / 1000 - 43200;
+  if (res === 'hour') return date((s + e) / 2, { weekday: 'long', day: 'numeric', month: 'long', year: 'numeric' });
   if (res === 'day') return date(s, { month: 'long', year: 'numeric' });
   if (res === 'month') return date(s, { year: 'numeric' });
-  return `${date(s, { year: 'numeric' })} – ${date(b / 1000 - 1, { year: 'numeric' })}`;
+  return `${date(s, { year: 'numeric' })} – ${date(e, { year: 'numeric' })}`;
 }

@@ -45,7 +45,7 @@ export async function mount(main) {
       reading: h('dd', { 'data-reading': '' }),
     };
     const made = m.direction === 'production';
-    const what = [m.name === t(m.kind) ? '' : t(m.kind), made ? t('production') : ''].filter(Boolean).join(', ');
+    const what = [m.name === t(m.kind) ? '' : t(m.kind), made ? t('production').toLowerCase() : ''].filter(Boolean).join(', ');
     const card = h('article', { class: `card meter k-${made ? 'production' : m.kind}`, 'data-meter': m.key, 'data-direction': m.direction || 'consumption' },
       h('h2', null, m.name, h('span', { class: 'muted sub' }, `${what ? `${what} · ` : ''}${m.module} M${m.register}`)),
       els.rate,
@@ -102,7 +102,7 @@ export async function mount(main) {
           return [
             v.value == null && v.produced != null ? '' : h('li', { class: `k-${k}` }, h('span', null, t(k)), h('span', null, qty(v.value, v.unit)), h('span', null, money(used, doc.currency))),
             v.produced == null ? '' : h('li', { class: 'k-production', 'data-produced': v.produced },
-              h('span', null, `${t(k)}, ${t('produced').toLowerCase()}`), h('span', null, qty(v.produced, v.unit)), h('span', null, v.compensation == null ? '–' : money(-v.compensation, doc.currency))),
+              h('span', null, `${t(k)}, ${t('produced').toLowerCase()}`), h('span', null, qty(v.produced, v.unit)), h('span', null, v.compensation == null ? '–' : money(v.compensation ? -v.compensation : 0, doc.currency))),
           ];
         })));
     }));
