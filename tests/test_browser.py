@@ -1207,9 +1207,9 @@ def test_screenshots(
             for name in names:
                 show(page, server, routes.get(name, name))
                 if name == "live":
-                    for key, unit in (("power", "W"), ("water", "L/min")):
+                    for key, unit in (("power", "W"), ("water", "L/min"), ("kast.2", "m³/h")):
                         rate = page.locator(f"[data-meter='{key}'] [data-rate]")
-                        expect(rate).to_have_text(re.compile(f"{unit}$"))
+                        expect(rate).to_have_text(re.compile(f"{unit}$"), timeout=60_000)
                 if name in ("live", "history", "costs"):
                     expect(page.locator(".chart canvas").first).to_be_attached()
                 if name == "live":

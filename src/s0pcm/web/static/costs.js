@@ -47,8 +47,9 @@ export async function mount(main, params, gone) {
         h('tbody', null, kinds.map((k) => h('tr', { class: `k-${k}`, 'data-kind': k },
           h('th', { scope: 'row' }, h('span', { class: 'dot' }), t(k)),
           h('td', { class: 'n', 'data-value': per(k, 'value') ?? '' }, qty(per(k, 'value'), unitOf(k))),
-          made && h('td', { class: 'n', 'data-produced': per(k, 'produced') ?? '' }, qty(per(k, 'produced'), unitOf(k))),
-          made && h('td', { class: 'n', 'data-net': per(k, 'net') ?? '' }, qty(per(k, 'net'), unitOf(k))),
+          // A kind without production meters has nothing to net: a dash, not "no data".
+          made && h('td', { class: 'n', 'data-produced': per(k, 'produced') ?? '' }, per(k, 'produced') == null ? '–' : qty(per(k, 'produced'), unitOf(k))),
+          made && h('td', { class: 'n', 'data-net': per(k, 'net') ?? '' }, per(k, 'net') == null ? '–' : qty(per(k, 'net'), unitOf(k))),
           h('td', { class: 'n opt' }, money(per(k, 'energy_cost'), cur)),
           h('td', { class: 'n opt' }, money(per(k, 'fixed_cost'), cur)),
           made && h('td', { class: 'n', 'data-compensation': per(k, 'compensation') ?? '' }, per(k, 'compensation') == null ? '–' : money(-per(k, 'compensation'), cur)),
