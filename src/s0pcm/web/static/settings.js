@@ -121,7 +121,7 @@ function where(doc, text) {
 }
 /** A tariff by its kind, and "feed-in" for what production earns. */
 const tariffName = (tf) => (tf.direction === 'production' ? `${t(tf.kind)} (${t('feedin').toLowerCase()})` : t(tf.kind));
-const FIELD = { direction: 'direction', valid_from: 'from', valid_to: 'until', fixed_per_day: 'perday', price: 'price', days: 'days', start: 'start', end: 'end', name: 'name', kind: 'kind', periods: 'periods' };
+const FIELD = { direction: 'appliesto', valid_from: 'from', valid_to: 'until', fixed_per_day: 'perday', price: 'price', days: 'days', start: 'start', end: 'end', name: 'name', kind: 'kind', periods: 'periods' };
 
 function tariffEditor(doc, meters) {
   const box = h('div');
@@ -136,7 +136,7 @@ function tariffEditor(doc, meters) {
         h('legend', null, `${tariffName(tf)} ${toDay(tf.valid_from)}`),
         h('div', { class: 'fields' },
           field(t('kind'), bind(tf, 'kind', h('select', null, KINDS.map((k) => h('option', { value: k, selected: tf.kind === k }, t(k)))), undefined, true)),
-          field(t('direction'), bind(tf, 'direction', h('select', { 'data-tariff-direction': '' }, [['consumption', 'consumption'], ['production', 'feedin']].map(([v, k]) => h('option', { value: v, selected: (tf.direction || 'consumption') === v }, t(k)))), undefined, true)),
+          field(t('appliesto'), bind(tf, 'direction', h('select', { 'data-tariff-direction': '' }, [['consumption', 'consumption'], ['production', 'feedin']].map(([v, k]) => h('option', { value: v, selected: (tf.direction || 'consumption') === v }, t(k)))), undefined, true)),
           field(t('from'), bind(tf, 'valid_from', h('input', { type: 'date', value: toDay(tf.valid_from), required: true }), fromDay, true)),
           field(t('until'), bind(tf, 'valid_to', h('input', { type: 'date', value: toDay(tf.valid_to) }), fromDay)),
           field(`${t('perday')} (${doc.currency || ''})`, bind(tf, 'fixed_per_day', number(tf.fixed_per_day ?? 0, { min: 0 }), Number))),
