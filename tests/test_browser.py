@@ -10,6 +10,7 @@ Nothing here waits a fixed time: every wait is for a condition, with generous ti
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -243,23 +244,7 @@ def test_the_demo_is_a_priced_household(browser: Browser, tmp_path: Path) -> Non
     """`s0pcm demo` as a new user runs it: a Dutch contract is in place, so Live's costs and
     the Costs page are priced from the first day of its history (no "no tariffs" hint); its
     solar roof is a production meter with a feed-in tariff."""
-    import subprocess
-    import sys
-
-    from tests.helpers import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "s0pcm", "demo", "--port", str(port), "--interval", "0.5",
-         "--days", "3", "--duration", "120", "--data", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("Dashboard:"):
-                break
-        url = f"http://127.0.0.1:{port}"
+    with running_demo(tmp_path, days=3) as url:
         context = new_context(browser)
         page = open_page(context)
         page.goto(f"{url}/#/live")
@@ -286,6 +271,29 @@ def test_the_demo_is_a_priced_household(browser: Browser, tmp_path: Path) -> Non
         expect(page.locator("[data-summary='year'] li[data-produced]")).to_be_visible()
         no_errors(page)
         context.close()
+
+
+@contextlib.contextmanager
+def running_demo(tmp_path: Path, *, days: int) -> Iterator[str]:
+    """`s0pcm demo` as a new user runs it (``days`` of history, a record every 0.5 s), until
+    its dashboard is up; its URL."""
+    import subprocess
+    import sys
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "s0pcm", "demo", "--port", str(port), "--interval", "0.5",
+         "--days", str(days), "--duration", "300", "--data", str(tmp_path / "demo")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Dashboard:"):
+                break
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -1228,25 +1236,9 @@ def test_screenshots_of_the_demo(browser: Browser, tmp_path: Path) -> None:
     """The demo's house (a Dutch contract, a solar roof) in English and Dutch: Live, the net
     electricity per day, and the costs per month with production and feed-in apart; into
     docs/screenshots/demo-*.png when asked."""
-    import subprocess
-    import sys
-
-    from tests.helpers import free_port
-
     target = SCREENSHOTS if os.environ.get("S0PCM_SCREENSHOTS") == "1" else tmp_path
     target.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "s0pcm", "demo", "--port", str(port), "--interval", "0.5",
-         "--days", "60", "--duration", "300", "--data", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("Dashboard:"):
-                break
-        url = f"http://127.0.0.1:{port}"
+    with running_demo(tmp_path, days=60) as url:
         routes = (("live", "live"), ("history", "history?m=net:electricity&r=day"),
                   ("costs", "costs?r=month"))  # fmt: skip
         for lang, locale in (("en", "en-GB"), ("nl", "nl-NL")):
@@ -1263,6 +1255,3 @@ def test_screenshots_of_the_demo(browser: Browser, tmp_path: Path) -> None:
                 assert path.stat().st_size > 5000
             no_errors(page)
             context.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

@@ -722,7 +722,44 @@ def test_logged_hours_are_the_hours_with_a_record(store: Store) -> None:
     store.commit()
     store.add("m1", hour + 4 * 3600, 0)  # buffered
     assert store.logged_hours("m1", hour, hour + 5 * 3600) == {
-        hour, hour + 2 * 3600, hour + 4 * 3600,
+        hour: 0, hour + 2 * 3600: 3, hour + 4 * 3600: 0,
     }  # fmt: skip
-    assert store.logged_hours("m1", hour + 3600, hour + 2 * 3600) == set()
-    assert store.logged_hours("nope", hour, hour + 5 * 3600) == set()
+    assert store.logged_hours("m1", hour + 3600, hour + 2 * 3600) == {}
+    assert store.logged_hours("nope", hour, hour + 5 * 3600) == {}
+
+
+def test_the_last_pulse_is_the_newest_slot_with_pulses(store: Store) -> None:
+    """Committed and buffered, within the window asked for; quiet slots and hours do not
+    count, nor a pulse before the window."""
+    hour = math.floor(T0 / 3600) * 3600.0
+    store.add("m1", hour + 25, 2)  # slot hour + 20
+    store.add("m1", hour + 3600 + 10, 0)  # a logged, quiet hour
+    store.commit()
+    assert store.last_pulse("m1", hour) == hour + 20
+    assert store.last_pulse("m1", hour + 30) is None  # before the window
+    store.add("m1", hour + 2 * 3600 + 3595, 1)  # buffered, the hour's last slot
+    assert store.last_pulse("m1", hour) == hour + 2 * 3600 + 3590
+    assert store.last_pulse("m1", hour + 3 * 3600) is None
+    assert store.last_pulse("nope", hour) is None
+
+
+def test_the_base_load_in_a_half_hour_zone(tmp_path: Path) -> None:
+    """Adelaide (UTC+10:30 in January): its night hours straddle two UTC hours, each read from
+    the slots, and whole only when both UTC hours were logged."""
+    from zoneinfo import ZoneInfo
+
+    from s0pcm.meters import Kind, Meter
+    from s0pcm.web.read import base_loads
+
+    tz = ZoneInfo("Australia/Adelaide")
+    with open_store(str(tmp_path / "a.db"), tz=tz) as store:
+        day = datetime(2026, 1, 15, tzinfo=tz).timestamp()
+        assert day % 3600 == 1800
+        for slot in range(int(day - 86400) // 10, int(day + 86400) // 10):
+            local = datetime.fromtimestamp(slot * 10, tz)
+            store.add("p", slot * 10, 2 if local.hour == 3 else 3)  # 03:00 is the lowest hour
+        store.commit()
+        meter = Meter("p", "P", "m", 1, Kind.ELECTRICITY, "kWh", 1000.0)
+        bounds = [day, day + 86400]
+        lows = base_loads(store, tz, meter, bounds, since=day - 86400, now=day + 86400)
+        assert lows == [720.0]  # 2 pulses a slot: 720 Wh in the hour, 720 W

@@ -159,9 +159,8 @@ class Snapshot:
             m.anchor = anchors[-1] if anchors else None
             m.pulses = store.pulses(meter.key, -math.inf, math.inf)
             m.since = store.since(meter.key)
-            # Two days of slots read only where they are shown (not for health or /metrics).
-            recent = store.intervals(meter.key, now - QUIET_LOOKBACK, math.inf) if days else []
-            m.last_pulse_at = recent[-1][0] if recent else None
+            # Only where it is shown (not for health or /metrics).
+            m.last_pulse_at = store.last_pulse(meter.key, now - QUIET_LOOKBACK) if days else None
             start = -math.inf if m.anchor is None else m.anchor.at
             m.since_anchor = store.pulses(meter.key, start, math.inf)
             cuts = [t for t, _ in m.constants.steps[1:]]

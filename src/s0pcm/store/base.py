@@ -191,10 +191,16 @@ class Store(ABC):
         (None: none yet). Before it a view has no data, which is not zero."""
 
     @abstractmethod
-    def logged_hours(self, meter: str, start: float, end: float) -> set[float]:
-        """The starts of the UTC hours in ``[start, end)`` with a record of ``meter`` (the logger
-        marks each hour it logs, pulses or not): an hour outside had the logger down, which is
-        no data, not zero."""
+    def last_pulse(self, meter: str, start: float) -> float | None:
+        """The start of the newest slot with pulses of ``meter`` at or after ``start`` (None:
+        none): "no flow since", without reading every slot in between."""
+
+    @abstractmethod
+    def logged_hours(self, meter: str, start: float, end: float) -> dict[float, int]:
+        """The UTC hours in ``[start, end)`` with a record of ``meter`` (the logger marks each
+        hour it logs, pulses or not), by start, with their pulses: an hour left out had the
+        logger down, which is no data, not zero. One row an hour, no slot detail: cheaper than
+        an hourly :meth:`series` where only whole logged hours matter."""
 
     @abstractmethod
     def intervals(self, meter: str, start: float, end: float) -> list[tuple[float, int]]:

@@ -89,10 +89,10 @@ class SqlQueries(SqlBase):
                     hours.append(int(rows[0][0]))
         return min(hours) * 3600.0 if hours else None
 
-    def logged_hours(self, meter: str, start: float, end: float) -> set[float]:
+    def logged_hours(self, meter: str, start: float, end: float) -> dict[float, int]:
         with self._guard("logged_hours"), self._snapshot():
             hours = self._hours(meter, math.floor(start / 3600), math.ceil(end / 3600), slots=False)
-        return {hour * 3600.0 for hour in hours}
+        return {hour * 3600.0: data.pulses for hour, data in hours.items()}
 
     def pulses(self, meter: str, start: float, end: float) -> int:
         if not end > start:
@@ -241,6 +241,25 @@ class SqlQueries(SqlBase):
                 if counts[j]:
                     out.append((float((base + j) * SLOT), counts[j]))
         return out
+
+    def last_pulse(self, meter: str, start: float) -> float | None:
+        first = _slot_at(start)
+        with self._guard("last_pulse"), self._snapshot():
+            # The hours' sums first (no slot detail), then the slots of the newest with pulses.
+            sums = self._hours(meter, first // _H, _FAR // _H, slots=False)
+            newest = max((h for h, data in sums.items() if data.pulses), default=None)
+            if newest is None:
+                return None
+            counts = self._hours(meter, newest, newest + 1, slots=True)[newest].counts
+        base = newest * _H
+        if counts is None:  # detail dropped by retention: the hour's last slot, at the latest
+            return float((base + _H - 1) * SLOT)
+        for j in range(_H - 1, -1, -1):
+            if base + j < first:
+                break
+            if counts[j]:
+                return float((base + j) * SLOT)
+        return None
 
     def anchors(self, meter: str) -> list[Anchor]:
         with self._guard("anchors"):

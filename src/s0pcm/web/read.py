@@ -13,10 +13,11 @@ import math
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from starlette.background import BackgroundTask
@@ -31,6 +32,7 @@ from ..events import DeviceEvent, EventKind
 from ..logger.overrides import undoable
 from ..logger.snapshot import MeterValues
 from ..meters import Kind, Meter
+from ..store import Store
 from ..store.sqlite import SqliteStore
 from ..tools.export import write_csv
 from . import power, shapes
@@ -97,7 +99,7 @@ def consumption_document(
     since, now = store.since(meter.key), ctx.clock()
     known = has_data(bounds, since=since, now=now)
     base = (
-        base_loads(ctx, meter, bounds, since=since, now=now)
+        base_loads(store, ctx.tz, meter, bounds, since=since, now=now)
         if resolution is Resolution.DAY and meter.kind is Kind.ELECTRICITY and not meter.produces
         else [None] * len(series)
     )
@@ -124,24 +126,36 @@ NIGHT: Final = range(0, 6)
 
 
 def base_loads(
-    ctx: Context, meter: Meter, bounds: Sequence[float], *, since: float | None, now: float
+    store: Store,
+    tz: ZoneInfo,
+    meter: Meter,
+    bounds: Sequence[float],
+    *,
+    since: float | None,
+    now: float,
 ) -> list[float | None]:
     """Per day ``[bounds[i], bounds[i + 1])`` the lowest average power of one whole night hour,
     in W: what stays on all night (fridge, standby, router). None for a day whose night has
     no whole hour of data (before logging began, the logger down, or not over yet)."""
-    hours = ctx.store.series(meter.key, bounds[0], bounds[-1], Resolution.HOUR)
-    logged = ctx.store.logged_hours(meter.key, bounds[0], bounds[-1])
-    constants = ctx.store.constants(meter.key, meter.pulses_per_unit)
+    logged = store.logged_hours(meter.key, bounds[0], bounds[-1])
+    hours: Iterable[tuple[float, int]]
+    if all(b % 3600 == 0 for b in bounds):
+        # Local hours are UTC hours (a whole-hour zone): the logged hours are all it needs.
+        hours = sorted(logged.items())
+    else:  # a half-hour zone: its local hours from the slots, each whole if both UTC hours are
+        hours = store.series(meter.key, bounds[0], bounds[-1], Resolution.HOUR)
+    constants = store.constants(meter.key, meter.pulses_per_unit)
     lowest: list[float | None] = [None] * (len(bounds) - 1)
     i = 0
     for start, pulses in hours:
         while i + 1 < len(bounds) - 1 and start >= bounds[i + 1]:
             i += 1
-        local = datetime.fromtimestamp(start, ctx.tz)
+        local = datetime.fromtimestamp(start, tz)
         # Whole hours of data only: the first hour logged began before its first record, and
         # an hour the logger was down (no record) is unknown, not 0 W.
-        utc = {math.floor(start / 3600) * 3600.0, math.floor((start + 3599) / 3600) * 3600.0}
-        whole = since is not None and start > since and start + 3600 <= now and utc <= logged
+        utc = (math.floor(start / 3600) * 3600.0, math.floor((start + 3599) / 3600) * 3600.0)
+        logged_all = all(h in logged for h in utc)
+        whole = since is not None and start > since and start + 3600 <= now and logged_all
         if local.hour not in NIGHT or not whole:
             continue
         # An hour's kWh is its average kW: a thousand times that is its average W.
