@@ -1018,6 +1018,11 @@ def test_a_production_meter_is_netted_and_earns_its_feed_in_tariff(
             "/api/meters/spare/consumption",
             params={"start": local(2026, 3, 28), "end": local(2026, 3, 30), "resolution": "day"},
         ).json()["buckets"]
+        csv_head = client.get(
+            "/api/meters/spare/export.csv",
+            params={"start": local(2026, 3, 28), "end": local(2026, 3, 30), "resolution": "day"},
+        ).text.splitlines()[0]
+        assert csv_head == "start,pulses,production (kWh),reading at end (kWh)"
         feb = client.get(
             "/api/costs",
             params={"start": local(2026, 2, 1), "end": local(2026, 3, 1), "resolution": "month"},

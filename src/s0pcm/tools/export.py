@@ -27,13 +27,14 @@ def write_csv(
     tz: ZoneInfo,
     now: float,
 ) -> int:
-    """One row per period with data: local start, pulses, consumption in the meter's unit and
-    the display reading at the period's end. No row before logging began or after ``now`` (a
-    future hour has no consumption, not zero); the period ``now`` falls in is there, to now.
-    Returns the number of rows."""
+    """One row per period with data: local start, pulses, consumption (or production) in the
+    meter's unit and the display reading at the period's end. No row before logging began or
+    after ``now`` (a future hour has no consumption, not zero); the period ``now`` falls in is
+    there, to now. Returns the number of rows."""
     writer = csv.writer(out)
     unit = meter.unit
-    writer.writerow(["start", "pulses", f"consumption ({unit})", f"reading at end ({unit})"])
+    what = "production" if meter.produces else "consumption"  # a solar inverter's meter
+    writer.writerow(["start", "pulses", f"{what} ({unit})", f"reading at end ({unit})"])
     rows = store.series(meter.key, start, end, resolution)
     bounds = [float(b) for b in Calendar(store.tz).buckets(resolution, start, end)]
     known = has_data(bounds, since=store.since(meter.key), now=now)
