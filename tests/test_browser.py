@@ -583,10 +583,14 @@ def test_a_production_meter_and_net_consumption(
         total = float(section.locator("[data-total]").get_attribute("data-value") or "nan")
         assert total == pytest.approx(net, abs=1e-6)
         expect(section.locator("table.data thead")).to_contain_text("Net")
-        # Per day of a month: the average weekday and weekend day, from the rows shown.
+        # Per day of a month: the average weekday and weekend day, from the rows shown of the
+        # whole days (not today so far).
         rows = section.locator("table.data > tbody > tr")
         starts = [float(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.start)")]
         values = [float(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.value)")]
+        whole = [(t, v) for t, v in zip(starts, values, strict=True) if t <= NOW - 86400]
+        assert len(whole) == len(starts) - 1
+        starts, values = [t for t, _ in whole], [v for _, v in whole]
         we = [v for t, v in zip(starts, values, strict=True)
               if datetime.fromtimestamp(t + 43200, TZ).weekday() >= 5]  # fmt: skip
         wd = [v for t, v in zip(starts, values, strict=True)

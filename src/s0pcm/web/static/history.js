@@ -136,8 +136,9 @@ export async function mount(main, params, gone) {
     // Electricity per day: the base load (the lowest night hour), what stays on all night.
     const base = meter && b.some((x) => x.base_load != null);
     const head = [t('period'), meter && produces(p.m) ? t('produced') : p.m.startsWith('net:') ? t('net') : t('consumption'), prev && before_, money_, prev && `${before_} (${money_})`, base && t('baseload'), meter && t('rend')];
-    // Per day: the average weekday against the average weekend day, over the days with data.
-    const wk = p.r === 'day' ? [false, true].map((we) => { const xs = data.filter((x) => x.start <= now && weekend(x.start + 43200) === we); return xs.length ? sum(xs.map((x) => x.value)) / xs.length : null; }) : null;
+    // Per day: the average weekday against the average weekend day, over the whole days with
+    // data (today so far would pull its average down).
+    const wk = p.r === 'day' ? [false, true].map((we) => { const xs = data.filter((x) => x.end <= now && weekend(x.start + 43200) === we); return xs.length ? sum(xs.map((x) => x.value)) / xs.length : null; }) : null;
     const began = doc.since != null && doc.since > b[0]?.start && doc.since < (b.at(-1)?.end ?? 0);
     out.replaceChildren(
       !data.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod'), doc.since != null ? ` ${t('began', { t: date(doc.since, { dateStyle: 'long' }) })}` : '')
