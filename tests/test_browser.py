@@ -431,6 +431,8 @@ def test_history_opens_on_last_month_in_a_months_first_days(
         if at == early:
             page.get_by_role("button", name="Latest").click()
             expect(page.locator(".ptitle")).to_have_text("March 2026")
+            show(page, web_server, "history?r=hour")  # other views open on today
+            expect(page.locator(".ptitle")).to_have_text("Tuesday, 3 March 2026")
         no_errors(page)
         page.close()
 

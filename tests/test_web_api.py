@@ -1027,6 +1027,13 @@ def test_a_production_meter_is_netted_and_earns_its_feed_in_tariff(
             "/api/costs",
             params={"start": local(2026, 2, 1), "end": local(2026, 3, 1), "resolution": "month"},
         ).json()["buckets"][0]["by_kind"]["electricity"]
+        # Only a feed-in tariff: the consumption is unpriced, so the cost is unknown (not the
+        # fee less the compensation); a kind with production meters only has no net.
+        only = client.put("/api/tariffs", json={**TARIFFS, "tariffs": [feed_in]})
+        assert only.status_code == 200
+        made_water = client.put("/api/meters/water", json={"direction": "production"})
+        assert made_water.status_code == 200
+        unpriced = client.get("/api/costs", params=march).json()["buckets"][0]["by_kind"]
     with open_store(str(fresh_server.history.database), tz=TZ) as store:
         made = store.pulses("spare", march["start"], march["end"])  # 1 pulse per kWh
         day_made = [store.pulses("spare", b["start"], b["end"]) for b in days]
@@ -1053,6 +1060,12 @@ def test_a_production_meter_is_netted_and_earns_its_feed_in_tariff(
     assert feb["produced"] is not None
     assert feb["compensation"] is None
     assert feb["cost"] == pytest.approx(feb["energy_cost"] + feb["fixed_cost"])
+    assert unpriced["electricity"]["cost"] is None
+    assert unpriced["electricity"]["compensation"] == pytest.approx(made * 0.10)
+    water = unpriced["water"]
+    assert water["value"] is None
+    assert water["net"] is None
+    assert water["produced"] is not None
 
 
 def test_late_pulses_into_a_priced_day_change_its_cost(fresh_server: WebServer) -> None:

@@ -258,7 +258,7 @@ def _pairs(name: str, values: tuple[str, ...], registers: int) -> dict[int, floa
 @click.option(
     "--profile",
     type=click.Choice(["household"]),
-    help="Realistic daily profile: electricity, gas, water, heat, electricity.",
+    help="Realistic daily profile: electricity, gas, water, solar (production), electricity.",
 )
 @click.option(
     "--pulse-ms",

@@ -260,7 +260,13 @@ def costs_document(
                 (f.fixed if f else 0.0) + (ff.fixed if ff else 0.0)
             )  # fmt: skip
             charged = [x for x in (charge, fixed_cost) if x is not None]
-            cost = None if not charged and credit is None else math.fsum(charged) - (credit or 0.0)
+            # Consumption no tariff prices makes the cost unknown (a feed-in alone is not it).
+            unpriced = bool(used) and charge is None
+            cost = (
+                None
+                if unpriced or (not charged and credit is None)
+                else math.fsum(charged) - (credit or 0.0)
+            )
             value = round(values[i] * scale, 6) if used else None
             made_value = round(produced[i] * scale, 6) if made else None
             docs.append(shapes.KindCost(
@@ -270,7 +276,7 @@ def costs_document(
                 fixed_cost=_round(fixed_cost),
                 cost=_round(cost),
                 produced=made_value,
-                net=None if made_value is None else round((value or 0.0) - made_value, 6),
+                net=None if made_value is None or value is None else round(value - made_value, 6),
                 compensation=_round(credit),
             ))  # fmt: skip
         by_kind[kind] = docs

@@ -213,7 +213,7 @@ def undo_reading(store: Store, meter: Meter, *, at: float, now: float) -> Anchor
             module=meter.module,
             meter=meter.key,
             value=None,
-            detail=f"reading {anchor.reading:g} {meter.unit} set for {_iso(at)} taken back",
+            detail=f"reading {anchor.reading:,.3f} {meter.unit} set for {_iso(at)} taken back",
         )
     )
     return anchor

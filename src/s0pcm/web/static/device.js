@@ -77,13 +77,16 @@ const DETAILS = [
   ['outbox', /^MQTT outbox has room again: (\d+)/, 'x_outboxroom'],
   ['outbox', /^MQTT outbox full/, 'x_outboxfull'],
 ];
-/** An event's detail in the page's language: a template of :data:`DETAILS`, else one that
- * says it with the event's own value, else the server's words (ports, lines, commands). */
+/** The templates by event kind, made once. */
+const BY_KIND = DETAILS.reduce((m, [kind, re, key]) => m.set(kind, [...(m.get(kind) || []), [re, key]]), new Map());
+/** An event's detail in the page's language: a template of :data:`DETAILS` (a reading it says
+ * is the event's own value, to the litre: the server's words round it), else one that says it
+ * with the event's own value, else the server's words (ports, lines, commands). */
 function detail(e) {
   const text = e.detail || '';
-  const said = phrase(text, DETAILS.filter(([kind]) => kind === e.kind).map(([, re, key]) => [re, key]));
-  if (said) return said;
   const v = e.value == null ? null : num(e.value, READINGS.has(e.kind) ? 3 : 0);
+  const said = phrase(text, BY_KIND.get(e.kind) || [], READINGS.has(e.kind) && v != null ? { 1: v } : null);
+  if (said) return said;
   const key = `d_${e.kind}`;
   if (v != null && t(key) !== key) return t(key, { v });
   return text;

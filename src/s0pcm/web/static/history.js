@@ -1,6 +1,6 @@
 // History: bars per hour (of a day), day (of a month), month (of a year) or year (ten years) for
 // one meter or all meters of a kind, the previous period beside it, cost and readings in a table.
-import { h, t, api, qs, field, id, qty, colDigits, num, money, sum, date, state, weekend, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
+import { h, t, api, qs, field, id, qty, colDigits, num, money, sum, date, state, weekend, tint, KINDS, ymd, parseDay, period, shift, range, bucketLabel, periodTitle } from './lib.js';
 import { bars } from './chart.js';
 
 /** The period controls shared with Costs: resolution radios, previous / next / latest. */
@@ -69,8 +69,8 @@ export async function mount(main, params, gone) {
   const today = new Date();
   const monthStart = new Date(today.getFullYear(), today.getMonth(), 1) / 1000;
   const early = today.getDate() < 7 && shown.some((m) => m.since != null && m.since < monthStart);
-  const opening = early ? new Date(today.getFullYear(), today.getMonth() - 1, 15) : today;
-  const p = { m: shown[0]?.key || '', r: 'day', d: ymd(opening), c: '', v: 'value', ...params };
+  const p = { m: shown[0]?.key || '', r: 'day', d: ymd(today), c: '', v: 'value', ...params };
+  if (early && p.r === 'day' && !params.d) p.d = ymd(new Date(today.getFullYear(), today.getMonth() - 1, 15));
   if (!['hour', 'day', 'month', 'year'].includes(p.r)) p.r = 'day'; // a hand-made link
   let destroy = null;
   let seq = 0;
@@ -168,7 +168,7 @@ export async function mount(main, params, gone) {
         h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, t('total')), h('td', { class: 'n' }, fq(total)),
           prev && h('td', { class: 'n' }, fq(sum(pv))), h('td', { class: 'n' }, money(totalCost)),
           prev && h('td', { class: 'n opt' }, money(sum(pc))), base && h('td', null), meter && h('td', null))))));
-    const color = `--${meter ? (produces(p.m) ? 'production' : shown.find((m) => m.key === p.m)?.kind || 'other') : p.m.split(':')[1]}`;
+    const color = `--${meter ? tint(shown.find((m) => m.key === p.m)) : p.m.split(':')[1]}`;
     const fm = isCost ? (v) => money(v) : fq;
     const done = await bars(chart, {
       xLabel: t('period'),

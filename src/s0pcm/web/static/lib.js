@@ -73,7 +73,13 @@ export function zoned(wall) {
   return utc - offset(first); // again at the answer: right across a DST change
 }
 /** Whether the instant falls on a Saturday or Sunday in the configured zone. */
-export const weekend = (ts) => /^S/.test(new Intl.DateTimeFormat('en-US', { weekday: 'short', timeZone: state.tz }).format(new Date(ts * 1000)));
+let weekdays = null;
+export function weekend(ts) {
+  if (weekdays?.resolvedOptions().timeZone !== (state.tz ?? Intl.DateTimeFormat().resolvedOptions().timeZone)) weekdays = new Intl.DateTimeFormat('en-US', { weekday: 'short', timeZone: state.tz });
+  return /^S/.test(weekdays.format(new Date(ts * 1000)));
+}
+/** A meter's colour and class: its kind's, or production's (a solar inverter is not a load). */
+export const tint = (m) => (m?.direction === 'production' ? 'production' : m?.kind || 'other');
 export const when = (ts) => date(ts, { dateStyle: 'medium', timeStyle: 'medium' });
 export function age(s) {
   if (s == null) return t('never');
@@ -93,10 +99,10 @@ const part = (x) => (x == null ? ''
   : NUMBER.test(x) ? num(+x.replace(/,/g, ''), (x.split('.')[1] || '').length)
     : WEEK_EN.includes(x) ? intl(Intl.DateTimeFormat, { weekday: 'long', timeZone: 'UTC' }).format(new Date(Date.UTC(2024, 0, 1 + WEEK_EN.indexOf(x))))
       : x);
-export function phrase(text, table) {
+export function phrase(text, table, over = null) {
   for (const [re, key] of table) {
     const m = re.exec(text || '');
-    if (m) return t(key, Object.fromEntries(m.slice(1).map((x, i) => [i + 1, part(x)])));
+    if (m) return t(key, { ...Object.fromEntries(m.slice(1).map((x, i) => [i + 1, part(x)])), ...over });
   }
   return null;
 }
@@ -124,10 +130,10 @@ export function explain(e) {
   const kind = { 400: 'err400', 401: 'err401', 403: 'err403', 404: 'err404', 409: 'err409', 413: 'err413', 429: 'toomany' }[e.status];
   // A 400 names the field it refuses ("bad price"): kept, as the name the API uses.
   const field = e.status === 400 && /^bad /.test(e.message || '') ? ` (${e.message.slice(4)})` : '';
-  const what = phrase(e.message, MESSAGES) ?? (kind ? `${t(kind)}${field}` : e.message);
+  const message = phrase(e.message, MESSAGES);
+  const what = message ?? (kind ? `${t(kind)}${field}` : e.message);
   const raw = e.detail == null ? '' : typeof e.detail === 'string' ? e.detail : JSON.stringify(e.detail);
-  const said = phrase(raw, REFUSALS);
-  const detail = said ?? (phrase(e.message, MESSAGES) || [401, 403, 429].includes(e.status) ? '' : raw);
+  const detail = phrase(raw, REFUSALS) ?? (message || [401, 403, 429].includes(e.status) ? '' : raw);
   return detail ? `${what} ${detail}` : what;
 }
 export class ApiError extends Error {

@@ -1,6 +1,6 @@
 // Live: per meter the power or flow now, today so far against yesterday by this time, the
 // reading; above them what today, this month and this year cost. Updated by /api/live.
-import { h, t, api, qs, listen, field, qty, rate, num, money, date, clock, state, KINDS, range, shift, bucketLabel } from './lib.js';
+import { h, t, api, qs, listen, field, qty, rate, num, money, date, clock, state, tint, KINDS, range, shift, bucketLabel } from './lib.js';
 import { bars, lines } from './chart.js';
 
 const POWER = new Set(['electricity', 'heat']);
@@ -46,7 +46,7 @@ export async function mount(main) {
     };
     const made = m.direction === 'production';
     const what = [m.name === t(m.kind) ? '' : t(m.kind), made ? t('production').toLowerCase() : ''].filter(Boolean).join(', ');
-    const card = h('article', { class: `card meter k-${made ? 'production' : m.kind}`, 'data-meter': m.key, 'data-direction': m.direction || 'consumption' },
+    const card = h('article', { class: `card meter k-${tint(m)}`, 'data-meter': m.key, 'data-direction': m.direction || 'consumption' },
       h('h2', null, m.name, h('span', { class: 'muted sub' }, `${what ? `${what} · ` : ''}${m.module} M${m.register}`)),
       els.rate,
       h('dl', null,
@@ -100,7 +100,7 @@ export async function mount(main) {
           const earned = v.compensation ?? 0;
           const used = v.cost == null ? null : v.cost + earned;
           return [
-            v.value == null && v.produced != null ? '' : h('li', { class: `k-${k}` }, h('span', null, t(k)), h('span', null, qty(v.value, v.unit)), h('span', null, money(used, doc.currency))),
+            v.value == null && v.produced != null && !used ? '' : h('li', { class: `k-${k}` }, h('span', null, t(k)), h('span', null, qty(v.value, v.unit)), h('span', null, money(used, doc.currency))),
             v.produced == null ? '' : h('li', { class: 'k-production', 'data-produced': v.produced },
               h('span', null, `${t(k)}, ${t('produced').toLowerCase()}`), h('span', null, qty(v.produced, v.unit)), h('span', null, v.compensation == null ? '–' : money(v.compensation ? -v.compensation : 0, doc.currency))),
           ];
@@ -126,7 +126,7 @@ export async function mount(main) {
       labels: a.buckets.map((x) => bucketLabel('hour', x.start)[0]),
       titles: a.buckets.map((x) => bucketLabel('hour', x.start)[2]),
       series: [
-        { label: t('today'), values: a.buckets.map((x) => (x.start > now ? null : x.value)), color: `--${m.direction === 'production' ? 'production' : m.kind}`, fmt: fq },
+        { label: t('today'), values: a.buckets.map((x) => (x.start > now ? null : x.value)), color: `--${tint(m)}`, fmt: fq },
         { label: t('yday'), values: a.buckets.map((_, i) => b.buckets[i]?.value ?? null), color: '--prev', fmt: fq },
       ],
     });
@@ -138,7 +138,7 @@ export async function mount(main) {
   async function drawPower() {
     const doc = await api(`power?${qs({ hours: 3 })}`);
     traces.length = 0;
-    for (const m of doc.meters) traces.push({ key: m.key, unit: m.rate_unit, kind: m.direction === 'production' ? 'production' : m.kind, name: m.name, pts: m.points.map(([x, v]) => [x, v]) });
+    for (const m of doc.meters) traces.push({ key: m.key, unit: m.rate_unit, kind: tint(m), name: m.name, pts: m.points.map(([x, v]) => [x, v]) });
     const xs = [...new Set(traces.flatMap((s) => s.pts.map((p) => p[0])))].sort((a, b) => a - b);
     const vals = traces.map((s) => { const by = new Map(s.pts); return xs.map((x) => (by.has(x) ? by.get(x) : null)); });
     power?.destroy();

@@ -1,7 +1,7 @@
 // Settings (login required): meters, reading corrections and replacements, tariffs, pulse
 // thresholds (pending until the module's start-up header confirms them), the MQTT link, API
 // tokens.
-import { h, t, api, qs, listen, field, msg, say, explain, state, session, loginForm, num, when, ymd, date, zoned, KINDS } from './lib.js';
+import { h, t, api, qs, listen, field, msg, say, explain, state, session, loginForm, num, when, ymd, date, zoned, tint, KINDS } from './lib.js';
 import { mqttFacts } from './device.js';
 
 const again = () => dispatchEvent(new HashChangeEvent('hashchange'));
@@ -132,7 +132,7 @@ function tariffEditor(doc, meters) {
   function paint() {
     box.replaceChildren(...[
       h('div', { class: 'fields' }, field(t('currency'), bind(doc, 'currency', h('input', { value: doc.currency || 'EUR', size: 4, maxlength: 3, pattern: '[A-Z]{3}', required: true })))),
-      doc.tariffs.map((tf, i) => h('fieldset', { class: `tariff k-${tf.direction === 'production' ? 'production' : tf.kind}` },
+      doc.tariffs.map((tf, i) => h('fieldset', { class: `tariff k-${tint(tf)}` },
         h('legend', null, `${tariffName(tf)} ${toDay(tf.valid_from)}`),
         h('div', { class: 'fields' },
           field(t('kind'), bind(tf, 'kind', h('select', null, KINDS.map((k) => h('option', { value: k, selected: tf.kind === k }, t(k)))), undefined, true)),
