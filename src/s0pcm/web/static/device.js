@@ -80,7 +80,7 @@ const DETAILS = [
 /** The templates by event kind, made once. */
 const BY_KIND = DETAILS.reduce((m, [kind, re, key]) => m.set(kind, [...(m.get(kind) || []), [re, key]]), new Map());
 /** An event's detail in the page's language: a template of :data:`DETAILS` (a reading it says
- * is the event's own value, to the litre: the server's words round it), else one that says it
+ * is the event's own value to three decimals: the server's words round it), else one that says it
  * with the event's own value, else the server's words (ports, lines, commands). */
 function detail(e) {
   const text = e.detail || '';

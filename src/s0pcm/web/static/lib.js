@@ -74,8 +74,12 @@ export function zoned(wall) {
 }
 /** Whether the instant falls on a Saturday or Sunday in the configured zone. */
 let weekdays = null;
+let weekdaysTz = null;
 export function weekend(ts) {
-  if (weekdays?.resolvedOptions().timeZone !== (state.tz ?? Intl.DateTimeFormat().resolvedOptions().timeZone)) weekdays = new Intl.DateTimeFormat('en-US', { weekday: 'short', timeZone: state.tz });
+  if (!weekdays || weekdaysTz !== state.tz) {
+    weekdays = new Intl.DateTimeFormat('en-US', { weekday: 'short', timeZone: state.tz });
+    weekdaysTz = state.tz;
+  }
   return /^S/.test(weekdays.format(new Date(ts * 1000)));
 }
 /** A meter's colour and class: its kind's, or production's (a solar inverter is not a load). */
