@@ -603,6 +603,23 @@ def test_a_production_meter_and_net_consumption(
         assert float(section.locator("[data-weekday]").get_attribute("data-weekday") or "nan") == (
             pytest.approx(sum(wd) / len(wd), abs=1e-6)
         )
+        # A year by month: the same averages, over the year's whole days (the server's).
+        show(page, server, "history?m=power&r=month&d=2026-03-10")
+        year = context.request.get(
+            f"{server.url}/api/meters/power/consumption",
+            params={"start": datetime(2026, 1, 1, 12, tzinfo=TZ).timestamp(),
+                    "end": datetime(2026, 12, 31, 12, tzinfo=TZ).timestamp(),
+                    "resolution": "day"},
+        ).json()["buckets"]  # fmt: skip
+        whole_days = [b for b in year if b["value"] is not None and b["end"] <= NOW]
+        for attr, on_weekend in (("data-weekday", False), ("data-weekend", True)):
+            vals = [b["value"] for b in whole_days
+                    if (datetime.fromtimestamp(b["start"] + 43200, TZ).weekday() >= 5)
+                    == on_weekend]  # fmt: skip
+            shown_avg = page.locator(f"section.hist:not([aria-busy]) [{attr}]")
+            assert float(shown_avg.get_attribute(attr) or "nan") == pytest.approx(
+                sum(vals) / len(vals), abs=1e-6
+            )
         show(page, server, "history?m=spare&r=day&d=2026-03-30")
         expect(page.locator("section.hist:not([aria-busy]) table.data thead")).to_contain_text(
             "Produced"

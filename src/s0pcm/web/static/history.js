@@ -104,7 +104,9 @@ export async function mount(main, params, gone) {
     const yearAgo = p.c === 'y' && p.r !== 'year' && p.r !== 'month';
     const back = yearAgo ? new Date(d.getFullYear() - 1, d.getMonth(), d.getDate()) : shift(p.r, d, -1, true);
     const [cur, before] = await Promise.all([range(p.r, d), p.c ? range(p.r, back) : null]);
-    const [doc, prev] = await Promise.all([series(p.m, cur), p.c ? series(p.m, before) : null]);
+    // A year by month: its days too, for the average weekday against the weekend day.
+    const [doc, prev, daily] = await Promise.all([series(p.m, cur), p.c ? series(p.m, before) : null,
+      p.r === 'month' ? series(p.m, { ...cur, resolution: 'day' }).catch(() => null) : null]);
     if (gone() || my !== seq) return;
     const now = Date.now() / 1000;
     // The ten-year view starts with the year logging began; other views keep their axis.
@@ -136,9 +138,10 @@ export async function mount(main, params, gone) {
     // Electricity per day: the base load (the lowest night hour), what stays on all night.
     const base = meter && b.some((x) => x.base_load != null);
     const head = [t('period'), meter && produces(p.m) ? t('produced') : p.m.startsWith('net:') ? t('net') : t('consumption'), prev && before_, money_, prev && `${before_} (${money_})`, base && t('baseload'), meter && t('rend')];
-    // Per day: the average weekday against the average weekend day, over the whole days with
-    // data (today so far would pull its average down).
-    const wk = p.r === 'day' ? [false, true].map((we) => { const xs = data.filter((x) => x.end <= now && weekend(x.start + 43200) === we); return xs.length ? sum(xs.map((x) => x.value)) / xs.length : null; }) : null;
+    // Per day (of the month, or of the year by month): the average weekday against the average
+    // weekend day, over the whole days with data (today so far would pull its average down).
+    const days = p.r === 'day' ? data : daily?.buckets?.filter((x) => x.value != null);
+    const wk = days ? [false, true].map((we) => { const xs = days.filter((x) => x.end <= now && weekend(x.start + 43200) === we); return xs.length ? sum(xs.map((x) => x.value)) / xs.length : null; }) : null;
     const began = doc.since != null && doc.since > b[0]?.start && doc.since < (b.at(-1)?.end ?? 0);
     out.replaceChildren(
       !data.length ? h('p', { class: 'note', 'data-nodata': '' }, t('nodataperiod'), doc.since != null ? ` ${t('began', { t: date(doc.since, { dateStyle: 'long' }) })}` : '')
