@@ -692,9 +692,9 @@ def test_device_and_settings_show_the_mqtt_link(
         mqtt_broker.kill()
         expect(badge).to_have_attribute("data-connected", "false")
         expect(card.locator("[data-mqtt-error]")).to_contain_text(str(mqtt_broker.port))
-        page.wait_for_function(  # records go on, and wait on disk
-            "e => +e.dataset.outbox > 0", arg=card.locator("[data-outbox]").element_handle()
-        )
+        # Records go on, and wait on disk. A locator, not an element handle: the card is drawn
+        # again on each health event, and a handle taken before would never see the change.
+        expect(card.locator("[data-outbox]")).not_to_have_attribute("data-outbox", "0")
         mqtt_broker.start()
         expect(badge).to_have_attribute("data-connected", "true", timeout=90_000)
         expect(card.locator("[data-mqtt-error]")).to_have_count(0)
